@@ -1,0 +1,102 @@
+package idempotent
+
+import (
+	"context"
+	"time"
+)
+
+// Status is the state of an idempotency record.
+type Status string
+
+// The two states of a record. A record that does not exist, or whose
+// Expiration has passed, is free.
+const (
+	// StatusInProgress marks a key held by a running invocation until
+	// LeaseExpiration.
+	StatusInProgress Status = "INPROGRESS"
+	// StatusCompleted marks a key whose result is stored in Data.
+	StatusCompleted Status = "COMPLETED"
+)
+
+// Record is one idempotency record, the unit a Store reads and writes.
+//
+// Times are stored at the precision the contract fixes: Expiration in epoch
+// seconds (it is the DynamoDB TTL attribute), LeaseExpiration in epoch
+// milliseconds. Stores must keep that precision; the core truncates before it
+// writes, so comparisons never mix units.
+type Record struct {
+	// Key is the record id, "<name>#<sha256 hex of the key material>". The raw
+	// key is never stored.
+	Key string
+	// Status is StatusInProgress or StatusCompleted.
+	Status Status
+	// Expiration is when the record dies, whatever the store's own deletion
+	// does. A record is dead once Expiration <= now (second precision).
+	Expiration time.Time
+	// LeaseExpiration is when the lease of an in-progress record ends
+	// (millisecond precision). Zero for completed records.
+	LeaseExpiration time.Time
+	// Owner is the random token of the invocation holding the lease; it fences
+	// Complete and Release.
+	Owner string
+	// Fingerprint is the SHA-256 (hex) of the payload fingerprint, or empty
+	// when payload validation is off.
+	Fingerprint string
+	// Data is the encoded result of a completed record.
+	Data []byte
+}
+
+// Expired reports whether the record is dead at now: Expiration <= now, in
+// epoch seconds.
+func (r *Record) Expired(now time.Time) bool {
+	return r.Expiration.Unix() <= now.Unix()
+}
+
+// LeaseEnded reports whether an in-progress record's lease is over at now:
+// LeaseExpiration <= now, in epoch milliseconds.
+func (r *Record) LeaseEnded(now time.Time) bool {
+	return r.LeaseExpiration.UnixMilli() <= now.UnixMilli()
+}
+
+// Free reports whether a new invocation may take the key over from r at now:
+// r is expired, or it is in progress and its lease has ended. This is the
+// library-side form of the acquire condition every Store implements.
+func (r *Record) Free(now time.Time) bool {
+	if r.Expired(now) {
+		return true
+	}
+	return r.Status == StatusInProgress && r.LeaseEnded(now)
+}
+
+// Store is the persistence layer: four owner-fenced primitives over one
+// record per key. Implementations must be safe for concurrent use. They do no
+// hashing, encoding or policy; they never read a clock of their own (the core
+// passes now), so WithClock governs every time decision.
+//
+// Errors: Complete and Release return ErrLeaseLost when the fencing condition
+// fails; any other failure should be a *StoreError (the core wraps plain
+// errors into one). Undecodable records are reported with an error wrapping
+// ErrCorruptRecord.
+type Store interface {
+	// Acquire writes rec (StatusInProgress, with Owner and LeaseExpiration)
+	// if, at now, there is no record for rec.Key, or the record is expired,
+	// or it is in progress and its lease has ended — in one atomic
+	// conditional write. It returns acquired == true on success. Otherwise it
+	// returns the record that holds the key; existing is nil when that record
+	// vanished before it could be read (the caller tries again).
+	Acquire(ctx context.Context, rec Record, now time.Time) (existing *Record, acquired bool, err error)
+
+	// Get returns the record for key with a strongly consistent read, or nil
+	// when there is none. It does not judge expiry.
+	Get(ctx context.Context, key string) (*Record, error)
+
+	// Complete turns the in-progress record rec.Key held by rec.Owner into a
+	// completed one with rec.Data and rec.Expiration, and ends the lease. If
+	// the record is not in progress or another owner holds it, Complete
+	// changes nothing and returns ErrLeaseLost.
+	Complete(ctx context.Context, rec Record) error
+
+	// Release deletes the in-progress record key if owner holds it, so a
+	// retry can run. Otherwise it changes nothing and returns ErrLeaseLost.
+	Release(ctx context.Context, key, owner string) error
+}
