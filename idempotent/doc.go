@@ -1,0 +1,36 @@
+// Package idempotent makes AWS Lambda handlers, and any function, idempotent:
+// a duplicate invocation returns the stored result of the first instead of
+// running again.
+//
+// Wrap guards a whole handler and goes straight into lambda.Start; Do guards
+// one call inside a handler (per SQS record, per workflow step). Both keep one
+// record per idempotency key in a Store — the DynamoDB store in
+// idempotent/dynamostore in production, NewMemoryStore in tests — and follow
+// one contract:
+//
+//   - for one key, within its TTL, the guarded function runs to completion at
+//     most once, and every caller presenting the key with the same payload
+//     receives the same stored result;
+//   - a run that returns an error or panics releases the key, so a retry runs
+//     again;
+//   - a run that crashes or times out holds the key until its lease (by
+//     default the invocation's deadline) ends; KeyFromContext gives the
+//     handler the record key to make its own downstream writes idempotent;
+//   - a run that finishes after its lease was taken over gets ErrLeaseLost
+//     and overwrites nothing (owner fencing);
+//   - a store failure never lets the function run unguarded: the call fails
+//     with a *StoreError, safe to retry.
+//
+// A duplicate that arrives while the first run is still going gets
+// ErrInProgress (an *InProgressError), or waits for the result with WithWait.
+// The same key with a different payload gets ErrPayloadMismatch when payload
+// validation is on (WithPayloadPath, WithFingerprint).
+//
+// Store calls per invocation: a new key takes two writes (acquire, complete);
+// a replay takes one conditional write on DynamoDB (two on servers that do
+// not return the old item); a replay from the local cache (WithLocalCache)
+// takes none.
+//
+// Setting IDEMPOTENCY_DISABLED=true bypasses every guard with a warning, for
+// users' unit tests.
+package idempotent

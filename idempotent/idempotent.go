@@ -1,0 +1,344 @@
+package idempotent
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+type ctxKey struct{}
+
+// KeyFromContext returns the record id of the guarded run that ctx belongs
+// to. Handlers use it to derive keys for their own downstream writes (a
+// conditional put keyed by it, an idempotency key sent to a payment
+// provider), so that even a second run after a crash does not double an
+// effect.
+func KeyFromContext(ctx context.Context) (string, bool) {
+	k, ok := ctx.Value(ctxKey{}).(string)
+	return k, ok
+}
+
+// Wrap returns a handler that runs h at most once per idempotency key within
+// the TTL and answers every duplicate with the stored result of the first
+// run. It goes straight into lambda.Start:
+//
+//	lambda.Start(idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId")))
+//
+// The key is the whole event by default (its JSON form), or what WithKeyPath
+// or WithKeyFunc select. Results are stored as JSON and decoded into Out on
+// replay. Concurrency: the returned handler is safe for concurrent use, and
+// any number of handlers in any number of processes sharing one Store
+// coordinate through it — one run holds a key at a time, and a duplicate
+// either replays, waits (WithWait) or fails with ErrInProgress. A run that
+// returns an error or panics releases its key so a retry runs again; a run
+// that crashes holds it until its lease ends. Store failures fail closed: h
+// does not run and the call returns a *StoreError.
+//
+// An invalid option makes every call fail with a *ConfigError; h never runs
+// unguarded because of a configuration mistake.
+func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), opts ...Option) func(context.Context, In) (Out, error) {
+	c := newConfig(opts)
+	keyFunc, err := eventKeyFunc[In](c)
+	if err == nil && store == nil && !c.disabled {
+		err = &ConfigError{Option: "store", Err: errors.New("nil Store")}
+	}
+	if err == nil && h == nil {
+		err = &ConfigError{Option: "handler", Err: errors.New("nil handler")}
+	}
+	if err != nil {
+		return func(context.Context, In) (Out, error) {
+			var zero Out
+			return zero, err
+		}
+	}
+	if c.disabled {
+		c.logger.Warn("idempotency disabled by environment; handler runs unguarded", slog.String("env", DisabledEnv))
+		return h
+	}
+	return func(ctx context.Context, event In) (Out, error) {
+		key, fp, err := keyFunc(event)
+		if err != nil {
+			var zero Out
+			return zero, err
+		}
+		return execute(ctx, c, store, key, fp, func(ctx context.Context) (Out, error) { return h(ctx, event) })
+	}
+}
+
+// Do runs fn at most once per key within the TTL, inside a handler: per SQS
+// record, per step of a workflow. It follows the same contract as Wrap, with
+// the key given directly; an empty key runs fn unguarded with a warning, or
+// fails with ErrNoKey under WithRequireKey. WithFingerprint turns on payload
+// validation. The result is stored as JSON and decoded into T on replay.
+func Do[T any](ctx context.Context, store Store, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
+	c := newConfig(opts)
+	var zero T
+	if c.keyPath != nil || c.keyFunc != nil || c.payloadPath != nil {
+		c.fail("Do", errors.New("WithKeyPath, WithKeyFunc and WithPayloadPath apply to Wrap; Do takes the key and WithFingerprint"))
+	}
+	if c.err != nil {
+		return zero, c.err
+	}
+	if fn == nil {
+		return zero, &ConfigError{Option: "fn", Err: errors.New("nil function")}
+	}
+	if c.disabled {
+		c.logger.Warn("idempotency disabled by environment; function runs unguarded", slog.String("env", DisabledEnv))
+		return fn(ctx)
+	}
+	if store == nil {
+		return zero, &ConfigError{Option: "store", Err: errors.New("nil Store")}
+	}
+	fp := ""
+	if c.fingerprint != nil {
+		fp = *c.fingerprint
+	}
+	return execute(ctx, c, store, key, fp, fn)
+}
+
+// execute is the state machine of the contract, §3.
+func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
+	var zero T
+	if key == "" {
+		if c.requireKey {
+			return zero, ErrNoKey
+		}
+		c.logger.WarnContext(ctx, "no idempotency key; running unguarded", slog.String("name", c.name))
+		return fn(ctx)
+	}
+	id := recordID(c.name, key)
+	fp := ""
+	if c.fingerprint != nil || c.payloadPath != nil {
+		fp = hashHex(fingerprint)
+	}
+
+	// 2. Local cache.
+	if c.cache != nil {
+		if e, ok := c.cache.Get(id); ok {
+			if e.expiration > c.clock().Unix() {
+				if mismatch(fp, e.fingerprint) {
+					return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+				}
+				return decode[T](id, e.data)
+			}
+			c.cache.Remove(id)
+		}
+	}
+
+	owner, err := newOwner()
+	if err != nil {
+		return zero, &StoreError{Op: "acquire", Key: id, Err: err}
+	}
+
+	// 3–4. Acquire, or resolve the conflict.
+	waited, polls := time.Duration(0), 0
+	backoff := firstPoll
+	for attempt := 0; ; attempt++ {
+		now := c.clock()
+		rec := Record{
+			Key:             id,
+			Status:          StatusInProgress,
+			Expiration:      time.Unix(now.Add(c.ttl).Unix(), 0),
+			LeaseExpiration: time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli()),
+			Owner:           owner,
+			Fingerprint:     fp,
+		}
+		existing, acquired, err := store.Acquire(ctx, rec, now)
+		if err != nil {
+			return zero, storeErr("acquire", id, err)
+		}
+		if acquired {
+			break
+		}
+		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
+			d := min(backoff, c.wait-waited)
+			if err := sleep(ctx, d); err != nil {
+				return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
+			}
+			waited += d
+			polls++
+			backoff = min(backoff*2, maxPoll)
+			got, err := store.Get(ctx, id)
+			if err != nil {
+				return zero, storeErr("get", id, err)
+			}
+			existing = got
+		}
+		now = c.clock()
+		if existing == nil || existing.Free(now) {
+			if attempt >= maxAcquireAttempts+polls {
+				return zero, &StoreError{Op: "acquire", Key: id, Err: errors.New("record kept changing between conditional write and read")}
+			}
+			continue
+		}
+		if mismatch(fp, existing.Fingerprint) {
+			return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+		}
+		switch existing.Status {
+		case StatusCompleted:
+			c.remember(existing)
+			return decode[T](id, existing.Data)
+		case StatusInProgress:
+			return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
+		default:
+			return zero, fmt.Errorf("%w: record %s has status %q", ErrCorruptRecord, id, existing.Status)
+		}
+	}
+
+	// 5. Run, releasing the key if fn panics or exits the goroutine.
+	out, runErr := runGuarded(ctx, c, store, id, owner, fn)
+	if runErr != nil {
+		// 7. Error → release.
+		return zero, errors.Join(runErr, release(ctx, c, store, id, owner))
+	}
+
+	// 6. Success → complete.
+	data, err := json.Marshal(out)
+	if err != nil {
+		encErr := fmt.Errorf("idempotent: encode result of record %s: %w", id, err)
+		return zero, errors.Join(encErr, release(ctx, c, store, id, owner))
+	}
+	done := Record{
+		Key:         id,
+		Status:      StatusCompleted,
+		Expiration:  time.Unix(c.clock().Add(c.ttl).Unix(), 0),
+		Owner:       owner,
+		Fingerprint: fp,
+		Data:        data,
+	}
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	if err := store.Complete(cctx, done); err != nil {
+		if errors.Is(err, ErrLeaseLost) {
+			c.logger.WarnContext(ctx, "lease lost before completion; result not stored", slog.String("record", id))
+			return zero, fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
+		}
+		return zero, storeErr("complete", id, err)
+	}
+	c.remember(&done)
+	return out, nil
+}
+
+const (
+	maxAcquireAttempts = 2
+	firstPoll          = 25 * time.Millisecond
+	maxPoll            = time.Second
+	cleanupTimeout     = 10 * time.Second
+)
+
+func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner string, fn func(context.Context) (T, error)) (out T, err error) {
+	finished := false
+	defer func() {
+		if !finished {
+			// fn panicked (or called runtime.Goexit): release, and let the
+			// panic go on with its original stack.
+			if relErr := release(ctx, c, store, id, owner); relErr != nil {
+				c.logger.ErrorContext(ctx, "release after panic failed", slog.String("record", id), slog.Any("error", relErr))
+			}
+		}
+	}()
+	out, err = fn(context.WithValue(ctx, ctxKey{}, id))
+	finished = true
+	return out, err
+}
+
+// release frees the key after a failed run. Losing the lease meanwhile is not
+// an error of the caller's: the key is in another run's hands.
+func release(ctx context.Context, c *config, store Store, id, owner string) error {
+	cctx, cancel := cleanupContext(ctx)
+	defer cancel()
+	err := store.Release(cctx, id, owner)
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, ErrLeaseLost) {
+		c.logger.WarnContext(ctx, "lease lost before release", slog.String("record", id))
+		return nil
+	}
+	return storeErr("release", id, err)
+}
+
+// cleanupContext lets Complete and Release run even when the invocation's
+// context was cancelled, within a bound.
+func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
+}
+
+func (c *config) leaseEnd(ctx context.Context, now time.Time) time.Time {
+	if c.lease > 0 {
+		return now.Add(c.lease)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The deadline is on the wall clock; carry the time left over to the
+		// configured clock so every comparison uses one clock.
+		return now.Add(time.Until(dl))
+	}
+	return now.Add(DefaultLease)
+}
+
+func (c *config) remember(r *Record) {
+	if c.cache == nil || r.Status != StatusCompleted {
+		return
+	}
+	c.cache.Add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
+}
+
+type cacheEntry struct {
+	expiration  int64
+	fingerprint string
+	data        []byte
+}
+
+func mismatch(mine, stored string) bool {
+	return mine != "" && stored != "" && mine != stored
+}
+
+func decode[T any](id string, data []byte) (T, error) {
+	var out T
+	if err := json.Unmarshal(data, &out); err != nil {
+		return out, fmt.Errorf("%w: record %s: stored result does not decode: %w", ErrCorruptRecord, id, err)
+	}
+	return out, nil
+}
+
+func storeErr(op, id string, err error) error {
+	var se *StoreError
+	if errors.As(err, &se) || errors.Is(err, ErrCorruptRecord) {
+		return err
+	}
+	return &StoreError{Op: op, Key: id, Err: err}
+}
+
+func recordID(name, key string) string {
+	return name + "#" + hashHex(key)
+}
+
+func hashHex(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:])
+}
+
+func newOwner() (string, error) {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b[:]), nil
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}

@@ -1,0 +1,625 @@
+package idempotent_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// handler counts its runs and returns a receipt carrying the run number.
+type handler struct {
+	runs  atomic.Int64
+	block chan struct{} // when set, each run waits for it to close
+	start chan struct{} // when set, each run signals it started
+	err   error
+}
+
+func (h *handler) handle(ctx context.Context, o order) (receipt, error) {
+	n := h.runs.Add(1)
+	if h.start != nil {
+		h.start <- struct{}{}
+	}
+	if h.block != nil {
+		<-h.block
+	}
+	if h.err != nil {
+		return receipt{}, h.err
+	}
+	return receipt{OrderID: o.ID, Run: n}, nil
+}
+
+func TestWrapNewThenReplay(t *testing.T) {
+	clk := newClock()
+	store := newCounting(idempotent.NewMemoryStore())
+	h := &handler{}
+	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now))
+
+	first, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := store.calls(); got != 2 || store.acquire.Load() != 1 || store.complete.Load() != 1 {
+		t.Fatalf("new key: %d store calls (acquire %d, complete %d), want 2 = acquire + complete", got, store.acquire.Load(), store.complete.Load())
+	}
+	store.reset()
+	second, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second != first {
+		t.Fatalf("replay = %+v, want the first result %+v", second, first)
+	}
+	if h.runs.Load() != 1 {
+		t.Fatalf("handler ran %d times, want 1", h.runs.Load())
+	}
+	if got := store.calls(); got != 1 {
+		t.Fatalf("replay: %d store calls, want 1 (the conditional write that returns the record)", got)
+	}
+	// Another key runs.
+	if _, err := wrapped(context.Background(), order{ID: "o-2"}); err != nil {
+		t.Fatal(err)
+	}
+	if h.runs.Load() != 2 {
+		t.Fatalf("second key: handler ran %d times in all, want 2", h.runs.Load())
+	}
+}
+
+func TestLocalCacheReplayMakesNoStoreCall(t *testing.T) {
+	store := newCounting(idempotent.NewMemoryStore())
+	h := &handler{}
+	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16))
+	first, err := wrapped(context.Background(), order{ID: "o-1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	store.reset()
+	for range 3 {
+		got, err := wrapped(context.Background(), order{ID: "o-1"})
+		if err != nil || got != first {
+			t.Fatalf("cached replay = %+v, %v; want %+v", got, err, first)
+		}
+	}
+	if store.calls() != 0 {
+		t.Fatalf("local-cache replay made %d store calls, want 0", store.calls())
+	}
+	// A replay from the store also fills the cache of another container.
+	other := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16))
+	if _, err := other(context.Background(), order{ID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	store.reset()
+	if _, err := other(context.Background(), order{ID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if store.calls() != 0 || h.runs.Load() != 1 {
+		t.Fatalf("second container: %d store calls, %d runs; want 0 and 1", store.calls(), h.runs.Load())
+	}
+}
+
+func TestLocalCacheNeverHoldsInProgressOrExpired(t *testing.T) {
+	clk := newClock()
+	store := newCounting(idempotent.NewMemoryStore())
+	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
+	opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Minute)}
+	wrapped := idempotent.Wrap(store, h.handle, opts...)
+
+	done := make(chan error, 1)
+	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
+	<-h.start
+	// While in progress, a duplicate in the same container must reach the store.
+	store.reset()
+	_, err := wrapped(context.Background(), order{ID: "o-1"})
+	if !errors.Is(err, idempotent.ErrInProgress) || store.acquire.Load() != 1 {
+		t.Fatalf("duplicate while in progress: err %v, acquire calls %d; want ErrInProgress from the store", err, store.acquire.Load())
+	}
+	close(h.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// After the TTL the cached record is dead: the handler runs again.
+	clk.Advance(time.Minute)
+	h.block, h.start = nil, nil
+	if _, err := wrapped(context.Background(), order{ID: "o-1"}); err != nil {
+		t.Fatal(err)
+	}
+	if h.runs.Load() != 2 {
+		t.Fatalf("after TTL: %d runs, want 2", h.runs.Load())
+	}
+}
+
+func TestInProgressDuplicate(t *testing.T) {
+	clk := newClock()
+	store := idempotent.NewMemoryStore()
+	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
+	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithLease(30*time.Second))
+
+	done := make(chan error, 1)
+	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
+	<-h.start
+	_, err := wrapped(context.Background(), order{ID: "o-1"})
+	var ip *idempotent.InProgressError
+	if !errors.Is(err, idempotent.ErrInProgress) || !errors.As(err, &ip) {
+		t.Fatalf("err = %v, want an *InProgressError", err)
+	}
+	if want := clk.Now().Add(30 * time.Second); !ip.LeaseExpiration.Equal(want) {
+		t.Fatalf("lease ends %v, want %v", ip.LeaseExpiration, want)
+	}
+	if got := ip.RetryAfter(clk.Now().Add(500 * time.Millisecond)); got != 30*time.Second {
+		t.Fatalf("RetryAfter = %v, want 30s (29.5 s rounded up)", got)
+	}
+	close(h.block)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if h.runs.Load() != 1 {
+		t.Fatalf("runs = %d, want 1", h.runs.Load())
+	}
+}
+
+func TestLeaseDefaultsToContextDeadline(t *testing.T) {
+	clk := newClock()
+	store := idempotent.NewMemoryStore()
+	var lease time.Time
+	fn := func(ctx context.Context) (int, error) {
+		key, _ := idempotent.KeyFromContext(ctx)
+		rec, err := store.Get(ctx, key)
+		if err != nil || rec == nil {
+			return 0, fmt.Errorf("record during run: %v %v", rec, err)
+		}
+		lease = rec.LeaseExpiration
+		return 1, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
+	defer cancel()
+	if _, err := idempotent.Do(ctx, store, "k", fn, idempotent.WithClock(clk.Now)); err != nil {
+		t.Fatal(err)
+	}
+	// time.Until(deadline) is a little under an hour by the time it is read.
+	if d := lease.Sub(clk.Now()); d > time.Hour || d < 59*time.Minute {
+		t.Fatalf("lease with a 1 h deadline = now + %v, want about 1 h", d)
+	}
+	if _, err := idempotent.Do(context.Background(), store, "k2", fn, idempotent.WithClock(clk.Now)); err != nil {
+		t.Fatal(err)
+	}
+	if d := lease.Sub(clk.Now()); d != idempotent.DefaultLease {
+		t.Fatalf("lease without deadline = now + %v, want %v", d, idempotent.DefaultLease)
+	}
+}
+
+func TestLeaseTakeoverAndLateCompletion(t *testing.T) {
+	clk := newClock()
+	store := idempotent.NewMemoryStore()
+	slow := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
+	fast := &handler{}
+	opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithLease(10 * time.Second)}
+	slowWrapped := idempotent.Wrap(store, slow.handle, opts...)
+	fastWrapped := idempotent.Wrap(store, fast.handle, opts...)
+
+	done := make(chan error, 1)
+	go func() { _, err := slowWrapped(context.Background(), order{ID: "o-1"}); done <- err }()
+	<-slow.start
+	clk.Advance(10 * time.Second) // the slow run's lease ends now (<= now)
+	winner, err := fastWrapped(context.Background(), order{ID: "o-1"})
+	if err != nil {
+		t.Fatalf("takeover after lease end: %v", err)
+	}
+	close(slow.block)
+	if err := <-done; !errors.Is(err, idempotent.ErrLeaseLost) {
+		t.Fatalf("late completion: err = %v, want ErrLeaseLost", err)
+	}
+	// Nothing was overwritten: a retry replays the winner's result.
+	got, err := fastWrapped(context.Background(), order{ID: "o-1"})
+	if err != nil || got != winner {
+		t.Fatalf("replay after takeover = %+v, %v; want the winner's %+v", got, err, winner)
+	}
+}
+
+func TestRecordExpiry(t *testing.T) {
+	clk := newClock()
+	h := &handler{}
+	wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Hour))
+	for _, step := range []struct {
+		name    string
+		advance time.Duration
+		runs    int64
+	}{
+		{"first", 0, 1},
+		{"inside TTL", time.Hour - time.Second, 1},
+		{"at expiration", time.Second, 2},
+	} {
+		t.Run(step.name, func(t *testing.T) {
+			clk.Advance(step.advance)
+			if _, err := wrapped(context.Background(), order{ID: "o-1"}); err != nil {
+				t.Fatal(err)
+			}
+			if h.runs.Load() != step.runs {
+				t.Fatalf("runs = %d, want %d", h.runs.Load(), step.runs)
+			}
+		})
+	}
+}
+
+func TestPayloadMismatch(t *testing.T) {
+	for _, cached := range []bool{false, true} {
+		t.Run(fmt.Sprintf("local cache %v", cached), func(t *testing.T) {
+			h := &handler{}
+			opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")}
+			if cached {
+				opts = append(opts, idempotent.WithLocalCache(8))
+			}
+			wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, opts...)
+			if _, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5}); err != nil {
+				t.Fatal(err)
+			}
+			_, err := wrapped(context.Background(), order{ID: "o-1", Amount: 6})
+			if !errors.Is(err, idempotent.ErrPayloadMismatch) {
+				t.Fatalf("err = %v, want ErrPayloadMismatch", err)
+			}
+			if _, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5}); err != nil {
+				t.Fatalf("same payload after a mismatch: %v", err)
+			}
+			if h.runs.Load() != 1 {
+				t.Fatalf("runs = %d, want 1", h.runs.Load())
+			}
+		})
+	}
+}
+
+func TestErrorReleasesKey(t *testing.T) {
+	store := newCounting(idempotent.NewMemoryStore())
+	h := &handler{err: errBoom}
+	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"))
+	if _, err := wrapped(context.Background(), order{ID: "o-1"}); !errors.Is(err, errBoom) {
+		t.Fatalf("err = %v, want the handler's error", err)
+	}
+	if store.release.Load() != 1 || store.complete.Load() != 0 {
+		t.Fatalf("release %d, complete %d; want 1 and 0", store.release.Load(), store.complete.Load())
+	}
+	h.err = nil
+	if _, err := wrapped(context.Background(), order{ID: "o-1"}); err != nil {
+		t.Fatalf("retry after error: %v", err)
+	}
+	if h.runs.Load() != 2 {
+		t.Fatalf("runs = %d, want 2 (the retry runs again)", h.runs.Load())
+	}
+}
+
+func TestReleaseFailureIsJoined(t *testing.T) {
+	store := newCounting(idempotent.NewMemoryStore())
+	storeDown := errors.New("connection reset")
+	fn := func(context.Context) (int, error) {
+		store.fail.Store(&storeDown)
+		return 0, errBoom
+	}
+	_, err := idempotent.Do(context.Background(), store, "k", fn)
+	var se *idempotent.StoreError
+	if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Op != "release" || !errors.Is(err, storeDown) {
+		t.Fatalf("err = %v, want the handler's error joined with a release *StoreError", err)
+	}
+}
+
+func TestPanicReleasesAndRepanics(t *testing.T) {
+	store := newCounting(idempotent.NewMemoryStore())
+	fn := func(context.Context) (int, error) { panic("kaboom") }
+	func() {
+		defer func() {
+			if p := recover(); p != "kaboom" {
+				t.Fatalf("recovered %v, want the handler's panic value", p)
+			}
+		}()
+		_, _ = idempotent.Do(context.Background(), store, "k", fn)
+		t.Fatal("Do returned after a panic")
+	}()
+	if store.release.Load() != 1 {
+		t.Fatalf("release calls = %d, want 1", store.release.Load())
+	}
+	got, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 7, nil })
+	if err != nil || got != 7 {
+		t.Fatalf("retry after panic = %d, %v; want 7 (runs again)", got, err)
+	}
+}
+
+func TestMissingKey(t *testing.T) {
+	tests := []struct {
+		name    string
+		opts    []idempotent.Option
+		event   order
+		wantErr error
+		runs    int64
+	}{
+		{"path yields empty string: unguarded", []idempotent.Option{idempotent.WithKeyPath("id")}, order{}, nil, 2},
+		{"path yields nothing: unguarded", []idempotent.Option{idempotent.WithKeyPath("missing")}, order{ID: "x"}, nil, 2},
+		{"required", []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
+		{"key func empty, required", []idempotent.Option{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
+		{"key func error", []idempotent.Option{idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom })}, order{ID: "x"}, idempotent.ErrNoKey, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := idempotent.NewMemoryStore()
+			h := &handler{}
+			wrapped := idempotent.Wrap(store, h.handle, tt.opts...)
+			for range 2 {
+				_, err := wrapped(context.Background(), tt.event)
+				if !errors.Is(err, tt.wantErr) {
+					t.Fatalf("err = %v, want %v", err, tt.wantErr)
+				}
+			}
+			if h.runs.Load() != tt.runs {
+				t.Fatalf("runs = %d, want %d", h.runs.Load(), tt.runs)
+			}
+			if store.Len() != 0 {
+				t.Fatalf("a missing key left %d records; it must never be hashed into a shared record", store.Len())
+			}
+		})
+	}
+}
+
+func TestKeyMaterial(t *testing.T) {
+	type ev struct {
+		ID   any    `json:"id"`
+		Note string `json:"note"`
+	}
+	h := func(_ context.Context, e ev) (string, error) { return e.Note, nil }
+	tests := []struct {
+		name       string
+		opts       []idempotent.Option
+		a, b       ev
+		sameRecord bool
+	}{
+		{"whole event differs", nil, ev{"1", "a"}, ev{"1", "b"}, false},
+		{"whole event equal", nil, ev{"1", "a"}, ev{"1", "a"}, true},
+		{"path equal", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{"1", "b"}, true},
+		{"string vs number", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{1, "b"}, false},
+		{"large integers keep precision", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{int64(9007199254740993), "a"}, ev{int64(9007199254740992), "b"}, false},
+		{"multi-select", []idempotent.Option{idempotent.WithKeyPath("[id, note]")}, ev{"1", "a"}, ev{"1", "b"}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h, tt.opts...)
+			first, err := wrapped(context.Background(), tt.a)
+			if err != nil {
+				t.Fatal(err)
+			}
+			second, err := wrapped(context.Background(), tt.b)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (first == second) != tt.sameRecord {
+				t.Fatalf("first %q second %q: same record = %v, want %v", first, second, first == second, tt.sameRecord)
+			}
+		})
+	}
+}
+
+func TestStoreFailureFailsClosed(t *testing.T) {
+	down := errors.New("dial tcp: connection refused")
+	for _, op := range []string{"acquire", "complete"} {
+		t.Run(op, func(t *testing.T) {
+			store := newCounting(idempotent.NewMemoryStore())
+			h := &handler{}
+			fn := func(ctx context.Context, o order) (receipt, error) {
+				if op == "complete" {
+					store.fail.Store(&down)
+				}
+				return h.handle(ctx, o)
+			}
+			if op == "acquire" {
+				store.fail.Store(&down)
+			}
+			_, err := idempotent.Wrap(store, fn, idempotent.WithKeyPath("id"))(context.Background(), order{ID: "o-1"})
+			var se *idempotent.StoreError
+			if !errors.As(err, &se) || se.Op != op || !errors.Is(err, down) {
+				t.Fatalf("err = %v, want *StoreError{Op: %q}", err, op)
+			}
+			if want := map[string]int64{"acquire": 0, "complete": 1}[op]; h.runs.Load() != want {
+				t.Fatalf("runs = %d, want %d", h.runs.Load(), want)
+			}
+		})
+	}
+}
+
+func TestCorruptStoredResult(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	if _, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) { return "text", nil }); err != nil {
+		t.Fatal(err)
+	}
+	ran := false
+	_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+	if !errors.Is(err, idempotent.ErrCorruptRecord) || ran {
+		t.Fatalf("err = %v, ran = %v; want ErrCorruptRecord without running", err, ran)
+	}
+}
+
+func TestConfigErrors(t *testing.T) {
+	tests := []struct {
+		name string
+		opts []idempotent.Option
+	}{
+		{"bad key path", []idempotent.Option{idempotent.WithKeyPath("a[")}},
+		{"empty key path", []idempotent.Option{idempotent.WithKeyPath("")}},
+		{"bad payload path", []idempotent.Option{idempotent.WithPayloadPath("{")}},
+		{"key func of another type", []idempotent.Option{idempotent.WithKeyFunc(func(string) (string, error) { return "", nil })}},
+		{"key path and key func", []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithKeyFunc(func(order) (string, error) { return "", nil })}},
+		{"short TTL", []idempotent.Option{idempotent.WithTTL(time.Millisecond)}},
+		{"zero lease", []idempotent.Option{idempotent.WithLease(0)}},
+		{"zero cache", []idempotent.Option{idempotent.WithLocalCache(0)}},
+		{"fingerprint on Wrap", []idempotent.Option{idempotent.WithFingerprint("x")}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			h := &handler{}
+			_, err := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, tt.opts...)(context.Background(), order{ID: "o-1"})
+			var ce *idempotent.ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("err = %v, want *ConfigError", err)
+			}
+			if h.runs.Load() != 0 {
+				t.Fatal("handler ran despite a configuration error")
+			}
+		})
+	}
+	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { return 1, nil }, idempotent.WithKeyPath("id")); !errors.As(err, new(*idempotent.ConfigError)) {
+		t.Fatalf("Do with WithKeyPath: err = %v, want *ConfigError", err)
+	}
+}
+
+func TestDisabledByEnvironment(t *testing.T) {
+	t.Setenv(idempotent.DisabledEnv, "true")
+	h := &handler{}
+	wrapped := idempotent.Wrap(nil, h.handle, idempotent.WithKeyPath("id"))
+	for range 2 {
+		if _, err := wrapped(context.Background(), order{ID: "o-1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := 0
+	for range 2 {
+		if _, err := idempotent.Do(context.Background(), nil, "k", func(context.Context) (int, error) { n++; return n, nil }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h.runs.Load() != 2 || n != 2 {
+		t.Fatalf("runs = %d and %d, want 2 and 2 (bypassed)", h.runs.Load(), n)
+	}
+}
+
+func TestKeyFromContextAndNamespace(t *testing.T) {
+	t.Setenv(idempotent.FunctionNameEnv, "payments")
+	var keys []string
+	fn := func(ctx context.Context) (int, error) {
+		k, ok := idempotent.KeyFromContext(ctx)
+		if !ok {
+			return 0, errors.New("no key in context")
+		}
+		keys = append(keys, k)
+		return 1, nil
+	}
+	store := idempotent.NewMemoryStore()
+	if _, err := idempotent.Do(context.Background(), store, "k", fn); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithName("refunds")); err != nil {
+		t.Fatal(err)
+	}
+	// sha256("k")
+	const h = "8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a"
+	if len(keys) != 2 || keys[0] != "payments#"+h || keys[1] != "refunds#"+h {
+		t.Fatalf("record keys = %q, want payments#<sha256> and refunds#<sha256>", keys)
+	}
+	if _, ok := idempotent.KeyFromContext(context.Background()); ok {
+		t.Fatal("KeyFromContext outside a guarded run reported a key")
+	}
+}
+
+func TestWaitForRunningDuplicate(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	started := make(chan struct{})
+	release := make(chan struct{})
+	var runs atomic.Int64
+	fn := func(context.Context) (int64, error) {
+		n := runs.Add(1)
+		if n == 1 {
+			close(started)
+			<-release
+		}
+		return n, nil
+	}
+	first := make(chan int64, 1)
+	go func() { v, _ := idempotent.Do(context.Background(), store, "k", fn); first <- v }()
+	<-started
+	waiter := make(chan error, 1)
+	var waited int64
+	go func() {
+		v, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithWait(time.Minute))
+		waited = v
+		waiter <- err
+	}()
+	close(release)
+	if err := <-waiter; err != nil {
+		t.Fatalf("waiting duplicate: %v", err)
+	}
+	if v := <-first; waited != v || runs.Load() != 1 {
+		t.Fatalf("waiter got %d, first %d, runs %d; want the first result and one run", waited, v, runs.Load())
+	}
+}
+
+func TestWaitGivesUp(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	hold := make(chan struct{})
+	started := make(chan struct{})
+	go func() {
+		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
+	}()
+	<-started
+	defer close(hold)
+	_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(60*time.Millisecond))
+	if !errors.Is(err, idempotent.ErrInProgress) {
+		t.Fatalf("err = %v, want ErrInProgress after the wait budget", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	_, err = idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
+	if !errors.Is(err, idempotent.ErrInProgress) {
+		t.Fatalf("cancelled wait: err = %v, want ErrInProgress", err)
+	}
+}
+
+func TestWaitThenRunAfterRelease(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	started := make(chan struct{})
+	fail := make(chan struct{})
+	go func() {
+		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
+	}()
+	<-started
+	res := make(chan int, 1)
+	go func() {
+		v, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 42, nil }, idempotent.WithWait(time.Minute))
+		if err != nil {
+			v = -1
+		}
+		res <- v
+	}()
+	close(fail)
+	if v := <-res; v != 42 {
+		t.Fatalf("waiter after release = %d, want 42 (it runs itself)", v)
+	}
+}
+
+// 32 containers, each with its own wrapper and local cache, one key: the
+// handler runs once and every caller gets the same result.
+func TestConcurrentContainersOneKey(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	var runs atomic.Int64
+	h := func(_ context.Context, o order) (receipt, error) {
+		return receipt{OrderID: o.ID, Run: runs.Add(1)}, nil
+	}
+	const n = 48
+	results := make([]receipt, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	startLine := make(chan struct{})
+	for i := range n {
+		wrapped := idempotent.Wrap(store, h, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(4), idempotent.WithWait(time.Minute))
+		wg.Go(func() {
+			<-startLine
+			results[i], errs[i] = wrapped(context.Background(), order{ID: "o-1"})
+		})
+	}
+	close(startLine)
+	wg.Wait()
+	if runs.Load() != 1 {
+		t.Fatalf("handler ran %d times, want 1", runs.Load())
+	}
+	for i := range n {
+		if errs[i] != nil || results[i] != results[0] {
+			t.Fatalf("caller %d: %+v, %v; want %+v", i, results[i], errs[i], results[0])
+		}
+	}
+}

@@ -1,0 +1,105 @@
+package idempotent
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"time"
+)
+
+// MemoryStore is a Store in process memory: for unit tests, examples and
+// single-process use. It is safe for concurrent use and follows the same
+// contract as the DynamoDB store (the store contract suite runs against
+// both). Expired records are swept as new ones are written.
+type MemoryStore struct {
+	mu      sync.Mutex
+	records map[string]Record
+	writes  int
+}
+
+// NewMemoryStore returns an empty MemoryStore.
+func NewMemoryStore() *MemoryStore {
+	return &MemoryStore{records: make(map[string]Record)}
+}
+
+var _ Store = (*MemoryStore)(nil)
+
+const sweepEvery = 1024
+
+// Acquire implements Store.
+func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Record, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.records == nil {
+		m.records = make(map[string]Record)
+	}
+	if old, ok := m.records[rec.Key]; ok && !old.Free(now) {
+		cp := clone(old)
+		return &cp, false, nil
+	}
+	m.records[rec.Key] = clone(rec)
+	m.writes++
+	if m.writes%sweepEvery == 0 {
+		for k, r := range m.records {
+			if r.Expired(now) {
+				delete(m.records, k)
+			}
+		}
+	}
+	return nil, true, nil
+}
+
+// Get implements Store.
+func (m *MemoryStore) Get(_ context.Context, key string) (*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[key]
+	if !ok {
+		return nil, nil
+	}
+	cp := clone(r)
+	return &cp, nil
+}
+
+// Complete implements Store.
+func (m *MemoryStore) Complete(_ context.Context, rec Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.records[rec.Key]
+	if !ok || old.Status != StatusInProgress || old.Owner != rec.Owner {
+		return ErrLeaseLost
+	}
+	old.Status = StatusCompleted
+	old.Data = bytes.Clone(rec.Data)
+	if old.Data == nil {
+		old.Data = []byte{}
+	}
+	old.Expiration = rec.Expiration
+	old.LeaseExpiration = time.Time{}
+	m.records[rec.Key] = old
+	return nil
+}
+
+// Release implements Store.
+func (m *MemoryStore) Release(_ context.Context, key, owner string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.records[key]
+	if !ok || old.Status != StatusInProgress || old.Owner != owner {
+		return ErrLeaseLost
+	}
+	delete(m.records, key)
+	return nil
+}
+
+// Len returns the number of records held, expired ones included until swept.
+func (m *MemoryStore) Len() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.records)
+}
+
+func clone(r Record) Record {
+	r.Data = bytes.Clone(r.Data)
+	return r
+}

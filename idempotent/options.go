@@ -1,0 +1,226 @@
+package idempotent
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"time"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/jmespath/go-jmespath"
+)
+
+// Defaults.
+const (
+	// DefaultTTL is how long a completed record is kept and replayed.
+	DefaultTTL = time.Hour
+	// DefaultLease is the lease of a run whose context has no deadline.
+	DefaultLease = 60 * time.Second
+	// DisabledEnv is the environment variable that, set to a true value
+	// ("true", "1"), bypasses every guard with a warning: for users' unit
+	// tests, never for production.
+	DisabledEnv = "IDEMPOTENCY_DISABLED"
+	// FunctionNameEnv names the key namespace when WithName is not given.
+	FunctionNameEnv = "AWS_LAMBDA_FUNCTION_NAME"
+)
+
+// Option configures Wrap and Do.
+type Option func(*config)
+
+type config struct {
+	keyPath     *jmespath.JMESPath
+	keyFunc     any
+	payloadPath *jmespath.JMESPath
+	fingerprint *string
+	ttl         time.Duration
+	lease       time.Duration
+	name        string
+	cache       *lru.Cache[string, cacheEntry]
+	wait        time.Duration
+	requireKey  bool
+	clock       func() time.Time
+	logger      *slog.Logger
+	disabled    bool
+	err         error
+}
+
+func newConfig(opts []Option) *config {
+	c := &config{
+		ttl:    DefaultTTL,
+		name:   os.Getenv(FunctionNameEnv),
+		clock:  time.Now,
+		logger: slog.Default(),
+	}
+	if v, err := strconv.ParseBool(os.Getenv(DisabledEnv)); err == nil && v {
+		c.disabled = true
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
+	if c.name == "" {
+		c.name = "idempotent"
+	}
+	return c
+}
+
+func (c *config) fail(option string, err error) {
+	c.err = errors.Join(c.err, &ConfigError{Option: option, Err: err})
+}
+
+func compilePath(c *config, option, expr string) *jmespath.JMESPath {
+	if expr == "" {
+		c.fail(option, errors.New("empty JMESPath expression"))
+		return nil
+	}
+	p, err := jmespath.Compile(expr)
+	if err != nil {
+		c.fail(option, fmt.Errorf("JMESPath %q: %w", expr, err))
+		return nil
+	}
+	return p
+}
+
+// WithKeyPath takes the idempotency key from the JSON form of the event with
+// a JMESPath expression, e.g. "body.orderId" or "[customer, requestId]".
+// Without it (and without WithKeyFunc) the whole event is the key. A path
+// that yields nothing (null, "", [] or {}) means the event has no key.
+// Wrap only.
+func WithKeyPath(expr string) Option {
+	return func(c *config) { c.keyPath = compilePath(c, "WithKeyPath", expr) }
+}
+
+// WithKeyFunc computes the idempotency key from the event with a Go function.
+// In must be the event type of the handler given to Wrap; a mismatch is
+// reported when Wrap is built (as a *ConfigError returned by every call). An
+// empty key means the event has no key; an error fails the call with an error
+// wrapping ErrNoKey, and the handler does not run. Wrap only.
+func WithKeyFunc[In any](f func(In) (string, error)) Option {
+	return func(c *config) {
+		if f == nil {
+			c.fail("WithKeyFunc", errors.New("nil key function"))
+			return
+		}
+		c.keyFunc = f
+	}
+}
+
+// WithPayloadPath turns on payload validation: the part of the event selected
+// by the JMESPath expression ("@" for the whole event) is fingerprinted and
+// stored, and a later call with the same key but another fingerprint fails
+// with ErrPayloadMismatch instead of replaying. Wrap only; Do uses
+// WithFingerprint.
+func WithPayloadPath(expr string) Option {
+	return func(c *config) { c.payloadPath = compilePath(c, "WithPayloadPath", expr) }
+}
+
+// WithFingerprint turns on payload validation for Do: material is hashed and
+// compared with the fingerprint stored for the key; a difference fails with
+// ErrPayloadMismatch.
+func WithFingerprint(material string) Option {
+	return func(c *config) { c.fingerprint = &material }
+}
+
+// WithTTL sets how long a completed result is kept and replayed (default 1 h).
+// Records are written with second precision.
+func WithTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d < time.Second {
+			c.fail("WithTTL", fmt.Errorf("TTL %v is under one second", d))
+			return
+		}
+		c.ttl = d
+	}
+}
+
+// WithLease sets how long a run holds its key before a duplicate may take it
+// over. The default is the context's deadline (Lambda gives every invocation
+// one), else 60 s. A lease shorter than the run lets a duplicate run again;
+// the late run then gets ErrLeaseLost and overwrites nothing.
+func WithLease(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.fail("WithLease", fmt.Errorf("lease %v is not positive", d))
+			return
+		}
+		c.lease = d
+	}
+}
+
+// WithName sets the key namespace, the first part of every record id
+// (default: AWS_LAMBDA_FUNCTION_NAME, else "idempotent"). Functions that must
+// not share records need distinct names.
+func WithName(name string) Option {
+	return func(c *config) {
+		if name == "" {
+			c.fail("WithName", errors.New("empty name"))
+			return
+		}
+		c.name = name
+	}
+}
+
+// WithLocalCache keeps up to size completed records in a per-process LRU
+// cache, so a replay within the same container makes no store call.
+// In-progress records are never cached. The cache is created when
+// WithLocalCache is called: handlers built from the same Option value share
+// it, and Do calls should reuse one Option value to benefit from it.
+func WithLocalCache(size int) Option {
+	cache, err := lru.New[string, cacheEntry](max(size, 1))
+	return func(c *config) {
+		if size <= 0 {
+			c.fail("WithLocalCache", fmt.Errorf("size %d is not positive", size))
+			return
+		}
+		if err != nil {
+			c.fail("WithLocalCache", err)
+			return
+		}
+		c.cache = cache
+	}
+}
+
+// WithWait makes a duplicate that finds the key in progress wait, polling
+// with capped exponential backoff, up to max (and never past the context's
+// deadline) for the running invocation to finish: it then replays its
+// result, or runs itself if the key was released. Without it the duplicate
+// fails at once with ErrInProgress.
+func WithWait(max time.Duration) Option {
+	return func(c *config) {
+		if max <= 0 {
+			c.fail("WithWait", fmt.Errorf("wait %v is not positive", max))
+			return
+		}
+		c.wait = max
+	}
+}
+
+// WithRequireKey makes a call whose event yields no key fail with ErrNoKey.
+// By default such a call runs unguarded, with a warning log.
+func WithRequireKey() Option {
+	return func(c *config) { c.requireKey = true }
+}
+
+// WithClock sets the clock used for every time decision: expiry, leases and
+// the times passed to the Store.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now == nil {
+			c.fail("WithClock", errors.New("nil clock"))
+			return
+		}
+		c.clock = now
+	}
+}
+
+// WithLogger sets the logger (default slog.Default()).
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
