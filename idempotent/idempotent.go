@@ -1,6 +1,7 @@
 package idempotent
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -199,7 +200,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	}
 
 	// 6. Success → complete.
-	data, err := json.Marshal(out)
+	data, err := encode(out)
 	if err != nil {
 		encErr := fmt.Errorf("idempotent: encode result of record %s: %w", id, err)
 		return zero, errors.Join(encErr, release(ctx, c, store, id, owner))
@@ -299,8 +300,30 @@ func mismatch(mine, stored string) bool {
 	return mine != "" && stored != "" && mine != stored
 }
 
+// encode turns a result into the stored bytes: JSON, except that []byte and
+// json.RawMessage results are stored as they are (no base64, no re-encoding).
+func encode[T any](v T) ([]byte, error) {
+	switch x := any(v).(type) {
+	case []byte:
+		return x, nil
+	case json.RawMessage:
+		return x, nil
+	}
+	return json.Marshal(v)
+}
+
+// decode is the inverse of encode. The bytes are copied: data may be shared
+// with the local cache.
 func decode[T any](id string, data []byte) (T, error) {
 	var out T
+	switch p := any(&out).(type) {
+	case *[]byte:
+		*p = bytes.Clone(data)
+		return out, nil
+	case *json.RawMessage:
+		*p = bytes.Clone(data)
+		return out, nil
+	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return out, fmt.Errorf("%w: record %s: stored result does not decode: %w", ErrCorruptRecord, id, err)
 	}

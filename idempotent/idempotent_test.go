@@ -623,3 +623,29 @@ func TestConcurrentContainersOneKey(t *testing.T) {
 		}
 	}
 }
+
+func TestRawResultsAreStoredAsIs(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	want := []byte{0, 1, 2, 0xff, '"'}
+	fn := func(ctx context.Context) ([]byte, error) { return want, nil }
+	var key string
+	if _, err := idempotent.Do(context.Background(), store, "k", func(ctx context.Context) ([]byte, error) {
+		key, _ = idempotent.KeyFromContext(ctx)
+		return fn(ctx)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	rec, err := store.Get(context.Background(), key)
+	if err != nil || rec == nil || string(rec.Data) != string(want) {
+		t.Fatalf("stored data = %v, %v; want the raw bytes %v", rec, err, want)
+	}
+	got, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithLocalCache(2))
+	if err != nil || string(got) != string(want) {
+		t.Fatalf("replay = %v, %v", got, err)
+	}
+	got[0] = 'X' // the caller owns its copy
+	again, _ := idempotent.Do(context.Background(), store, "k", fn)
+	if again[0] != 0 {
+		t.Fatal("a replayed slice aliases the stored record")
+	}
+}

@@ -1,0 +1,85 @@
+package idempotent_test
+
+import (
+	"context"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// result1KB is a handler result of about 1 KB of JSON.
+type result1KB struct {
+	ID    string `json:"id"`
+	Items []string
+}
+
+func newResult1KB(id string) result1KB {
+	r := result1KB{ID: id}
+	for i := range 20 {
+		r.Items = append(r.Items, strings.Repeat("x", 40)+strconv.Itoa(i))
+	}
+	return r
+}
+
+// BenchmarkWrap measures the wrapper on the memory store: a new key each
+// call, a replay from the store, and a replay from the local cache.
+func BenchmarkWrap(b *testing.B) {
+	h := func(_ context.Context, o order) (result1KB, error) { return newResult1KB(o.ID), nil }
+	ctx := context.Background()
+
+	b.Run("new", func(b *testing.B) {
+		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"))
+		b.ReportAllocs()
+		for i := 0; b.Loop(); i++ {
+			if _, err := w(ctx, order{ID: strconv.Itoa(i)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("replay", func(b *testing.B) {
+		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"))
+		if _, err := w(ctx, order{ID: "o-1"}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := w(ctx, order{ID: "o-1"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("cache-replay", func(b *testing.B) {
+		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(128))
+		if _, err := w(ctx, order{ID: "o-1"}); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := w(ctx, order{ID: "o-1"}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkDo measures Do with a string key and a 1 KB []byte result.
+func BenchmarkDo(b *testing.B) {
+	ctx := context.Background()
+	payload := []byte(strings.Repeat("y", 1024))
+	fn := func(context.Context) ([]byte, error) { return payload, nil }
+	cache := idempotent.WithLocalCache(128)
+	store := idempotent.NewMemoryStore()
+	if _, err := idempotent.Do(ctx, store, "k", fn, cache); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("cache-replay", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := idempotent.Do(ctx, store, "k", fn, cache); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}

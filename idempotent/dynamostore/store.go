@@ -1,0 +1,226 @@
+package dynamostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// API is the part of the DynamoDB client the Store calls. *dynamodb.Client
+// satisfies it; tests can pass a fake.
+type API interface {
+	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	UpdateItem(ctx context.Context, params *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	DeleteItem(ctx context.Context, params *dynamodb.DeleteItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.DeleteItemOutput, error)
+}
+
+var _ API = (*dynamodb.Client)(nil)
+
+// Store is an idempotent.Store backed by one DynamoDB table. It is safe for
+// concurrent use; it holds no state besides its configuration, so any number
+// of Stores (in any number of processes) may share a table.
+type Store struct {
+	client API
+	table  *string
+	opts   Options
+
+	// Expressions and their name maps, built once. The maps are only read.
+	acquireCond   *string
+	acquireNames  map[string]string
+	completeUpd   *string
+	completeCond  *string
+	completeNames map[string]string
+	releaseCond   *string
+	releaseNames  map[string]string
+}
+
+var _ idempotent.Store = (*Store)(nil)
+
+// Store operation names, as reported in idempotent.StoreError.Op.
+const (
+	opAcquire  = "acquire"
+	opGet      = "get"
+	opComplete = "complete"
+	opRelease  = "release"
+)
+
+// Constant expression values.
+var (
+	avInProgress = &types.AttributeValueMemberS{Value: string(idempotent.StatusInProgress)}
+	avCompleted  = &types.AttributeValueMemberS{Value: string(idempotent.StatusCompleted)}
+)
+
+// New returns a Store that keeps its records in table through client.
+// Options start from the defaults (see Options) and optFns are applied in
+// order. The attribute names must be distinct.
+func New(client API, table string, optFns ...func(*Options)) *Store {
+	o := resolveOptions(optFns)
+	s := &Store{client: client, table: aws.String(table), opts: o}
+
+	s.acquireCond = aws.String("attribute_not_exists(#id) OR #exp <= :now_s OR (#st = :inprogress AND #lease <= :now_ms)")
+	s.acquireNames = map[string]string{
+		"#id":    o.idAttr(),
+		"#exp":   o.ExpirationAttr,
+		"#st":    o.StatusAttr,
+		"#lease": o.LeaseAttr,
+	}
+	s.completeUpd = aws.String("SET #st = :completed, #data = :data, #exp = :exp REMOVE #lease")
+	s.completeCond = aws.String("#st = :inprogress AND #own = :me")
+	s.completeNames = map[string]string{
+		"#st":    o.StatusAttr,
+		"#data":  o.DataAttr,
+		"#exp":   o.ExpirationAttr,
+		"#lease": o.LeaseAttr,
+		"#own":   o.OwnerAttr,
+	}
+	s.releaseCond = aws.String("#own = :me AND #st = :inprogress")
+	s.releaseNames = map[string]string{
+		"#own": o.OwnerAttr,
+		"#st":  o.StatusAttr,
+	}
+	return s
+}
+
+// Acquire implements idempotent.Store. It is one conditional PutItem; on a
+// conflict the existing record comes from the failed write's ALL_OLD item
+// or, when the server returns none, from one consistent GetItem.
+func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	if rec.Status == "" {
+		rec.Status = idempotent.StatusInProgress
+	}
+	item, err := s.encodeRecord(ctx, rec)
+	if err != nil {
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+	}
+	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                s.table,
+		Item:                     item,
+		ConditionExpression:      s.acquireCond,
+		ExpressionAttributeNames: s.acquireNames,
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":now_s":      epoch(now.Unix()),
+			":now_ms":     epoch(now.UnixMilli()),
+			":inprogress": avInProgress,
+		},
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if err == nil {
+		return nil, true, nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if !errors.As(err, &ccf) {
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+	}
+	if len(ccf.Item) > 0 {
+		existing, err := s.decodeRecord(ctx, ccf.Item)
+		if err != nil {
+			return nil, false, err
+		}
+		return existing, false, nil
+	}
+	existing, err := s.get(ctx, opAcquire, rec.Key)
+	if err != nil {
+		return nil, false, err
+	}
+	return existing, false, nil
+}
+
+// Get implements idempotent.Store with one strongly consistent GetItem.
+func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	return s.get(ctx, opGet, key)
+}
+
+func (s *Store) get(ctx context.Context, op, key string) (*idempotent.Record, error) {
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:      s.table,
+		Key:            s.itemKey(key),
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		return nil, &idempotent.StoreError{Op: op, Key: key, Err: err}
+	}
+	if len(out.Item) == 0 {
+		return nil, nil
+	}
+	return s.decodeRecord(ctx, out.Item)
+}
+
+// Complete implements idempotent.Store with one UpdateItem fenced by
+// status = INPROGRESS AND owner = rec.Owner. It sets the status COMPLETED,
+// the data and the expiration, and removes the lease.
+func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
+	data, err := s.encodeData(ctx, rec.Key, rec.Data)
+	if err != nil {
+		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
+	}
+	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                s.table,
+		Key:                      s.itemKey(rec.Key),
+		UpdateExpression:         s.completeUpd,
+		ConditionExpression:      s.completeCond,
+		ExpressionAttributeNames: s.completeNames,
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":completed":  avCompleted,
+			":inprogress": avInProgress,
+			":data":       data,
+			":exp":        epoch(rec.Expiration.Unix()),
+			":me":         &types.AttributeValueMemberS{Value: rec.Owner},
+		},
+	})
+	return s.fenced(opComplete, rec.Key, err)
+}
+
+// Release implements idempotent.Store with one DeleteItem fenced by
+// owner = owner AND status = INPROGRESS.
+func (s *Store) Release(ctx context.Context, key, owner string) error {
+	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
+		TableName:                s.table,
+		Key:                      s.itemKey(key),
+		ConditionExpression:      s.releaseCond,
+		ExpressionAttributeNames: s.releaseNames,
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":me":         &types.AttributeValueMemberS{Value: owner},
+			":inprogress": avInProgress,
+		},
+	})
+	return s.fenced(opRelease, key, err)
+}
+
+// fenced maps the error of a fenced write: a failed condition means the lease
+// is lost, anything else is a store failure.
+func (s *Store) fenced(op, key string, err error) error {
+	if err == nil {
+		return nil
+	}
+	var ccf *types.ConditionalCheckFailedException
+	if errors.As(err, &ccf) {
+		return fmt.Errorf("%w (record %s)", idempotent.ErrLeaseLost, key)
+	}
+	return &idempotent.StoreError{Op: op, Key: key, Err: err}
+}
+
+// itemKey is the primary key of the item for record id key.
+func (s *Store) itemKey(key string) map[string]types.AttributeValue {
+	if s.opts.CompositeKey {
+		return map[string]types.AttributeValue{
+			s.opts.PartitionKeyAttr: &types.AttributeValueMemberS{Value: s.opts.partitionValue(key)},
+			s.opts.SortKeyAttr:      &types.AttributeValueMemberS{Value: key},
+		}
+	}
+	return map[string]types.AttributeValue{
+		s.opts.KeyAttr: &types.AttributeValueMemberS{Value: key},
+	}
+}
+
+func epoch(n int64) types.AttributeValue {
+	return &types.AttributeValueMemberN{Value: strconv.FormatInt(n, 10)}
+}
