@@ -529,7 +529,9 @@ func (s *suite) keysIndependent(t *testing.T) {
 	}{
 		{
 			name: "complete A",
-			do:   func(t *testing.T) error { return st.Complete(t.Context(), completed(a, []byte("a"), sec.Add(time.Hour))) },
+			do: func(t *testing.T) error {
+				return st.Complete(t.Context(), completed(a, []byte("a"), sec.Add(time.Hour)))
+			},
 			want: []idempotent.Record{completed(a, []byte("a"), sec.Add(time.Hour)), b, c},
 		},
 		{
