@@ -78,9 +78,9 @@ func start() (string, error) {
 	if err != nil {
 		return "", err
 	}
-	cli := filepath.Join(root, "dynalite", "node_modules", "dynalite", "cli.js")
-	if _, err := os.Stat(cli); err != nil {
-		return "", fmt.Errorf("the local DynamoDB server is not installed (%s missing): run `make dynamo-install` (npm ci in dynalite/)", cli)
+	cli, err := serverScript(root)
+	if err != nil {
+		return "", err
 	}
 	node, err := exec.LookPath("node")
 	if err != nil {
@@ -95,6 +95,15 @@ func start() (string, error) {
 		errs = append(errs, err)
 	}
 	return "", errors.Join(errs...)
+}
+
+// serverScript is dynalite's command-line script in the repository at root.
+func serverScript(root string) (string, error) {
+	cli := filepath.Join(root, "dynalite", "node_modules", "dynalite", "cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		return "", fmt.Errorf("the local DynamoDB server is not installed (%s missing): run `make dynamo-install` (npm ci in dynalite/)", cli)
+	}
+	return cli, nil
 }
 
 func launch(node, cli string) (string, error) {
