@@ -1,0 +1,24 @@
+// Package idemhttp is net/http middleware that makes handlers idempotent by
+// the Idempotency-Key header, with the same semantics as the API Gateway
+// adapters in idempotent/apigw (contract §4; both use one implementation).
+//
+// The guarantee: for one principal, method, path and key, within the TTL,
+// the handler runs to completion at most once; every duplicate with the same
+// method, path, query and body gets the first response again (status,
+// headers, body) plus Idempotent-Replayed: true. Another payload gets 422, a
+// duplicate while the first runs 409 with Retry-After, a store failure 503.
+// 5xx responses (and 408, 409, 425, 429) are not stored and release the key.
+// Responses are buffered up to WithMaxBody (6 MB by default); a larger one is
+// streamed through and not stored.
+//
+// The principal comes from WithScope (typically the user an authentication
+// middleware put in the context); without it every caller is "anonymous".
+//
+// Usage:
+//
+//	store := idempotent.NewMemoryStore()
+//	mw := idemhttp.Middleware(store, idemhttp.WithScope(func(r *http.Request) (string, error) {
+//		return userFrom(r.Context()), nil
+//	}))
+//	http.ListenAndServe(":8080", mw(mux))
+package idemhttp

@@ -1,0 +1,24 @@
+// Package httpidem is the one implementation of the HTTP idempotency
+// semantics of the contract (§4), shared by the API Gateway / Function URL /
+// ALB adapters (idempotent/apigw) and the net/http middleware
+// (idempotent/idemhttp). Adapters translate their request into a Request and
+// their response type through a Codec; Serve does everything else: guarded
+// methods, the Idempotency-Key header, scope, fingerprint, the call to
+// idempotent.Do, what is stored, replays and the problem+json error
+// responses.
+//
+// The flow of one request in Serve:
+//
+//  1. a method that is not guarded, or a request without the header (unless
+//     the key is required), runs the handler unguarded;
+//  2. an invalid header value is answered 400 without running the handler;
+//  3. key material = principal + method + path + key, fingerprint = method,
+//     path, canonical query, canonical body (+ configured headers);
+//  4. idempotent.Do runs the handler; a response the policy does not store
+//     leaves Do as a private error that carries it, so Do releases the key,
+//     and Serve unwraps it and answers with it;
+//  5. Do's errors become problem responses: 422 payload mismatch, 409 in
+//     progress (Retry-After), 503 store failure (Retry-After), 500 corrupt
+//     record or misconfiguration. Go errors of the handler are returned as
+//     they are (after the key was released).
+package httpidem
