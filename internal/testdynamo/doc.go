@@ -9,6 +9,15 @@
 // process is also killed if the test binary dies. Every test gets its own
 // table from NewTable, so tests never share state.
 //
+// Counting: CountingClient (or WithCounter, or Counter.Middleware in a
+// client's APIOptions) counts the round trips per operation, so tests assert
+// the contract's floor of store calls. dynalite ignores
+// ReturnValuesOnConditionCheckFailure; a client made with
+// WithOldItemOnConditionFailure behaves like real DynamoDB there (the failed
+// write's error carries the existing item, read behind the scenes and not
+// counted), so tests can assert both floors: replay = 2 calls on dynalite, 1
+// on DynamoDB.
+//
 // Usage:
 //
 //	func TestMain(m *testing.M) { testdynamo.Main(m) }
