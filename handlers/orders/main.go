@@ -1,0 +1,31 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+)
+
+func main() {
+	cfg, cfgErr := loadConfig(os.Getenv)
+	logger := slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.logLevel}))
+	slog.SetDefault(logger)
+	if cfgErr != nil {
+		logger.Error("invalid configuration", slog.Any("error", cfgErr))
+		os.Exit(1)
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(context.Background())
+	if err != nil {
+		logger.Error("load AWS configuration", slog.Any("error", err))
+		os.Exit(1)
+	}
+	client := dynamodb.NewFromConfig(awsCfg)
+	store := dynamostore.New(client, cfg.idempotencyTable)
+	lambda.Start(newApp(cfg, client, store, logger).handle)
+}
