@@ -128,7 +128,10 @@ func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate
 		default:
 			log.Info("created table", "table", t.LogicalID)
 		}
-		if err := dynamodb.NewTableExistsWaiter(db).Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(t.LogicalID)}, 30*time.Second); err != nil {
+		waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
+			o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second // a local server is quick
+		})
+		if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(t.LogicalID)}, 30*time.Second); err != nil {
 			return fmt.Errorf("table %s: %w", t.LogicalID, err)
 		}
 		if !t.TTLEnabled {
