@@ -37,10 +37,10 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) run $(STATICCHECK) ./...
 
 run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:$(PORT), no Docker
-	@echo "make run arrives with the deploy-and-run work"
+	$(GO) run ./cmd/idemlocal run -port $(PORT)
 
-invoke: ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
-	@echo "make invoke arrives with the deploy-and-run work"
+invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
+	$(GO) run ./cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
 
 demo: ## scripted tour against the local stack
 	@echo "make demo arrives with the deploy-and-run work"
