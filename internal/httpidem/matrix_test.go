@@ -1,0 +1,414 @@
+package httpidem_test
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/apigw"
+)
+
+const body = `{"amount":1250,"currency":"EUR","customer":"c-1"}`
+
+// counter is a handler that answers status with a body naming its run.
+type counter struct {
+	runs   atomic.Int64
+	status int
+	err    error
+	keys   sync.Map // record keys seen through KeyFromContext
+}
+
+func (c *counter) handle(ctx context.Context, r req) (resp, error) {
+	n := c.runs.Add(1)
+	if k, ok := idempotent.KeyFromContext(ctx); ok {
+		c.keys.Store(k, true)
+	}
+	if c.err != nil {
+		return resp{}, c.err
+	}
+	st := c.status
+	if st == 0 {
+		st = 201
+	}
+	return resp{Status: st, Headers: map[string]string{"Content-Type": "application/json"}, Body: fmt.Sprintf(`{"run":%d,"body":%q}`, n, r.Body)}, nil
+}
+
+type problem struct {
+	Type   string `json:"type"`
+	Title  string `json:"title"`
+	Status int    `json:"status"`
+	Detail string `json:"detail"`
+}
+
+func checkProblem(t *testing.T, r resp, status int) problem {
+	t.Helper()
+	if r.Status != status {
+		t.Fatalf("status %d, want %d (body %s)", r.Status, status, r.Body)
+	}
+	if ct := r.header("Content-Type"); ct != apigw.ContentTypeProblem {
+		t.Fatalf("Content-Type %q, want %q", ct, apigw.ContentTypeProblem)
+	}
+	var p problem
+	if err := json.Unmarshal([]byte(r.Body), &p); err != nil {
+		t.Fatalf("problem body %q: %v", r.Body, err)
+	}
+	if p.Type == "" || p.Title == "" || p.Status != status || p.Detail == "" {
+		t.Fatalf("incomplete problem %+v", p)
+	}
+	return p
+}
+
+func replayed(r resp) bool { return r.header(apigw.HeaderReplayed) == "true" }
+
+// call fails the test on a Go error.
+func call(t *testing.T, send func(context.Context, req) (resp, error), r req) resp {
+	t.Helper()
+	out, err := send(context.Background(), r)
+	if err != nil {
+		t.Fatalf("unexpected error: %v", err)
+	}
+	return out
+}
+
+func TestMatrix(t *testing.T) {
+	for _, a := range adapters {
+		t.Run(a.name, func(t *testing.T) {
+			t.Parallel()
+			setup := func(t *testing.T, store idempotent.Store, h *counter, o opts) func(context.Context, req) (resp, error) {
+				if store == nil {
+					store = idempotent.NewMemoryStore()
+				}
+				if o.clock == nil {
+					o.clock = newClock().Now
+				}
+				return a.build(t, store, h.handle, o)
+			}
+
+			t.Run("new key runs, duplicate replays the stored response", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				first := call(t, send, req{Key: ptr("k-1"), Body: body})
+				second := call(t, send, req{Key: ptr("k-1"), Body: body})
+				if first.Status != 201 || replayed(first) {
+					t.Fatalf("first: %+v", first)
+				}
+				if !replayed(second) || !reflect.DeepEqual(second.withoutReplayed(), first.normal()) {
+					t.Fatalf("replay differs:\n first %+v\nsecond %+v", first, second)
+				}
+				if h.runs.Load() != 1 {
+					t.Fatalf("handler ran %d times", h.runs.Load())
+				}
+				n := 0
+				h.keys.Range(func(any, any) bool { n++; return true })
+				if n != 1 {
+					t.Fatalf("KeyFromContext: %d keys seen, want 1", n)
+				}
+			})
+
+			t.Run("canonical JSON: other key order and whitespace replay", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				call(t, send, req{Key: ptr("k"), Body: body})
+				second := call(t, send, req{Key: ptr("k"), Body: "{\n  \"customer\": \"c-1\",\n  \"currency\": \"EUR\", \"amount\": 1250 }\n"})
+				if !replayed(second) || second.Status != 201 || h.runs.Load() != 1 {
+					t.Fatalf("want replay, got %+v (runs %d)", second, h.runs.Load())
+				}
+			})
+
+			t.Run("quoted key equals token key", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				call(t, send, req{Key: ptr("abc"), Body: body})
+				if r := call(t, send, req{Key: ptr(`"abc"`), Body: body}); !replayed(r) {
+					t.Fatalf("want replay, got %+v", r)
+				}
+			})
+
+			t.Run("base64 body fingerprinted decoded", func(t *testing.T) {
+				if a.name == "net/http" {
+					t.Skip("no base64 flag on the wire")
+				}
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				call(t, send, req{Key: ptr("k"), Body: body})
+				r := call(t, send, req{Key: ptr("k"), Body: base64.StdEncoding.EncodeToString([]byte(body)), Base64: true})
+				if !replayed(r) {
+					t.Fatalf("want replay, got %+v", r)
+				}
+				r = call(t, send, req{Key: ptr("k2"), Body: "%%%", Base64: true})
+				checkProblem(t, r, 400)
+			})
+
+			mismatch := []struct {
+				name   string
+				second req
+			}{
+				{name: "other body", second: req{Key: ptr("k"), Body: `{"amount":999,"currency":"EUR","customer":"c-1"}`}},
+				{name: "other number literal", second: req{Key: ptr("k"), Body: `{"amount":1250.0,"currency":"EUR","customer":"c-1"}`}},
+				{name: "other query", second: req{Key: ptr("k"), Body: body, Query: "dry_run=1"}},
+			}
+			for _, tt := range mismatch {
+				t.Run("same key, "+tt.name+" → 422", func(t *testing.T) {
+					h := &counter{}
+					send := setup(t, nil, h, opts{})
+					call(t, send, req{Key: ptr("k"), Body: body})
+					checkProblem(t, call(t, send, tt.second), 422)
+					if h.runs.Load() != 1 {
+						t.Fatalf("handler ran %d times", h.runs.Load())
+					}
+				})
+			}
+
+			t.Run("extra fingerprint header", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{fpHeaders: []string{"X-Tenant"}})
+				call(t, send, req{Key: ptr("k"), Body: body, Headers: map[string]string{"x-tenant": "a"}})
+				checkProblem(t, call(t, send, req{Key: ptr("k"), Body: body, Headers: map[string]string{"x-tenant": "b"}}), 422)
+			})
+
+			t.Run("two callers with the same key never share a response", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				alice := call(t, send, req{Key: ptr("shared"), Body: body, User: "alice"})
+				bob := call(t, send, req{Key: ptr("shared"), Body: body, User: "bob"})
+				if replayed(bob) || alice.Body == bob.Body || h.runs.Load() != 2 {
+					t.Fatalf("bob got alice's response: %+v / %+v", alice, bob)
+				}
+				if r := call(t, send, req{Key: ptr("shared"), Body: body, User: "alice"}); !replayed(r) || r.Body != alice.Body {
+					t.Fatalf("alice's replay: %+v", r)
+				}
+			})
+
+			invalid := []struct{ name, key string }{
+				{name: "300 characters", key: strings.Repeat("a", 300)},
+				{name: "256 characters", key: strings.Repeat("a", 256)},
+				{name: "non-ASCII", key: "clé-ü"},
+				{name: "inner whitespace", key: "a b"},
+				{name: "blank", key: "   "},
+				{name: "blank quoted", key: `"  "`},
+				{name: "bad escape in quoted", key: `"a\qb"`},
+			}
+			for _, tt := range invalid {
+				t.Run("invalid key "+tt.name+" → 400", func(t *testing.T) {
+					h := &counter{}
+					send := setup(t, nil, h, opts{})
+					checkProblem(t, call(t, send, req{Key: ptr(tt.key), Body: body}), 400)
+					if h.runs.Load() != 0 {
+						t.Fatal("handler ran")
+					}
+				})
+			}
+
+			t.Run("255-character key accepted", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				if r := call(t, send, req{Key: ptr(strings.Repeat("a", 255)), Body: body}); r.Status != 201 {
+					t.Fatalf("%+v", r)
+				}
+			})
+
+			passThrough := []struct {
+				name string
+				o    opts
+				r    req
+			}{
+				{name: "GET with key", r: req{Method: "GET", Key: ptr("k")}},
+				{name: "PUT with key (not guarded by default)", r: req{Method: "PUT", Key: ptr("k"), Body: body}},
+				{name: "keyless POST", r: req{Body: body}},
+				{name: "POST when only PUT is guarded", o: opts{methods: []string{"PUT"}}, r: req{Key: ptr("k"), Body: body}},
+			}
+			for _, tt := range passThrough {
+				t.Run("pass through: "+tt.name, func(t *testing.T) {
+					h := &counter{}
+					send := setup(t, nil, h, tt.o)
+					for range 2 {
+						if r := call(t, send, tt.r); replayed(r) || r.Status != 201 {
+							t.Fatalf("%+v", r)
+						}
+					}
+					if h.runs.Load() != 2 {
+						t.Fatalf("handler ran %d times, want 2", h.runs.Load())
+					}
+				})
+			}
+
+			t.Run("PATCH is guarded by default", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				call(t, send, req{Method: "PATCH", Key: ptr("k"), Body: body})
+				if r := call(t, send, req{Method: "PATCH", Key: ptr("k"), Body: body}); !replayed(r) {
+					t.Fatalf("%+v", r)
+				}
+			})
+
+			t.Run("required key missing → 400", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{require: true})
+				checkProblem(t, call(t, send, req{Body: body}), 400)
+				if h.runs.Load() != 0 {
+					t.Fatal("handler ran")
+				}
+			})
+
+			stored := []struct {
+				name   string
+				status int
+				o      opts
+				stored bool
+			}{
+				{name: "503 not stored", status: 503},
+				{name: "500 not stored", status: 500},
+				{name: "429 not stored", status: 429},
+				{name: "409 not stored", status: 409},
+				{name: "400 stored", status: 400, stored: true},
+				{name: "404 stored", status: 404, stored: true},
+				{name: "302 stored", status: 302, stored: true},
+				{name: "400 not stored under a custom predicate", status: 400, o: opts{stored: func(s int) bool { return s < 300 }}},
+			}
+			for _, tt := range stored {
+				t.Run(tt.name, func(t *testing.T) {
+					h := &counter{status: tt.status}
+					send := setup(t, nil, h, tt.o)
+					first := call(t, send, req{Key: ptr("k"), Body: body})
+					second := call(t, send, req{Key: ptr("k"), Body: body})
+					if first.Status != tt.status || second.Status != tt.status {
+						t.Fatalf("statuses %d, %d", first.Status, second.Status)
+					}
+					if tt.stored != replayed(second) || (tt.stored && h.runs.Load() != 1) || (!tt.stored && h.runs.Load() != 2) {
+						t.Fatalf("stored=%v: replayed=%v runs=%d", tt.stored, replayed(second), h.runs.Load())
+					}
+				})
+			}
+
+			t.Run("Go error releases the key", func(t *testing.T) {
+				h := &counter{err: errors.New("downstream failed")}
+				send := setup(t, nil, h, opts{})
+				for range 2 {
+					r, err := send(context.Background(), req{Key: ptr("k"), Body: body})
+					if a.goErrors && (err == nil || !strings.Contains(err.Error(), "downstream failed")) {
+						t.Fatalf("want the handler's error, got %v", err)
+					}
+					if !a.goErrors && r.Status != 500 {
+						t.Fatalf("%+v", r)
+					}
+				}
+				if h.runs.Load() != 2 {
+					t.Fatalf("handler ran %d times, want 2", h.runs.Load())
+				}
+			})
+
+			t.Run("store failure → 503 with Retry-After, handler not run", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, &failingStore{}, h, opts{})
+				r := call(t, send, req{Key: ptr("k"), Body: body})
+				checkProblem(t, r, 503)
+				if r.header("Retry-After") != "1" || h.runs.Load() != 0 {
+					t.Fatalf("Retry-After %q, runs %d", r.header("Retry-After"), h.runs.Load())
+				}
+			})
+
+			t.Run("corrupt record → 500 problem, handler not run", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, corruptStore{idempotent.NewMemoryStore()}, h, opts{})
+				checkProblem(t, call(t, send, req{Key: ptr("k"), Body: body}), 500)
+				if h.runs.Load() != 0 {
+					t.Fatal("handler ran")
+				}
+			})
+
+			t.Run("concurrent duplicate → 409 with Retry-After, then replay", func(t *testing.T) {
+				started, release := make(chan struct{}), make(chan struct{})
+				h := &counter{}
+				var once sync.Once
+				hold := func(ctx context.Context, r req) (resp, error) {
+					once.Do(func() { close(started); <-release })
+					return h.handle(ctx, r)
+				}
+				send := a.build(t, idempotent.NewMemoryStore(), hold, opts{clock: newClock().Now})
+				done := make(chan resp)
+				go func() {
+					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
+					done <- r
+				}()
+				<-started
+				dup := call(t, send, req{Key: ptr("k"), Body: body})
+				checkProblem(t, dup, 409)
+				// No deadline in the test: the lease is 60 s on a clock that
+				// does not move.
+				if got := dup.header("Retry-After"); got != "60" {
+					t.Fatalf("Retry-After %q, want 60", got)
+				}
+				close(release)
+				first := <-done
+				if r := call(t, send, req{Key: ptr("k"), Body: body}); !replayed(r) || r.Body != first.Body {
+					t.Fatalf("after completion: %+v", r)
+				}
+			})
+
+			t.Run("concurrent duplicate waits with WithWait", func(t *testing.T) {
+				started, release := make(chan struct{}), make(chan struct{})
+				h := &counter{}
+				var once sync.Once
+				hold := func(ctx context.Context, r req) (resp, error) {
+					once.Do(func() { close(started); <-release })
+					return h.handle(ctx, r)
+				}
+				store := &pollSignal{Store: idempotent.NewMemoryStore(), polled: make(chan struct{})}
+				send := a.build(t, store, hold, opts{clock: newClock().Now, wait: time.Minute})
+				first := make(chan resp)
+				go func() {
+					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
+					first <- r
+				}()
+				<-started
+				second := make(chan resp)
+				go func() {
+					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
+					second <- r
+				}()
+				<-store.polled // the duplicate is waiting
+				close(release)
+				f, s := <-first, <-second
+				if !replayed(s) || s.Body != f.Body || h.runs.Load() != 1 {
+					t.Fatalf("waiting duplicate: %+v (first %+v, runs %d)", s, f, h.runs.Load())
+				}
+			})
+
+			t.Run("replay restores headers, multi-value headers, cookies and base64 exactly", func(t *testing.T) {
+				rich := resp{
+					Status:  201,
+					Headers: map[string]string{"Content-Type": "image/png", "Location": "/payments/p-1", "X-Request-Run": "1"},
+					Multi:   map[string][]string{"X-Multi": {"a", "b", "c"}},
+					Cookies: []string{"session=abc; Path=/; HttpOnly", "theme=dark"},
+					Body:    base64.StdEncoding.EncodeToString([]byte{0x89, 'P', 'N', 'G', 0, 1, 2, 0xff}),
+					Base64:  true,
+				}
+				var runs atomic.Int64
+				send := a.build(t, idempotent.NewMemoryStore(), func(context.Context, req) (resp, error) {
+					runs.Add(1)
+					return rich, nil
+				}, opts{clock: newClock().Now})
+				first := call(t, send, req{Key: ptr("k"), Body: body})
+				second := call(t, send, req{Key: ptr("k"), Body: body})
+				if !replayed(second) || runs.Load() != 1 {
+					t.Fatalf("not a replay: %+v", second)
+				}
+				if !reflect.DeepEqual(second.withoutReplayed(), first.normal()) {
+					t.Fatalf("replay differs:\n first %#v\nsecond %#v", first, second)
+				}
+				if a.name == "v2" && !reflect.DeepEqual(first.normal(), rich.normal()) {
+					t.Fatalf("first response altered:\n got %#v\nwant %#v", first, rich)
+				}
+			})
+		})
+	}
+}
