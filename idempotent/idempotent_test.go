@@ -649,3 +649,14 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 		t.Fatal("a replayed slice aliases the stored record")
 	}
 }
+
+func TestCheckOptions(t *testing.T) {
+	if err := idempotent.CheckOptions(idempotent.WithTTL(time.Hour), idempotent.WithLocalCache(4)); err != nil {
+		t.Fatalf("valid options: %v", err)
+	}
+	err := idempotent.CheckOptions(idempotent.WithTTL(0), idempotent.WithName(""))
+	var ce *idempotent.ConfigError
+	if !errors.As(err, &ce) || ce.Option != "WithTTL" {
+		t.Fatalf("err = %v, want a *ConfigError for WithTTL first", err)
+	}
+}

@@ -67,6 +67,14 @@ func newConfig(opts []Option) *config {
 	return c
 }
 
+// CheckOptions reports the first configuration mistakes in opts as a
+// *ConfigError (joined when there are several), or nil. Adapters that call Do
+// per record or per request use it to reject bad options when they are
+// built rather than on every call.
+func CheckOptions(opts ...Option) error {
+	return newConfig(opts).err
+}
+
 func (c *config) fail(option string, err error) {
 	c.err = errors.Join(c.err, &ConfigError{Option: option, Err: err})
 }

@@ -78,15 +78,9 @@ func disabled() bool {
 }
 
 // checkCore reports an invalid core option when the handler is built rather
-// than once per record: Do validates its options before anything else, and
-// with a nil function it does nothing but that.
+// than once per record.
 func checkCore(opts []idempotent.Option) error {
-	_, err := idempotent.Do[struct{}](context.Background(), nil, "", nil, opts...)
-	var ce *idempotent.ConfigError
-	if errors.As(err, &ce) && ce.Option == "fn" {
-		return nil
-	}
-	return err
+	return idempotent.CheckOptions(opts...)
 }
 
 // run processes items and reports, per item, whether it failed (it goes
