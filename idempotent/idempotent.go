@@ -78,11 +78,8 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 // fails with ErrNoKey under WithRequireKey. WithFingerprint turns on payload
 // validation. The result is stored as JSON and decoded into T on replay.
 func Do[T any](ctx context.Context, store Store, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
-	c := newConfig(opts)
+	c := newDoConfig(opts)
 	var zero T
-	if c.keyPath != nil || c.keyFunc != nil || c.payloadPath != nil {
-		c.fail("Do", errors.New("WithKeyPath, WithKeyFunc and WithPayloadPath apply to Wrap; Do takes the key and WithFingerprint"))
-	}
 	if c.err != nil {
 		return zero, c.err
 	}

@@ -67,12 +67,21 @@ func newConfig(opts []Option) *config {
 	return c
 }
 
-// CheckOptions reports the first configuration mistakes in opts as a
-// *ConfigError (joined when there are several), or nil. Adapters that call Do
-// per record or per request use it to reject bad options when they are
-// built rather than on every call.
+// CheckOptions reports the configuration mistakes in opts, as Do would see
+// them, as a *ConfigError (joined when there are several), or nil. Adapters
+// that call Do per record or per request use it to reject bad options when
+// they are built rather than on every call.
 func CheckOptions(opts ...Option) error {
-	return newConfig(opts).err
+	return newDoConfig(opts).err
+}
+
+// newDoConfig is newConfig plus the checks of options that apply to Wrap only.
+func newDoConfig(opts []Option) *config {
+	c := newConfig(opts)
+	if c.keyPath != nil || c.keyFunc != nil || c.payloadPath != nil {
+		c.fail("Do", errors.New("WithKeyPath, WithKeyFunc and WithPayloadPath apply to Wrap; Do takes the key and WithFingerprint"))
+	}
+	return c
 }
 
 func (c *config) fail(option string, err error) {
