@@ -424,7 +424,7 @@ func (c *clock) Now() time.Time {
 }
 
 // failingStore fails every operation, like an unreachable table.
-type failingStore struct{ calls sync.Map }
+type failingStore struct{}
 
 var errUnavailable = errors.New("connection refused")
 

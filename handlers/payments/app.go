@@ -1,0 +1,328 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/apigw"
+)
+
+// paymentsAPI is every call the function makes on the payments table; the
+// SAM template grants exactly dynamodb:PutItem and dynamodb:GetItem.
+type paymentsAPI interface {
+	PutItem(ctx context.Context, params *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error)
+	GetItem(ctx context.Context, params *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// appConfig is what newApp needs; tests fill it with a local server.
+type appConfig struct {
+	DB            paymentsAPI
+	PaymentsTable string
+	Store         idempotent.Store
+	Options       []apigw.Option
+	Now           func() time.Time
+	Logger        *slog.Logger
+}
+
+// payment is the resource, as stored and as answered.
+type payment struct {
+	ID        string `json:"id"`
+	Amount    int64  `json:"amount"`
+	Currency  string `json:"currency"`
+	Customer  string `json:"customer,omitempty"`
+	CreatedAt string `json:"createdAt"`
+}
+
+// item is the payment as a DynamoDB item.
+func (p payment) item() map[string]types.AttributeValue {
+	item := map[string]types.AttributeValue{
+		"id":         &types.AttributeValueMemberS{Value: p.ID},
+		"amount":     &types.AttributeValueMemberN{Value: strconv.FormatInt(p.Amount, 10)},
+		"currency":   &types.AttributeValueMemberS{Value: p.Currency},
+		"created_at": &types.AttributeValueMemberS{Value: p.CreatedAt},
+	}
+	if p.Customer != "" {
+		item["customer"] = &types.AttributeValueMemberS{Value: p.Customer}
+	}
+	return item
+}
+
+// decodePayment reads an item written by item.
+func decodePayment(item map[string]types.AttributeValue) (payment, error) {
+	str := func(name string, required bool) (string, error) {
+		av, ok := item[name]
+		if !ok {
+			if required {
+				return "", fmt.Errorf("payment item: missing %s", name)
+			}
+			return "", nil
+		}
+		s, ok := av.(*types.AttributeValueMemberS)
+		if !ok {
+			return "", fmt.Errorf("payment item: %s is %T, want S", name, av)
+		}
+		return s.Value, nil
+	}
+	var p payment
+	var errs []error
+	var err error
+	p.ID, err = str("id", true)
+	errs = append(errs, err)
+	p.Currency, err = str("currency", true)
+	errs = append(errs, err)
+	p.Customer, err = str("customer", false)
+	errs = append(errs, err)
+	p.CreatedAt, err = str("created_at", true)
+	errs = append(errs, err)
+	if n, ok := item["amount"].(*types.AttributeValueMemberN); !ok {
+		errs = append(errs, errors.New("payment item: amount missing or not N"))
+	} else if p.Amount, err = strconv.ParseInt(n.Value, 10, 64); err != nil {
+		errs = append(errs, fmt.Errorf("payment item: amount: %w", err))
+	}
+	return p, errors.Join(errs...)
+}
+
+type app struct {
+	db    paymentsAPI
+	table *string
+	now   func() time.Time
+	log   *slog.Logger
+}
+
+// newApp returns the function's handler: routes, wrapped by apigw.WrapV2 so
+// that POST /payments is idempotent by the Idempotency-Key header.
+func newApp(c appConfig) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	a := &app{db: c.DB, table: aws.String(c.PaymentsTable), now: c.Now, log: c.Logger}
+	if a.now == nil {
+		a.now = time.Now
+	}
+	if a.log == nil {
+		a.log = slog.Default()
+	}
+	return apigw.WrapV2(c.Store, a.route, c.Options...)
+}
+
+func (a *app) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	method := req.RequestContext.HTTP.Method
+	path := strings.TrimSuffix(req.RawPath, "/")
+	if path == "" {
+		path = req.RequestContext.HTTP.Path
+	}
+	switch {
+	case strings.HasSuffix(path, "/payments"):
+		if method != http.MethodPost {
+			return problem(http.StatusMethodNotAllowed, "method-not-allowed", "Use POST to create a payment.", nil), nil
+		}
+		return a.create(ctx, req)
+	case strings.Contains(path, "/payments/"):
+		if method != http.MethodGet {
+			return problem(http.StatusMethodNotAllowed, "method-not-allowed", "Use GET to read a payment.", nil), nil
+		}
+		id := req.PathParameters["id"]
+		if id == "" {
+			id = path[strings.LastIndex(path, "/payments/")+len("/payments/"):]
+		}
+		return a.get(ctx, id)
+	}
+	return problem(http.StatusNotFound, "not-found", "No route for "+method+" "+path+".", nil), nil
+}
+
+// fieldError is one validation failure, a member of the problem's "errors".
+type fieldError struct {
+	Pointer string `json:"pointer"`
+	Detail  string `json:"detail"`
+}
+
+var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+
+// parsePayment validates a POST body: {"amount": int > 0, "currency": three
+// upper-case letters, "customer"?: string}. Other members are ignored.
+func parsePayment(body []byte) (payment, []fieldError) {
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
+		return payment{}, []fieldError{{Pointer: "", Detail: "the body must be a JSON object"}}
+	}
+	var p payment
+	var errs []fieldError
+	if raw, ok := doc["amount"]; !ok {
+		errs = append(errs, fieldError{"/amount", "required"})
+	} else if n, err := strconv.ParseInt(string(raw), 10, 64); err != nil || n <= 0 {
+		errs = append(errs, fieldError{"/amount", "must be a positive integer (minor units)"})
+	} else {
+		p.Amount = n
+	}
+	if raw, ok := doc["currency"]; !ok {
+		errs = append(errs, fieldError{"/currency", "required"})
+	} else if err := json.Unmarshal(raw, &p.Currency); err != nil || !currencyRE.MatchString(p.Currency) {
+		errs = append(errs, fieldError{"/currency", "must be a three-letter upper-case currency code, e.g. EUR"})
+	}
+	if raw, ok := doc["customer"]; ok && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &p.Customer); err != nil || p.Customer == "" || len(p.Customer) > 256 {
+			errs = append(errs, fieldError{"/customer", "must be a string of 1 to 256 bytes"})
+		}
+	}
+	return p, errs
+}
+
+func (a *app) create(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	body := []byte(req.Body)
+	if req.IsBase64Encoded {
+		b, err := base64.StdEncoding.DecodeString(req.Body)
+		if err != nil {
+			return problem(http.StatusBadRequest, "validation-error", "The body is not valid base64.", nil), nil
+		}
+		body = b
+	}
+	p, errs := parsePayment(body)
+	if len(errs) > 0 {
+		details := make([]string, len(errs))
+		for i, e := range errs {
+			details[i] = strings.TrimPrefix(e.Pointer, "/") + " " + e.Detail
+		}
+		return problem(http.StatusBadRequest, "validation-error", "Invalid payment: "+strings.Join(details, "; ")+".", errs), nil
+	}
+	id, err := paymentID(ctx)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, err
+	}
+	p.ID = id
+	p.CreatedAt = a.now().UTC().Format(time.RFC3339)
+	item := p.item()
+	// Database-level idempotency: the id comes from the idempotency record,
+	// so a re-run after a crash (lease ended, record never completed) finds
+	// the payment it wrote before and answers with it.
+	_, err = a.db.PutItem(ctx, &dynamodb.PutItemInput{
+		TableName:                           a.table,
+		Item:                                item,
+		ConditionExpression:                 aws.String("attribute_not_exists(id)"),
+		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	})
+	if ccf, ok := errors.AsType[*types.ConditionalCheckFailedException](err); ok {
+		existing, err := a.existing(ctx, id, ccf.Item)
+		if err != nil {
+			return a.unavailable(ctx, "read existing payment", err), nil
+		}
+		if existing.Amount != p.Amount || existing.Currency != p.Currency || existing.Customer != p.Customer {
+			return problem(http.StatusUnprocessableEntity, "payment-conflict", "A different payment was already created with this Idempotency-Key.", nil), nil
+		}
+		a.log.InfoContext(ctx, "payment existed; answering with it", slog.String("id", id))
+		p = existing
+	} else if err != nil {
+		return a.unavailable(ctx, "put payment", err), nil
+	}
+	return jsonResponse(http.StatusCreated, p, map[string]string{"Location": "/payments/" + p.ID}), nil
+}
+
+// existing returns the payment a failed conditional put found: the ALL_OLD
+// item when the server sends it, else a consistent read.
+func (a *app) existing(ctx context.Context, id string, item map[string]types.AttributeValue) (payment, error) {
+	if item == nil {
+		out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
+			TableName:      a.table,
+			Key:            map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}},
+			ConsistentRead: aws.Bool(true),
+		})
+		if err != nil {
+			return payment{}, err
+		}
+		if out.Item == nil {
+			return payment{}, fmt.Errorf("payment %s vanished after a failed conditional put", id)
+		}
+		item = out.Item
+	}
+	return decodePayment(item)
+}
+
+var idRE = regexp.MustCompile(`^pay_[0-9a-f]{32}$`)
+
+func (a *app) get(ctx context.Context, id string) (events.APIGatewayV2HTTPResponse, error) {
+	notFound := problem(http.StatusNotFound, "not-found", "No payment with this id.", nil)
+	if !idRE.MatchString(id) {
+		return notFound, nil
+	}
+	out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName: a.table,
+		Key:       map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}},
+	})
+	if err != nil {
+		return a.unavailable(ctx, "get payment", err), nil
+	}
+	if out.Item == nil {
+		return notFound, nil
+	}
+	p, err := decodePayment(out.Item)
+	if err != nil {
+		a.log.ErrorContext(ctx, "undecodable payment", slog.String("id", id), slog.Any("error", err))
+		return problem(http.StatusInternalServerError, "internal-error", "The payment cannot be read.", nil), nil
+	}
+	return jsonResponse(http.StatusOK, p, nil), nil
+}
+
+// paymentID derives the payment id from the idempotency record key, so
+// every run for one key writes the same item; a request without a key gets
+// a random id.
+func paymentID(ctx context.Context) (string, error) {
+	if k, ok := idempotent.KeyFromContext(ctx); ok {
+		sum := sha256.Sum256([]byte("payment:" + k))
+		return "pay_" + hex.EncodeToString(sum[:16]), nil
+	}
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("payments: random id: %w", err)
+	}
+	return "pay_" + hex.EncodeToString(b[:]), nil
+}
+
+// unavailable answers a payments-table failure 503: not stored by the
+// idempotency layer, so a retry with the same key runs again (and the
+// conditional put keeps it from paying twice).
+func (a *app) unavailable(ctx context.Context, op string, err error) events.APIGatewayV2HTTPResponse {
+	a.log.ErrorContext(ctx, "payments table failed", slog.String("op", op), slog.Any("error", err))
+	r := problem(http.StatusServiceUnavailable, "unavailable", "Payments are unavailable; retry with the same Idempotency-Key.", nil)
+	r.Headers["Retry-After"] = "1"
+	return r
+}
+
+const problemBase = "https://github.com/idemlambda/idemlambda/blob/main/docs/http.md#payments-"
+
+func problem(status int, typ, detail string, errs []fieldError) events.APIGatewayV2HTTPResponse {
+	body, _ := json.Marshal(struct {
+		Type   string       `json:"type"`
+		Title  string       `json:"title"`
+		Status int          `json:"status"`
+		Detail string       `json:"detail"`
+		Errors []fieldError `json:"errors,omitempty"`
+	}{problemBase + typ, http.StatusText(status), status, detail, errs})
+	return events.APIGatewayV2HTTPResponse{
+		StatusCode: status,
+		Headers:    map[string]string{"Content-Type": apigw.ContentTypeProblem},
+		Body:       string(body),
+	}
+}
+
+func jsonResponse(status int, v any, headers map[string]string) events.APIGatewayV2HTTPResponse {
+	body, _ := json.Marshal(v) // payment: strings and an integer
+	h := map[string]string{"Content-Type": "application/json"}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return events.APIGatewayV2HTTPResponse{StatusCode: status, Headers: h, Body: string(body)}
+}
