@@ -105,6 +105,7 @@ func check(o *options, store idempotent.Store, nilHandler bool) {
 	if nilHandler {
 		o.cfg.Fail("handler", errors.New("nil handler"))
 	}
+	o.cfg.Finish()
 }
 
 // ---- requests ----

@@ -53,13 +53,17 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 	if store == nil {
 		o.cfg.Fail("store", errors.New("nil Store"))
 	}
+	o.cfg.Finish()
 	return func(next http.Handler) http.Handler {
+		cfg := o.cfg
 		if next == nil {
-			o.cfg.Fail("handler", errors.New("nil handler"))
+			c := *o.cfg // this handler only
+			c.Fail("handler", errors.New("nil handler"))
+			cfg = &c
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			req := &request{r: r, o: o}
-			resp, err := httpidem.Serve(r.Context(), o.cfg, store, req, codec{}, func(ctx context.Context) (*response, error) {
+			resp, err := httpidem.Serve(r.Context(), cfg, store, req, codec{}, func(ctx context.Context) (*response, error) {
 				if !req.guarded {
 					next.ServeHTTP(w, r)
 					return &response{sent: true}, nil

@@ -93,6 +93,18 @@ func (c *Config) Fail(option string, err error) {
 	c.Err = errors.Join(c.Err, &idempotent.ConfigError{Option: option, Err: err})
 }
 
+// Finish checks the core options as idempotent.Do will see them
+// (idempotent.CheckOptions), so a bad option is reported once, when the
+// adapter is built, and every request is then refused with 500.
+func (c *Config) Finish() {
+	if err := idempotent.CheckOptions(c.Core...); err != nil {
+		c.Err = errors.Join(c.Err, err)
+	}
+	if c.Err != nil {
+		c.Logger.Error("idempotency misconfigured; every request will be refused", slog.Any("error", c.Err))
+	}
+}
+
 // SetMethods sets the guarded methods (validated: non-empty tokens).
 func (c *Config) SetMethods(option string, methods []string) {
 	if len(methods) == 0 {
