@@ -42,8 +42,8 @@ run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1
 invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
 	$(GO) run ./cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
 
-demo: ## scripted tour against the local stack
-	@echo "make demo arrives with the deploy-and-run work"
+demo: dynamo-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
+	$(GO) run ./cmd/idemlocal demo $(if $(URL),-url $(URL))
 
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build && sam deploy

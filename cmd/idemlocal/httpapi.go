@@ -109,7 +109,18 @@ func (a *httpAPI) lookup(method, path string) (route, map[string]string, bool) {
 	return best, bestParams, found
 }
 
+// invokePrefix starts the Lambda Invoke API's path:
+// POST /2015-03-31/functions/<name>/invocations.
+const invokePrefix = "/2015-03-31/functions/"
+
+// errNoFunction is the invoker's error for a function that is not running.
+var errNoFunction = errors.New("no such function")
+
 func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasPrefix(r.URL.Path, invokePrefix) {
+		a.serveInvoke(w, r)
+		return
+	}
 	rt, params, ok := a.lookup(r.Method, r.URL.Path)
 	if !ok {
 		writeMessage(w, http.StatusNotFound, "Not Found")
@@ -153,6 +164,51 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	log.Info("request", "method", r.Method, "path", r.URL.Path)
+}
+
+// serveInvoke is the Lambda Invoke API (RequestResponse only), as
+// `sam local start-lambda` serves it: the body is the event, the answer the
+// function's payload; a handler error is a 200 with X-Amz-Function-Error:
+// Unhandled and the error document as body.
+func (a *httpAPI) serveInvoke(w http.ResponseWriter, r *http.Request) {
+	name, ok := strings.CutSuffix(strings.TrimPrefix(r.URL.Path, invokePrefix), "/invocations")
+	if !ok || name == "" || strings.Contains(name, "/") || r.Method != http.MethodPost {
+		writeMessage(w, http.StatusNotFound, "Not Found")
+		return
+	}
+	if t := r.Header.Get("X-Amz-Invocation-Type"); t != "" && t != "RequestResponse" {
+		writeMessage(w, http.StatusBadRequest, "only RequestResponse invocations are supported locally")
+		return
+	}
+	payload, err := io.ReadAll(io.LimitReader(r.Body, maxRequestBody+1))
+	if err != nil || len(payload) > maxRequestBody || !json.Valid(payload) {
+		writeMessage(w, http.StatusBadRequest, "the event must be JSON of at most 6 MB")
+		return
+	}
+	res, err := a.invoke(r.Context(), name, payload)
+	switch {
+	case errors.Is(err, errNoFunction):
+		writeMessage(w, http.StatusNotFound, err.Error())
+		return
+	case err != nil:
+		a.log.Error("invocation failed", "function", name, "err", err)
+		writeMessage(w, http.StatusInternalServerError, err.Error())
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("X-Amz-Executed-Version", "$LATEST")
+	if res.RequestID != "" {
+		w.Header().Set("X-Amzn-Requestid", res.RequestID)
+	}
+	if res.Err != nil {
+		w.Header().Set("X-Amz-Function-Error", "Unhandled")
+		w.WriteHeader(http.StatusOK)
+		_ = json.NewEncoder(w).Encode(res.Err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+	_, _ = w.Write(res.Payload)
+	a.log.Info("invoke", "function", name, "requestId", res.RequestID)
 }
 
 // toEvent builds the HTTP API payload format 2.0 event for r.

@@ -105,11 +105,12 @@ func newDynamoClient(endpoint, region string) *dynamodb.Client {
 	})
 }
 
-// createTables creates the template's tables (named by logical id) if missing.
-func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate.Table, log *slog.Logger) error {
+// createTables creates the template's tables (named prefix + logical id) if missing.
+func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate.Table, prefix string, log *slog.Logger) error {
 	for _, t := range tables {
+		name := prefix + t.LogicalID
 		in := &dynamodb.CreateTableInput{
-			TableName:   aws.String(t.LogicalID),
+			TableName:   aws.String(name),
 			BillingMode: types.BillingModePayPerRequest,
 		}
 		for _, k := range t.Keys {
@@ -122,23 +123,23 @@ func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate
 		var inUse *types.ResourceInUseException
 		switch {
 		case errors.As(err, &inUse):
-			log.Info("table exists", "table", t.LogicalID)
+			log.Info("table exists", "table", name)
 		case err != nil:
-			return fmt.Errorf("create table %s: %w", t.LogicalID, err)
+			return fmt.Errorf("create table %s: %w", name, err)
 		default:
-			log.Info("created table", "table", t.LogicalID)
+			log.Info("created table", "table", name)
 		}
 		waiter := dynamodb.NewTableExistsWaiter(db, func(o *dynamodb.TableExistsWaiterOptions) {
 			o.MinDelay, o.MaxDelay = 50*time.Millisecond, time.Second // a local server is quick
 		})
-		if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(t.LogicalID)}, 30*time.Second); err != nil {
-			return fmt.Errorf("table %s: %w", t.LogicalID, err)
+		if err := waiter.Wait(ctx, &dynamodb.DescribeTableInput{TableName: aws.String(name)}, 30*time.Second); err != nil {
+			return fmt.Errorf("table %s: %w", name, err)
 		}
 		if !t.TTLEnabled {
 			continue
 		}
 		_, err = db.UpdateTimeToLive(ctx, &dynamodb.UpdateTimeToLiveInput{
-			TableName: aws.String(t.LogicalID),
+			TableName: aws.String(name),
 			TimeToLiveSpecification: &types.TimeToLiveSpecification{
 				AttributeName: aws.String(t.TTLAttribute), Enabled: aws.Bool(true),
 			},
@@ -146,7 +147,7 @@ func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate
 		if err != nil {
 			// dynalite has no TTL; the library treats expired records as dead anyway.
 			log.Info("the local server does not support TTL; expired records stay until overwritten",
-				"table", t.LogicalID, "attribute", t.TTLAttribute, "err", err)
+				"table", name, "attribute", t.TTLAttribute, "err", err)
 		}
 	}
 	return nil

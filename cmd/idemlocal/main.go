@@ -8,6 +8,14 @@
 //	idemlocal run    [-port 3000] [-template template.yaml] [-param Name=Value]...
 //	idemlocal invoke -fn OrdersFunction -event events/sqs-orders.json
 //	idemlocal invoke FN=OrdersFunction EVENT=events/sqs-orders.json
+//	idemlocal demo   [-url http://127.0.0.1:3000]
+//
+// Besides the HttpApi routes, run serves the Lambda Invoke API for every
+// function of the template, as `sam local start-lambda` does:
+// POST /2015-03-31/functions/<LogicalId>/invocations with the event as body.
+//
+// demo is a scripted tour of the idempotency contract (see demo.go): it starts
+// its own stack unless -url names one that runs already.
 //
 // Local only: there is no authorizer. A bearer JWT's claims are decoded WITHOUT
 // verification and passed in requestContext.authorizer.jwt.claims.
@@ -51,6 +59,7 @@ func main() {
 const usage = `usage:
   idemlocal run    [flags]                      serve the template's HttpApi routes on 127.0.0.1:$PORT (3000)
   idemlocal invoke [flags] -fn ID -event FILE   send one event (FILE or - for stdin) to a function, print the answer
+  idemlocal demo   [-url URL]                    scripted tour: replay, 409, 422, an SQS batch delivered twice
   (FN=ID and EVENT=FILE arguments work too)`
 
 // errFunctionError makes invoke exit non-zero after printing a handler error.
@@ -65,6 +74,14 @@ type options struct {
 	port      string
 	instances int
 	fn, event string
+	demoURL   string
+	// tablePrefix is put before every table's local name (tests use a fresh one).
+	tablePrefix string
+	// logs receives the functions' output (os.Stderr when nil).
+	logs io.Writer
+	// dynamoFront, when set, returns the DynamoDB endpoint given to the
+	// functions in front of the real one (the demo's counting proxy).
+	dynamoFront func(endpoint string) (string, error)
 }
 
 type paramFlag map[string]string
@@ -80,7 +97,7 @@ func (p paramFlag) Set(s string) error {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 || (args[0] != "run" && args[0] != "invoke") {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "invoke" && args[0] != "demo") {
 		return errors.New(usage)
 	}
 	cmd := args[0]
@@ -99,6 +116,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.IntVar(&o.instances, "instances", 2, "execution environments per function (concurrency)")
 	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
+	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
+	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -116,14 +135,18 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	if err != nil {
 		return err
 	}
-	if cmd == "invoke" {
+	switch cmd {
+	case "invoke":
 		return invokeOnce(ctx, tpl, o, stdout, log)
+	case "demo":
+		return demo(ctx, tpl, o, stdout, log)
 	}
 	return serve(ctx, tpl, o, stdout, log)
 }
 
 // env is a running local stack: the DynamoDB endpoint and started functions.
 type env struct {
+	endpoint  string // DynamoDB
 	functions map[string]*runtimeapi.Function
 	cleanup   []func()
 }
@@ -172,9 +195,22 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 	} else {
 		log.Info("using the DynamoDB endpoint from AWS_ENDPOINT_URL_DYNAMODB", "endpoint", endpoint)
 	}
-	if err := createTables(ctx, newDynamoClient(endpoint, o.region), tpl.Tables(), log); err != nil {
+	e.endpoint = endpoint
+	if err := createTables(ctx, newDynamoClient(endpoint, o.region), tpl.Tables(), o.tablePrefix, log); err != nil {
 		e.close()
 		return nil, err
+	}
+	fnEndpoint := endpoint
+	if o.dynamoFront != nil {
+		var err error
+		if fnEndpoint, err = o.dynamoFront(endpoint); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	logs := o.logs
+	if logs == nil {
+		logs = os.Stderr
 	}
 	resolver := localResolver(tpl, o)
 	var mu sync.Mutex
@@ -188,10 +224,10 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			}
 			vars[k] = s
 		}
-		vars["AWS_ENDPOINT_URL_DYNAMODB"] = endpoint
+		vars["AWS_ENDPOINT_URL_DYNAMODB"] = fnEndpoint
 		vars["AWS_ACCESS_KEY_ID"] = localAccessKey
 		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
-		out := &prefixWriter{mu: &mu, w: os.Stderr, prefix: "[" + fn.LogicalID + "] "}
+		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
 		f, err := runtimeapi.Start(ctx, runtimeapi.Config{
 			Binary:    binaries[fn.LogicalID],
 			Name:      fn.LogicalID,
@@ -216,11 +252,14 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 }
 
 // localResolver resolves template values for the local run: tables and other
-// resources are named by their logical id.
+// resources are named by their logical id (tables after o.tablePrefix).
 func localResolver(tpl *samtemplate.Template, o options) *samtemplate.Resolver {
 	names := map[string]string{}
 	for id := range tpl.Resources {
 		names[id] = id
+	}
+	for _, t := range tpl.Tables() {
+		names[t.LogicalID] = o.tablePrefix + t.LogicalID
 	}
 	return &samtemplate.Resolver{
 		Template: tpl,
@@ -265,44 +304,74 @@ func routes(tpl *samtemplate.Template) []route {
 	return out
 }
 
-func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
-	rts := routes(tpl)
+// stack is a running local stack: functions, DynamoDB and the HTTP API.
+type stack struct {
+	env  *env
+	srv  *http.Server
+	url  string // http://127.0.0.1:port
+	errc chan error
+}
+
+// startStack listens on 127.0.0.1:o.port (0: a free port), sets up DynamoDB
+// and the functions and serves the HTTP API (and the Invoke API) in the
+// background until close.
+func startStack(ctx context.Context, tpl *samtemplate.Template, o options, log *slog.Logger) (*stack, error) {
 	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", o.port))
 	if err != nil {
-		return err
+		return nil, err
 	}
-	defer ln.Close()
 	e, err := setUp(ctx, tpl, o, nil, log)
 	if err != nil {
-		return err
+		ln.Close()
+		return nil, err
 	}
-	defer e.close()
 	api := &httpAPI{
-		routes: rts,
+		routes: routes(tpl),
 		log:    log,
 		now:    time.Now,
 		newID:  newRequestID,
 		invoke: func(ctx context.Context, id string, payload []byte) (runtimeapi.Result, error) {
 			fn, ok := e.functions[id]
 			if !ok {
-				return runtimeapi.Result{}, fmt.Errorf("function %s is not running", id)
+				return runtimeapi.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
 			}
 			return fn.Invoke(ctx, payload)
 		},
 	}
-	srv := &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second}
-	printBanner(stdout, tpl, rts, "http://"+ln.Addr().String())
+	s := &stack{
+		env:  e,
+		srv:  &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		url:  "http://" + ln.Addr().String(),
+		errc: make(chan error, 1),
+	}
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// close stops the HTTP server (waiting up to 5 s for requests in flight), the
+// functions and the DynamoDB server the stack started.
+func (s *stack) close() error {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(shutdownCtx)
+	s.env.close()
+	return err
+}
+
+func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
+	s, err := startStack(ctx, tpl, o, log)
+	if err != nil {
+		return err
+	}
+	printBanner(stdout, tpl, routes(tpl), s.url)
 	log.Warn("local only: no authorizer runs; a bearer JWT's claims are passed to the function UNVERIFIED")
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
 	select {
-	case err := <-errc:
+	case err := <-s.errc:
+		s.env.close()
 		return err
 	case <-ctx.Done():
 		log.Info("shutting down")
-		shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		return srv.Shutdown(shutdownCtx)
+		return s.close()
 	}
 }
 
@@ -326,6 +395,9 @@ Try it (run the first command twice: the second answer is a replay and carries "
 The same key with another body is rejected with 422:
   curl -si -X POST %[1]s/payments -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \
     -d '{"amount":9999,"currency":"EUR","customer":"c-1"}'
+Any function through the Lambda Invoke API (sharing this stack's tables):
+  curl -s %[1]s/2015-03-31/functions/OrdersFunction/invocations -d @events/sqs-orders.json
+The scripted tour against this stack: make demo URL=%[1]s
 
 `, base)
 }
