@@ -588,6 +588,9 @@ func (d *demoRun) stepSQS(ctx context.Context) error {
 				return fmt.Errorf("delivery %d: %d writes to OrdersTable, want %d", delivery, got, wantPuts)
 			}
 		}
+		if delivery == 2 && calls != nil {
+			fmt.Fprintf(d.out, "(the %d recorded orders replay: their acquire finds them COMPLETED and nothing runs;\n the malformed one is acquired, fails again and is released, so SQS redelivers it alone)\n", len(ev.Records)-1)
+		}
 		if err := d.printOrders(ctx); err != nil {
 			return err
 		}
