@@ -154,6 +154,12 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		if acquired {
 			break
 		}
+		// Our own write landed but its answer was lost, and a retry (the
+		// SDK's) met the record it had written: the owner token is unique
+		// to this call, so the key is ours.
+		if existing != nil && existing.Status == StatusInProgress && existing.Owner == owner && !existing.LeaseEnded(c.clock()) {
+			break
+		}
 		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
 			d := min(backoff, c.wait-waited)
 			if err := sleep(ctx, d); err != nil {
@@ -212,7 +218,14 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	}
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
-	if err := store.Complete(cctx, done); err != nil {
+	if err = store.Complete(cctx, done); err != nil {
+		if errors.Is(err, ErrLeaseLost) && completedByUs(cctx, store, id, owner) {
+			// Our write landed but its answer was lost, and the retried
+			// write found the record already completed — by us.
+			err = nil
+		}
+	}
+	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			c.logger.WarnContext(ctx, "lease lost before completion; result not stored", slog.String("record", id))
 			return zero, fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
@@ -221,6 +234,16 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	}
 	c.remember(&done)
 	return out, nil
+}
+
+// completedByUs reports whether the record id is completed under owner: a
+// Complete whose answer was lost and whose retry then failed its condition
+// did complete. The owner token is unique to one call, so this is exact; a
+// store that does not keep the owner of completed records makes it false,
+// and the call reports ErrLeaseLost as before.
+func completedByUs(ctx context.Context, store Store, id, owner string) bool {
+	rec, err := store.Get(ctx, id)
+	return err == nil && rec != nil && rec.Status == StatusCompleted && rec.Owner == owner
 }
 
 const (

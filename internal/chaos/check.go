@@ -1,0 +1,150 @@
+package chaos
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+)
+
+// check scans the table and evaluates the invariants over the history into
+// r.
+func (w *workload) check(ctx context.Context, client *dynamodb.Client, table string, r *Report) error {
+	stored, stuck, records, err := scan(ctx, client, table)
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+
+	r.Records = records
+	r.Stuck = stuck
+	r.Attempts = w.attempts
+	r.Outcomes = w.outcomes
+	r.Late = w.late
+	r.Unexpected = w.unexpect
+	r.Effects = len(w.ledger.Effects())
+	r.Charges = w.ledger.Charges()
+	r.PathOps = map[string]int{}
+	callers := 0
+	for _, op := range w.ops {
+		r.Ops++
+		r.PathOps[op.path.name()]++
+		callers++
+		if op.behavior != "" {
+			r.Behaviors = inc(r.Behaviors, op.behavior)
+		}
+		if !op.answered.Load() {
+			r.Lost++
+			r.note("lost: %s has no final answer", op.key)
+		}
+		answers := w.answers[op.key]
+		callers += countDups(answers)
+		runs := map[string]bool{}
+		for _, run := range w.ledger.Committed(op.key) {
+			runs[run] = true
+		}
+		var first []byte
+		for _, a := range answers {
+			if first == nil {
+				first = a.body
+			} else if !bytes.Equal(a.body, first) {
+				r.Divergent++
+				r.note("divergent: %s answered %s to %s and %s to %s", op.key, answers[0].body, answers[0].caller, a.body, a.caller)
+			}
+			if run := runOf(a.body); run != "" {
+				runs[run] = true
+			}
+		}
+		if s, ok := stored[op.key]; ok {
+			if first != nil && op.path.name() != "sqs" && !bytes.Equal(s, first) {
+				r.Divergent++
+				r.note("divergent: %s answered %s, the table holds %s", op.key, first, s)
+			}
+			if run := runOf(s); run != "" {
+				runs[run] = true
+			}
+		}
+		if len(runs) > 1 {
+			r.Duplicates += len(runs) - 1
+			r.note("duplicate: %s completed %d times: %v", op.key, len(runs), sortedKeys(runs))
+		}
+	}
+	r.Retries = r.Attempts - callers
+	return nil
+}
+
+func countDups(answers []answer) int {
+	seen := map[string]bool{}
+	for _, a := range answers {
+		if strings.HasSuffix(a.caller, "-dup") {
+			seen[a.caller] = true
+		}
+	}
+	return len(seen)
+}
+
+// runOf is the run named in a stored or answered Payment, or "".
+func runOf(body []byte) string {
+	var p Payment
+	if json.Unmarshal(body, &p) != nil {
+		return ""
+	}
+	return p.Run
+}
+
+// scan reads every record: the stored data of completed ones, by the key in
+// their Payment, and the number still in progress.
+func scan(ctx context.Context, client *dynamodb.Client, table string) (stored map[string][]byte, stuck, records int, err error) {
+	stored = make(map[string][]byte)
+	p := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, 0, 0, fmt.Errorf("chaos: scan %s: %w", table, err)
+		}
+		for _, item := range page.Items {
+			records++
+			st, _ := item[dynamostore.DefaultStatusAttr].(*types.AttributeValueMemberS)
+			if st == nil || st.Value != string(idempotent.StatusCompleted) {
+				stuck++
+				continue
+			}
+			data, _ := item[dynamostore.DefaultDataAttr].(*types.AttributeValueMemberB)
+			if data == nil {
+				continue
+			}
+			var pay Payment
+			if json.Unmarshal(data.Value, &pay) == nil && pay.Key != "" {
+				stored[pay.Key] = data.Value
+			}
+		}
+	}
+	return stored, stuck, records, nil
+}
+
+func inc(m map[string]int, k string) map[string]int {
+	if m == nil {
+		m = make(map[string]int)
+	}
+	m[k]++
+	return m
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	sort.Strings(ks)
+	return ks
+}
