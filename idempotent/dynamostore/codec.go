@@ -1,7 +1,6 @@
 package dynamostore
 
 import (
-	"context"
 	"fmt"
 	"strconv"
 	"time"
@@ -13,7 +12,7 @@ import (
 
 // encodeRecord is the item Acquire writes for rec: key, status, expiration
 // (epoch s) and lease (epoch ms) always; owner, fingerprint and data when set.
-func (s *Store) encodeRecord(ctx context.Context, rec idempotent.Record) (map[string]types.AttributeValue, error) {
+func (s *Store) encodeRecord(rec idempotent.Record) (map[string]types.AttributeValue, error) {
 	item := s.itemKey(rec.Key)
 	item[s.opts.StatusAttr] = &types.AttributeValueMemberS{Value: string(rec.Status)}
 	item[s.opts.ExpirationAttr] = epoch(rec.Expiration.Unix())
@@ -25,91 +24,81 @@ func (s *Store) encodeRecord(ctx context.Context, rec idempotent.Record) (map[st
 		item[s.opts.FingerprintAttr] = &types.AttributeValueMemberS{Value: rec.Fingerprint}
 	}
 	if rec.Data != nil {
-		data, err := s.encodeData(ctx, rec.Key, rec.Data)
+		st, err := s.encodeData(rec.Data)
 		if err != nil {
 			return nil, err
 		}
-		item[s.opts.DataAttr] = data
+		if st.chunked() {
+			return nil, errTooLargeForAcquire
+		}
+		item[s.opts.DataAttr] = &types.AttributeValueMemberB{Value: st.data}
+		if st.format != "" {
+			item[s.opts.DataFormatAttr] = &types.AttributeValueMemberS{Value: st.format}
+		}
 	}
 	return item, nil
 }
 
-// encodeData turns a result into the value of the data attribute. It is the
-// one place results are written, the seam for compressing large results and
-// splitting those larger than an item into chunk items (contract §6).
-func (s *Store) encodeData(_ context.Context, _ string, data []byte) (types.AttributeValue, error) {
-	if data == nil {
-		data = []byte{}
-	}
-	return &types.AttributeValueMemberB{Value: data}, nil
-}
-
-// decodeData reads the result back from the data attribute; the counterpart
-// of encodeData.
-func (s *Store) decodeData(_ context.Context, key string, av types.AttributeValue) ([]byte, error) {
-	b, ok := av.(*types.AttributeValueMemberB)
-	if !ok {
-		return nil, corrupt(key, s.opts.DataAttr, "want type B, got %s", avType(av))
-	}
-	return b.Value, nil
-}
-
 // decodeRecord turns an item into a Record. Required: the id, a known status
 // and the expiration; an in-progress record also needs its lease, a completed
-// one its data. Any missing or ill-typed attribute yields an error wrapping
-// idempotent.ErrCorruptRecord.
-func (s *Store) decodeRecord(ctx context.Context, item map[string]types.AttributeValue) (*idempotent.Record, error) {
+// one its data (inline, or the manifest of its chunks). Any missing or
+// ill-typed attribute yields an error wrapping idempotent.ErrCorruptRecord.
+//
+// The data of a chunked record is not read here: man is its manifest, and
+// the caller reads the chunks (readChunks) when it needs the result.
+func (s *Store) decodeRecord(item map[string]types.AttributeValue) (rec *idempotent.Record, man *chunkManifest, err error) {
 	o := &s.opts
 	key, err := str(item, "", o.idAttr(), true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	rec := &idempotent.Record{Key: key}
+	rec = &idempotent.Record{Key: key}
 
 	st, err := str(item, key, o.StatusAttr, true)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	rec.Status = idempotent.Status(st)
 	if rec.Status != idempotent.StatusInProgress && rec.Status != idempotent.StatusCompleted {
-		return nil, corrupt(key, o.StatusAttr, "unknown status %q", st)
+		return nil, nil, corrupt(key, o.StatusAttr, "unknown status %q", st)
 	}
 
 	exp, ok, err := num(item, key, o.ExpirationAttr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if !ok {
-		return nil, corrupt(key, o.ExpirationAttr, "missing")
+		return nil, nil, corrupt(key, o.ExpirationAttr, "missing")
 	}
 	rec.Expiration = time.Unix(exp, 0).UTC()
 
 	lease, ok, err := num(item, key, o.LeaseAttr)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	switch {
 	case ok:
 		rec.LeaseExpiration = time.UnixMilli(lease).UTC()
 	case rec.Status == idempotent.StatusInProgress:
-		return nil, corrupt(key, o.LeaseAttr, "missing on an %s record", rec.Status)
+		return nil, nil, corrupt(key, o.LeaseAttr, "missing on an %s record", rec.Status)
 	}
 
 	if rec.Owner, err = str(item, key, o.OwnerAttr, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if rec.Fingerprint, err = str(item, key, o.FingerprintAttr, false); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 
-	if av, ok := item[o.DataAttr]; ok {
-		if rec.Data, err = s.decodeData(ctx, key, av); err != nil {
-			return nil, err
-		}
-	} else if rec.Status == idempotent.StatusCompleted {
-		return nil, corrupt(key, o.DataAttr, "missing on a %s record", rec.Status)
+	data, man, ok, err := s.decodeData(key, item)
+	if err != nil {
+		return nil, nil, err
 	}
-	return rec, nil
+	if !ok && rec.Status == idempotent.StatusCompleted {
+		return nil, nil, corrupt(key, o.DataAttr, "missing on a %s record", rec.Status)
+	}
+	rec.Data = data
+	return rec, man, nil
 }
 
 // str reads a string attribute; a missing one is "" unless required.

@@ -14,12 +14,20 @@ const (
 	DefaultOwnerAttr        = "owner"
 	DefaultFingerprintAttr  = "validation"
 	DefaultDataAttr         = "data"
+	DefaultDataFormatAttr   = "data_format"
+	DefaultChunksAttr       = "data_chunks"
 	DefaultPartitionKeyAttr = "pk"
 	DefaultSortKeyAttr      = "sk"
 	// DefaultPartitionPrefix prefixes the static partition key value of
 	// composite-key tables: "idempotency#<name>".
 	DefaultPartitionPrefix = "idempotency#"
 )
+
+// DefaultCompressThreshold is the default Options.CompressThreshold. Below
+// it a record fits one write unit either way (docs/performance.md has the
+// measurement); above it zstd costs a few microseconds per KB and saves
+// about four fifths of the write units of a JSON result.
+const DefaultCompressThreshold = 512
 
 // Options configures a Store and CreateTable. New and CreateTable start from
 // the defaults (the attribute names of the contract, simple key) and then
@@ -59,6 +67,20 @@ type Options struct {
 	FingerprintAttr string
 	// DataAttr holds the stored result (B). Default "data".
 	DataAttr string
+	// DataFormatAttr tags how DataAttr (or the chunks) hold the result (S):
+	// absent for the plain bytes (every record written before compression
+	// existed reads that way), "zstd" for a zstd frame. Default
+	// "data_format".
+	DataFormatAttr string
+	// ChunksAttr marks a result split into chunk items (M: n = the number of
+	// chunks, set = the chunk set version, sha256 = the digest of the joined
+	// chunk data); such a record has no DataAttr. Default "data_chunks".
+	ChunksAttr string
+
+	// CompressThreshold is the result size in bytes from which results are
+	// compressed (zstd, fastest level; kept only when smaller). Zero means
+	// DefaultCompressThreshold; a negative value turns compression off.
+	CompressThreshold int
 
 	// Logger receives CreateTable's notices (such as a server without the
 	// TTL API). Nil means slog.Default().
@@ -76,6 +98,8 @@ func defaultOptions() Options {
 		OwnerAttr:        DefaultOwnerAttr,
 		FingerprintAttr:  DefaultFingerprintAttr,
 		DataAttr:         DefaultDataAttr,
+		DataFormatAttr:   DefaultDataFormatAttr,
+		ChunksAttr:       DefaultChunksAttr,
 	}
 }
 

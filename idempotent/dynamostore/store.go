@@ -36,7 +36,7 @@ type Store struct {
 	// Expressions and their name maps, built once. The maps are only read.
 	acquireCond   *string
 	acquireNames  map[string]string
-	completeUpd   *string
+	completeUpd   [4]*string // by completeShape
 	completeCond  *string
 	completeNames map[string]string
 	releaseCond   *string
@@ -73,14 +73,23 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 		"#st":    o.StatusAttr,
 		"#lease": o.LeaseAttr,
 	}
-	s.completeUpd = aws.String("SET #st = :completed, #data = :data, #exp = :exp REMOVE #lease")
+	// Every shape names every attribute (DynamoDB rejects unused names) and
+	// removes the data attributes of the other shapes.
+	s.completeUpd = [4]*string{
+		shapePlain:             aws.String("SET #st = :completed, #data = :data, #exp = :exp REMOVE #lease, #fmt, #chunks"),
+		shapeCompressed:        aws.String("SET #st = :completed, #data = :data, #exp = :exp, #fmt = :fmt REMOVE #lease, #chunks"),
+		shapeChunked:           aws.String("SET #st = :completed, #chunks = :chunks, #exp = :exp REMOVE #lease, #fmt, #data"),
+		shapeChunkedCompressed: aws.String("SET #st = :completed, #chunks = :chunks, #exp = :exp, #fmt = :fmt REMOVE #lease, #data"),
+	}
 	s.completeCond = aws.String("#st = :inprogress AND #own = :me")
 	s.completeNames = map[string]string{
-		"#st":    o.StatusAttr,
-		"#data":  o.DataAttr,
-		"#exp":   o.ExpirationAttr,
-		"#lease": o.LeaseAttr,
-		"#own":   o.OwnerAttr,
+		"#st":     o.StatusAttr,
+		"#data":   o.DataAttr,
+		"#exp":    o.ExpirationAttr,
+		"#lease":  o.LeaseAttr,
+		"#own":    o.OwnerAttr,
+		"#fmt":    o.DataFormatAttr,
+		"#chunks": o.ChunksAttr,
 	}
 	s.releaseCond = aws.String("#own = :me AND #st = :inprogress")
 	s.releaseNames = map[string]string{
@@ -97,7 +106,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if rec.Status == "" {
 		rec.Status = idempotent.StatusInProgress
 	}
-	item, err := s.encodeRecord(ctx, rec)
+	item, err := s.encodeRecord(rec)
 	if err != nil {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
 	}
@@ -120,16 +129,28 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if !errors.As(err, &ccf) {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
 	}
-	if len(ccf.Item) > 0 {
-		existing, err := s.decodeRecord(ctx, ccf.Item)
+	item = ccf.Item
+	if len(item) == 0 {
+		out, err := s.getItem(ctx, opAcquire, rec.Key)
 		if err != nil {
 			return nil, false, err
 		}
-		return existing, false, nil
+		if item = out; len(item) == 0 {
+			return nil, false, nil
+		}
 	}
-	existing, err := s.get(ctx, opAcquire, rec.Key)
+	existing, man, err := s.decodeRecord(item)
 	if err != nil {
 		return nil, false, err
+	}
+	// The chunks of a large result are read only when the caller will
+	// replay it: not for a dead record (its chunks may be gone already; the
+	// caller takes the key over) nor for a payload mismatch.
+	if man != nil && !existing.Expired(now) &&
+		(rec.Fingerprint == "" || existing.Fingerprint == "" || rec.Fingerprint == existing.Fingerprint) {
+		if existing.Data, err = s.readChunks(ctx, opAcquire, existing.Key, man); err != nil {
+			return nil, false, err
+		}
 	}
 	return existing, false, nil
 }
@@ -140,6 +161,25 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 }
 
 func (s *Store) get(ctx context.Context, op, key string) (*idempotent.Record, error) {
+	item, err := s.getItem(ctx, op, key)
+	if err != nil || len(item) == 0 {
+		return nil, err
+	}
+	rec, man, err := s.decodeRecord(item)
+	if err != nil {
+		return nil, err
+	}
+	if man != nil {
+		if rec.Data, err = s.readChunks(ctx, op, rec.Key, man); err != nil {
+			return nil, err
+		}
+	}
+	return rec, nil
+}
+
+// getItem reads the item of record key with a consistent GetItem; nil when
+// there is none.
+func (s *Store) getItem(ctx context.Context, op, key string) (map[string]types.AttributeValue, error) {
 	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      s.table,
 		Key:            s.itemKey(key),
@@ -148,36 +188,67 @@ func (s *Store) get(ctx context.Context, op, key string) (*idempotent.Record, er
 	if err != nil {
 		return nil, &idempotent.StoreError{Op: op, Key: key, Err: err}
 	}
-	if len(out.Item) == 0 {
-		return nil, nil
-	}
-	return s.decodeRecord(ctx, out.Item)
+	return out.Item, nil
 }
 
 // Complete implements idempotent.Store with one UpdateItem fenced by
 // status = INPROGRESS AND owner = rec.Owner. It sets the status COMPLETED,
-// the data and the expiration, and removes the lease.
+// the data and the expiration, and removes the lease. Results of at least
+// CompressThreshold bytes are compressed; stored bytes larger than one item
+// are first written as chunk items (PutItem each, in parallel), which the
+// UpdateItem then references; if its condition fails, they are deleted again.
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
-	data, err := s.encodeData(ctx, rec.Key, rec.Data)
+	st, err := s.encodeData(rec.Data)
 	if err != nil {
 		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
 	}
+	exp := rec.Expiration.Unix()
+	values := map[string]types.AttributeValue{
+		":completed":  avCompleted,
+		":inprogress": avInProgress,
+		":exp":        epoch(exp),
+		":me":         &types.AttributeValueMemberS{Value: rec.Owner},
+	}
+	shape := shapePlain
+	if st.format != "" {
+		shape = shapeCompressed
+		values[":fmt"] = &types.AttributeValueMemberS{Value: st.format}
+	}
+	var cleanup func()
+	if st.chunked() {
+		shape += shapeChunked
+		var man types.AttributeValue
+		if man, cleanup, err = s.writeChunks(ctx, rec.Key, rec.Owner, st, exp); err != nil {
+			return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: fmt.Errorf("write chunks: %w", err)}
+		}
+		values[":chunks"] = man
+	} else {
+		values[":data"] = &types.AttributeValueMemberB{Value: st.data}
+	}
 	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName:                s.table,
-		Key:                      s.itemKey(rec.Key),
-		UpdateExpression:         s.completeUpd,
-		ConditionExpression:      s.completeCond,
-		ExpressionAttributeNames: s.completeNames,
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":completed":  avCompleted,
-			":inprogress": avInProgress,
-			":data":       data,
-			":exp":        epoch(rec.Expiration.Unix()),
-			":me":         &types.AttributeValueMemberS{Value: rec.Owner},
-		},
+		TableName:                 s.table,
+		Key:                       s.itemKey(rec.Key),
+		UpdateExpression:          s.completeUpd[shape],
+		ConditionExpression:       s.completeCond,
+		ExpressionAttributeNames:  s.completeNames,
+		ExpressionAttributeValues: values,
 	})
+	var ccf *types.ConditionalCheckFailedException
+	if cleanup != nil && errors.As(err, &ccf) {
+		// Certainly not written: nothing references the chunks. (After any
+		// other failure the update may have landed; the chunks stay.)
+		cleanup()
+	}
 	return s.fenced(opComplete, rec.Key, err)
 }
+
+// The shapes of a completed record's data, indexing Store.completeUpd.
+const (
+	shapePlain             = 0
+	shapeCompressed        = 1
+	shapeChunked           = 2
+	shapeChunkedCompressed = shapeChunked + shapeCompressed
+)
 
 // Release implements idempotent.Store with one DeleteItem fenced by
 // owner = owner AND status = INPROGRESS.

@@ -3,6 +3,7 @@ package dynamostore_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -132,6 +133,18 @@ func TestDecode(t *testing.T) {
 		{name: "data of type S (Powertools for Python)", item: with(func(it item) { it["data"] = s(`{"ok":true}`) }), wantCorrupt: true},
 		{name: "nil attribute value", item: with(func(it item) { it["data"] = nil }), wantCorrupt: true},
 		{name: "NULL status", item: with(func(it item) { it["status"] = &types.AttributeValueMemberNULL{Value: true} }), wantCorrupt: true},
+		{name: "unknown data format", item: with(func(it item) { it["data_format"] = s("brotli") }), wantCorrupt: true},
+		{name: "data format of type N", item: with(func(it item) { it["data_format"] = n("1") }), wantCorrupt: true},
+		{name: "zstd format on plain data", item: with(func(it item) { it["data_format"] = s("zstd") }), wantCorrupt: true},
+		{name: "chunks of type S", item: with(func(it item) { delete(it, "data"); it["data_chunks"] = s("3") }), wantCorrupt: true},
+		{name: "chunks without digest", item: with(func(it item) {
+			delete(it, "data")
+			it["data_chunks"] = &types.AttributeValueMemberM{Value: item{"n": n("2"), "set": s("owner-1")}}
+		}), wantCorrupt: true},
+		{name: "zero chunks", item: with(func(it item) {
+			delete(it, "data")
+			it["data_chunks"] = &types.AttributeValueMemberM{Value: item{"n": n("0"), "set": s("owner-1"), "sha256": b(strings.Repeat("x", 32))}}
+		}), wantCorrupt: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

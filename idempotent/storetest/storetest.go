@@ -25,6 +25,7 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 	t.Run("GetMissing", s.getMissing)
 	t.Run("ConcurrentAcquire", s.concurrentAcquire)
 	t.Run("KeysIndependent", s.keysIndependent)
+	t.Run("LargeResults", s.largeResults)
 }
 
 type suite struct {
@@ -562,6 +563,50 @@ func (s *suite) keysIndependent(t *testing.T) {
 			}
 			for _, k := range step.gone {
 				expectNone(t, st, k)
+			}
+		})
+	}
+}
+
+// largeResults completes records with results of the sizes a Lambda function
+// returns — compressible and not, up to beyond one DynamoDB item (§6) — and
+// reads them back byte for byte, through Get and through a conflicting
+// Acquire (the replay path).
+func (s *suite) largeResults(t *testing.T) {
+	text := make([]byte, 0, 40<<10)
+	for i := 0; len(text) < 40<<10; i++ {
+		text = fmt.Appendf(text, `{"line":%d,"sku":"SKU-%05d","status":"SHIPPED"},`, i, i*7919%100000)
+	}
+	noise := make([]byte, 900<<10)
+	x := uint64(0x9e3779b97f4a7c15)
+	for i := range noise {
+		x ^= x << 13
+		x ^= x >> 7
+		x ^= x << 17
+		noise[i] = byte(x)
+	}
+	tests := []struct {
+		name string
+		data []byte
+	}{
+		{name: "40 KB text", data: text},
+		{name: "900 KB noise", data: noise},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			st := s.newStore(t)
+			held := seed(t, st, inProgress(keyA, "owner-1"))
+			done := completed(held, tt.data, sec.Add(time.Hour))
+			if err := st.Complete(t.Context(), done); err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			expect(t, st, done)
+			existing, ok, err := st.Acquire(t.Context(), inProgress(keyA, "owner-2"), now)
+			if err != nil || ok || existing == nil {
+				t.Fatalf("Acquire = %v, %v, %v; want the completed record", existing, ok, err)
+			}
+			if d := diff(existing, done); d != "" {
+				t.Fatalf("replayed record differs: %s", d)
 			}
 		})
 	}
