@@ -28,11 +28,30 @@ Resources:
       TimeToLiveSpecification: {AttributeName: ttl, Enabled: true}
   Queue:
     Type: AWS::SQS::Queue
+  Logs:
+    Type: AWS::Logs::LogGroup
+  FnRole:
+    Type: AWS::IAM::Role
+    Properties:
+      AssumeRolePolicyDocument:
+        Statement: {Effect: Allow, Principal: {Service: lambda.amazonaws.com}, Action: sts:AssumeRole}
+      ManagedPolicyArns: [!Sub "arn:${AWS::Partition}:iam::aws:policy/Nope"]
+      Policies:
+        - PolicyName: one
+          PolicyDocument:
+            Statement:
+              - {Effect: Allow, Action: [sqs:ReceiveMessage], Resource: !GetAtt Queue.Arn}
+        - PolicyName: two
+          PolicyDocument:
+            Statement:
+              - {Sid: Logs, Effect: Allow, Action: logs:PutLogEvents, Resource: [!Sub "${Logs.Arn}", x]}
   Fn:
     Type: AWS::Serverless::Function
     Metadata: {BuildMethod: makefile}
     Properties:
       Runtime: go1.x
+      Role: !GetAtt FnRole.Arn
+      LoggingConfig: {LogGroup: !Ref Logs, LogFormat: JSON}
       Environment:
         Variables:
           OVERRIDDEN: mine
@@ -44,6 +63,8 @@ Resources:
           JOIN: !Join [":", [a, !Ref Stage, 3]]
           NUM: 42
           MISSING: !Ref NoDefault
+          ROLE_ARN: !GetAtt FnRole.Arn
+          LOGS_ARN: !GetAtt Logs.Arn
       Policies:
         - Statement:
             Effect: Allow
@@ -118,6 +139,77 @@ func TestFunctionsMergeGlobals(t *testing.T) {
 	}
 }
 
+func TestRoles(t *testing.T) {
+	tpl, err := Parse([]byte(sample))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fn, _ := tpl.Function("Fn")
+	if fn.LogFormat != "JSON" || !reflect.DeepEqual(fn.LogGroup, Intrinsic{Name: "Ref", Arg: "Logs"}) {
+		t.Errorf("LoggingConfig: LogGroup %#v, LogFormat %q", fn.LogGroup, fn.LogFormat)
+	}
+	role, ok := tpl.FunctionRole(fn)
+	if !ok || role.LogicalID != "FnRole" {
+		t.Fatalf("FunctionRole = %+v, %v; want FnRole", role, ok)
+	}
+	wantTrust := []Statement{{Effect: "Allow", Actions: []string{"sts:AssumeRole"}, Principal: map[string]any{"Service": "lambda.amazonaws.com"}}}
+	if !reflect.DeepEqual(role.Trust, wantTrust) {
+		t.Errorf("Trust = %#v, want %#v", role.Trust, wantTrust)
+	}
+	if len(role.ManagedPolicyArns) != 1 {
+		t.Errorf("ManagedPolicyArns = %#v", role.ManagedPolicyArns)
+	}
+	if len(role.Policies) != 2 || role.Policies[0].Name != "one" || role.Policies[1].Name != "two" {
+		t.Fatalf("Policies = %+v", role.Policies)
+	}
+	want := []Statement{
+		{Effect: "Allow", Actions: []string{"sqs:ReceiveMessage"}, Resources: []any{Intrinsic{Name: "Fn::GetAtt", Arg: []any{"Queue", "Arn"}}}},
+		{Sid: "Logs", Effect: "Allow", Actions: []string{"logs:PutLogEvents"}, Resources: []any{Intrinsic{Name: "Fn::Sub", Arg: "${Logs.Arn}"}, "x"}},
+	}
+	if got := role.Statements(); !reflect.DeepEqual(got, want) {
+		t.Errorf("Statements = %#v, want %#v", got, want)
+	}
+
+	for _, tt := range []struct {
+		name string
+		role any
+	}{
+		{name: "no Role", role: nil},
+		{name: "literal ARN", role: "arn:aws:iam::000000000000:role/FnRole"},
+		{name: "!Ref of the role", role: Intrinsic{Name: "Ref", Arg: "FnRole"}},
+		{name: "!GetAtt of a non-role", role: Intrinsic{Name: "Fn::GetAtt", Arg: []any{"Queue", "Arn"}}},
+		{name: "!GetAtt of another attribute", role: Intrinsic{Name: "Fn::GetAtt", Arg: []any{"FnRole", "RoleId"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			f := fn
+			f.Role = tt.role
+			if r, ok := tpl.FunctionRole(f); ok {
+				t.Errorf("FunctionRole = %+v, want none", r)
+			}
+		})
+	}
+}
+
+func TestTarget(t *testing.T) {
+	for _, tt := range []struct {
+		v        any
+		id, attr string
+		ok       bool
+	}{
+		{v: Intrinsic{Name: "Ref", Arg: "Table"}, id: "Table", ok: true},
+		{v: Intrinsic{Name: "Fn::GetAtt", Arg: []any{"Table", "Arn"}}, id: "Table", attr: "Arn", ok: true},
+		{v: Intrinsic{Name: "Fn::GetAtt", Arg: []any{"Table"}}},
+		{v: Intrinsic{Name: "Fn::Sub", Arg: "${Table}"}},
+		{v: "Table"},
+		{v: nil},
+	} {
+		id, attr, ok := Target(tt.v)
+		if id != tt.id || attr != tt.attr || ok != tt.ok {
+			t.Errorf("Target(%#v) = %q, %q, %v; want %q, %q, %v", tt.v, id, attr, ok, tt.id, tt.attr, tt.ok)
+		}
+	}
+}
+
 func TestTables(t *testing.T) {
 	tpl, err := Parse([]byte(sample))
 	if err != nil {
@@ -139,7 +231,7 @@ func TestResolver(t *testing.T) {
 		t.Fatal(err)
 	}
 	fn, _ := tpl.Function("Fn")
-	r := &Resolver{Template: tpl, Names: map[string]string{"Table": "local-table", "Queue": "local-queue"}, Params: map[string]string{"TTL": "7"}}
+	r := &Resolver{Template: tpl, Names: map[string]string{"Table": "local-table", "Queue": "local-queue", "FnRole": "FnRole", "Logs": "Logs"}, Params: map[string]string{"TTL": "7"}}
 	tests := []struct {
 		key, want, wantErr string
 	}{
@@ -152,6 +244,8 @@ func TestResolver(t *testing.T) {
 		{key: "JOIN", want: "a:dev:3"},
 		{key: "NUM", want: "42"},
 		{key: "MISSING", wantErr: "NoDefault has no default"},
+		{key: "ROLE_ARN", want: "arn:aws:iam::000000000000:role/FnRole"},
+		{key: "LOGS_ARN", want: "arn:aws:logs:us-east-1:000000000000:log-group:Logs:*"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.key, func(t *testing.T) {

@@ -12,6 +12,8 @@ const (
 	TypeTable    = "AWS::DynamoDB::Table"
 	TypeQueue    = "AWS::SQS::Queue"
 	TypeHTTPAPI  = "AWS::Serverless::HttpApi"
+	TypeRole     = "AWS::IAM::Role"
+	TypeLogGroup = "AWS::Logs::LogGroup"
 )
 
 // Function is an AWS::Serverless::Function with the template's Globals merged in.
@@ -32,6 +34,13 @@ type Function struct {
 	// Statements are the inline IAM statements of Policies (managed policy
 	// names and SAM policy templates are in Properties["Policies"]).
 	Statements []Statement
+	// Role is the Role property (an ARN, usually !GetAtt <Role>.Arn), nil
+	// when SAM makes the role; see Template.FunctionRole.
+	Role any
+	// LogGroup and LogFormat are LoggingConfig's; LogGroup is a name, usually
+	// !Ref <LogGroup>, nil for Lambda's default /aws/lambda/<name>.
+	LogGroup   any
+	LogFormat  string
 	Properties map[string]any
 }
 
@@ -54,6 +63,34 @@ type Statement struct {
 	Effect    string
 	Actions   []string
 	Resources []any
+	// Principal is set in trust policies (AssumeRolePolicyDocument).
+	Principal any
+}
+
+// Role is an AWS::IAM::Role.
+type Role struct {
+	LogicalID string
+	// Trust is the AssumeRolePolicyDocument's statements.
+	Trust []Statement
+	// Policies are the inline policies, in template order.
+	Policies          []Policy
+	ManagedPolicyArns []any
+	Properties        map[string]any
+}
+
+// Policy is an inline policy of a role.
+type Policy struct {
+	Name       string
+	Statements []Statement
+}
+
+// Statements returns the statements of all the role's inline policies.
+func (r Role) Statements() []Statement {
+	var out []Statement
+	for _, p := range r.Policies {
+		out = append(out, p.Statements...)
+	}
+	return out
 }
 
 // Table is an AWS::DynamoDB::Table.
@@ -94,6 +131,9 @@ func (t *Template) Functions() []Function {
 			Timeout:       asInt(props["Timeout"]),
 			MemorySize:    asInt(props["MemorySize"]),
 			Environment:   asMap(asMap(props["Environment"])["Variables"]),
+			Role:          props["Role"],
+			LogGroup:      asMap(props["LoggingConfig"])["LogGroup"],
+			LogFormat:     asString(asMap(props["LoggingConfig"])["LogFormat"]),
 			Properties:    props,
 		}
 		if fn.Timeout == 0 {
@@ -125,29 +165,94 @@ func (t *Template) Functions() []Function {
 			policies = []any{props["Policies"]}
 		}
 		for _, p := range policies {
-			stmts, ok := asMap(p)["Statement"].([]any)
-			if !ok {
-				if s, isMap := asMap(p)["Statement"].(map[string]any); isMap {
-					stmts = []any{s}
-				}
-			}
-			for _, s := range stmts {
-				sm := asMap(s)
-				res, ok := sm["Resource"].([]any)
-				if !ok && sm["Resource"] != nil {
-					res = []any{sm["Resource"]}
-				}
-				fn.Statements = append(fn.Statements, Statement{
-					Sid:       asString(sm["Sid"]),
-					Effect:    asString(sm["Effect"]),
-					Actions:   asStrings(sm["Action"]),
-					Resources: res,
-				})
-			}
+			fn.Statements = append(fn.Statements, statements(p)...)
 		}
 		out = append(out, fn)
 	}
 	return out
+}
+
+// statements reads the Statement list (or single statement) of a policy document.
+func statements(doc any) []Statement {
+	stmts, ok := asMap(doc)["Statement"].([]any)
+	if !ok {
+		if s, isMap := asMap(doc)["Statement"].(map[string]any); isMap {
+			stmts = []any{s}
+		}
+	}
+	var out []Statement
+	for _, s := range stmts {
+		sm := asMap(s)
+		res, ok := sm["Resource"].([]any)
+		if !ok && sm["Resource"] != nil {
+			res = []any{sm["Resource"]}
+		}
+		out = append(out, Statement{
+			Sid:       asString(sm["Sid"]),
+			Effect:    asString(sm["Effect"]),
+			Actions:   asStrings(sm["Action"]),
+			Resources: res,
+			Principal: sm["Principal"],
+		})
+	}
+	return out
+}
+
+// Roles returns the template's IAM roles, sorted by logical id.
+func (t *Template) Roles() []Role {
+	var out []Role
+	for _, r := range t.ResourcesOfType(TypeRole) {
+		p := r.Properties
+		role := Role{
+			LogicalID:         r.LogicalID,
+			Trust:             statements(p["AssumeRolePolicyDocument"]),
+			ManagedPolicyArns: asSlice(p["ManagedPolicyArns"]),
+			Properties:        p,
+		}
+		for _, pol := range asSlice(p["Policies"]) {
+			pm := asMap(pol)
+			role.Policies = append(role.Policies, Policy{Name: asString(pm["PolicyName"]), Statements: statements(pm["PolicyDocument"])})
+		}
+		out = append(out, role)
+	}
+	return out
+}
+
+// FunctionRole returns the role a function runs as when its Role property
+// is !GetAtt <Role>.Arn of a role in the template (ok false otherwise, e.g.
+// when SAM makes the role).
+func (t *Template) FunctionRole(fn Function) (Role, bool) {
+	id, attr, ok := Target(fn.Role)
+	if !ok || attr != "Arn" {
+		return Role{}, false
+	}
+	for _, r := range t.Roles() {
+		if r.LogicalID == id {
+			return r, true
+		}
+	}
+	return Role{}, false
+}
+
+// Target returns the logical id a !Ref (attr "") or !GetAtt (attr the
+// attribute) refers to; ok is false for anything else.
+func Target(v any) (logicalID, attr string, ok bool) {
+	in, isIntrinsic := v.(Intrinsic)
+	if !isIntrinsic {
+		return "", "", false
+	}
+	switch in.Name {
+	case "Ref":
+		id, isString := in.Arg.(string)
+		return id, "", isString && id != ""
+	case "Fn::GetAtt":
+		parts := asStrings(in.Arg)
+		if len(parts) != 2 || parts[0] == "" || parts[1] == "" {
+			return "", "", false
+		}
+		return parts[0], parts[1], true
+	}
+	return "", "", false
 }
 
 // Function returns the function with the given logical id.
@@ -294,18 +399,24 @@ func (r *Resolver) getAtt(resource, attr string) (string, error) {
 	if attr != "Arn" {
 		return "", fmt.Errorf("samtemplate: !GetAtt %s.%s: only Arn is supported locally", resource, attr)
 	}
+	partition, _ := r.Ref("AWS::Partition")
 	region, _ := r.Ref("AWS::Region")
 	account, _ := r.Ref("AWS::AccountId")
 	service := "unknown"
 	if r.Template != nil {
 		switch r.Template.Resources[resource].Type {
 		case TypeTable:
-			return fmt.Sprintf("arn:aws:dynamodb:%s:%s:table/%s", region, account, name), nil
+			return fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", partition, region, account, name), nil
 		case TypeQueue:
 			service = "sqs"
+		case TypeRole:
+			return fmt.Sprintf("arn:%s:iam::%s:role/%s", partition, account, name), nil
+		case TypeLogGroup:
+			// CloudFormation's Arn of a log group ends in ":*".
+			return fmt.Sprintf("arn:%s:logs:%s:%s:log-group:%s:*", partition, region, account, name), nil
 		}
 	}
-	return fmt.Sprintf("arn:aws:%s:%s:%s:%s", service, region, account, name), nil
+	return fmt.Sprintf("arn:%s:%s:%s:%s:%s", partition, service, region, account, name), nil
 }
 
 func (r *Resolver) intrinsic(in Intrinsic) (string, error) {

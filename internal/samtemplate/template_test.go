@@ -2,6 +2,7 @@ package samtemplate
 
 import (
 	"debug/elf"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -177,8 +178,8 @@ func TestTemplateEvents(t *testing.T) {
 	}
 }
 
-// walkStatements calls fn for every map in the template that looks like an IAM
-// statement, wherever it is (function Policies, roles, queue policies).
+// walkStatements calls fn for every map in v that looks like an IAM statement
+// (it has an Effect), wherever it is.
 func walkStatements(v any, fn func(map[string]any)) {
 	switch v := v.(type) {
 	case map[string]any:
@@ -197,86 +198,275 @@ func walkStatements(v any, fn func(map[string]any)) {
 	}
 }
 
-func TestTemplateIAMHasNoWildcards(t *testing.T) {
+// logStreams is the one Resource with a wildcard a role may hold: the streams
+// of its function's own log group (Lambda names the streams itself).
+func logStreams(logGroup string) Intrinsic {
+	return Intrinsic{Name: "Fn::Sub", Arg: "arn:${AWS::Partition}:logs:${AWS::Region}:${AWS::AccountId}:log-group:${" + logGroup + "}:log-stream:*"}
+}
+
+// functionRole returns the role fn runs as and the logical id of its log group.
+func functionRole(t *testing.T, tpl *Template, fn Function) (Role, string) {
+	t.Helper()
+	role, ok := tpl.FunctionRole(fn)
+	if !ok {
+		t.Fatalf("%s: Role = %#v, want !GetAtt <%s>.Arn of a role in the template", fn.LogicalID, fn.Role, TypeRole)
+	}
+	lg, attr, ok := Target(fn.LogGroup)
+	if !ok || attr != "" || tpl.Resources[lg].Type != TypeLogGroup {
+		t.Fatalf("%s: LoggingConfig.LogGroup = %#v, want !Ref of a %s", fn.LogicalID, fn.LogGroup, TypeLogGroup)
+	}
+	return role, lg
+}
+
+func TestTemplateFunctionRoles(t *testing.T) {
 	tpl := repoTemplate(t)
-	n := 0
-	for id, r := range tpl.Resources {
-		walkStatements(r.Properties, func(s map[string]any) {
-			n++
-			if _, ok := s["NotAction"]; ok {
-				t.Errorf("%s: NotAction grants everything else", id)
+	roleOf := map[string]string{}     // role -> function
+	logGroupOf := map[string]string{} // log group -> function
+	for _, fn := range tpl.Functions() {
+		t.Run(fn.LogicalID, func(t *testing.T) {
+			// With Role set SAM attaches nothing to the role: Policies would be ignored, and only mislead.
+			if p, ok := fn.Properties["Policies"]; ok {
+				t.Errorf("Policies = %#v; a function with a Role must have none", p)
 			}
-			if _, ok := s["NotResource"]; ok {
-				t.Errorf("%s: NotResource grants everything else", id)
+			role, logGroup := functionRole(t, tpl, fn)
+			if other, ok := roleOf[role.LogicalID]; ok {
+				t.Errorf("role %s is shared with %s", role.LogicalID, other)
 			}
-			for _, key := range []string{"Action", "Resource"} {
-				var check func(any)
-				check = func(v any) {
-					switch v := v.(type) {
-					case string:
-						if strings.Contains(v, "*") {
-							t.Errorf("%s: %s %q has a wildcard", id, key, v)
-						}
-					case []any:
-						for _, e := range v {
-							check(e)
-						}
-					case Intrinsic:
-						check(v.Arg)
-					}
-				}
-				check(s[key])
+			roleOf[role.LogicalID] = fn.LogicalID
+			if other, ok := logGroupOf[logGroup]; ok {
+				t.Errorf("log group %s is shared with %s", logGroup, other)
+			}
+			logGroupOf[logGroup] = fn.LogicalID
+
+			wantTrust := []Statement{{Effect: "Allow", Actions: []string{"sts:AssumeRole"}, Principal: map[string]any{"Service": "lambda.amazonaws.com"}}}
+			if !reflect.DeepEqual(role.Trust, wantTrust) {
+				t.Errorf("%s trust = %#v, want only Lambda assuming it: %#v", role.LogicalID, role.Trust, wantTrust)
+			}
+			if len(role.ManagedPolicyArns) != 0 {
+				t.Errorf("%s ManagedPolicyArns = %v, want none (managed policies grant on every resource)", role.LogicalID, role.ManagedPolicyArns)
+			}
+			if _, ok := role.Properties["PermissionsBoundary"]; ok {
+				t.Errorf("%s has a PermissionsBoundary; the inline policies are the whole grant", role.LogicalID)
+			}
+
+			if fn.LogFormat != "JSON" {
+				t.Errorf("LoggingConfig.LogFormat = %q, want JSON", fn.LogFormat)
+			}
+			// Lambda filters JSON application logs by their level: it must let through what LOG_LEVEL lets the function write.
+			if got := asMap(fn.Properties["LoggingConfig"])["ApplicationLogLevel"]; !reflect.DeepEqual(got, fn.Environment["LOG_LEVEL"]) {
+				t.Errorf("LoggingConfig.ApplicationLogLevel = %#v, want LOG_LEVEL's %#v", got, fn.Environment["LOG_LEVEL"])
+			}
+			if days := asInt(tpl.Resources[logGroup].Properties["RetentionInDays"]); days <= 0 {
+				t.Errorf("%s has no RetentionInDays (logs would be kept forever)", logGroup)
 			}
 		})
+	}
+	for _, r := range tpl.Roles() {
+		if _, ok := roleOf[r.LogicalID]; !ok {
+			t.Errorf("role %s is no function's role", r.LogicalID)
+		}
+	}
+	for _, r := range tpl.ResourcesOfType(TypeLogGroup) {
+		if _, ok := logGroupOf[r.LogicalID]; !ok {
+			t.Errorf("log group %s is no function's log group", r.LogicalID)
+		}
+	}
+}
+
+// arnResources are the types whose !GetAtt .Arn a role may be granted on.
+var arnResources = map[string]bool{TypeTable: true, TypeQueue: true}
+
+func TestTemplateIAMHasNoWildcards(t *testing.T) {
+	tpl := repoTemplate(t)
+	for id, r := range tpl.Resources {
+		if r.Type == TypeRole {
+			continue
+		}
+		walkStatements(r.Properties, func(s map[string]any) {
+			t.Errorf("%s: IAM statement %v outside a function's role", id, s)
+		})
+	}
+	n := 0
+	for _, fn := range tpl.Functions() {
+		role, logGroup := functionRole(t, tpl, fn)
+		raw := 0
+		walkStatements(role.Properties["Policies"], func(s map[string]any) {
+			raw++
+			for _, key := range []string{"NotAction", "NotResource", "NotPrincipal", "Principal"} {
+				if _, ok := s[key]; ok {
+					t.Errorf("%s: a statement has %s", role.LogicalID, key)
+				}
+			}
+		})
+		stmts := role.Statements()
+		if raw != len(stmts) {
+			t.Errorf("%s: %d statements in the policies, %d read", role.LogicalID, raw, len(stmts))
+		}
+		n += len(stmts)
+		for _, s := range stmts {
+			if s.Effect != "Allow" {
+				t.Errorf("%s %s: Effect %q", role.LogicalID, s.Sid, s.Effect)
+			}
+			if len(s.Actions) == 0 || len(s.Resources) == 0 {
+				t.Errorf("%s %s: actions %v on %v", role.LogicalID, s.Sid, s.Actions, s.Resources)
+			}
+			for _, a := range s.Actions {
+				if service, name, ok := strings.Cut(a, ":"); !ok || service == "" || name == "" || strings.ContainsAny(a, "*?") {
+					t.Errorf("%s %s: action %q is not one named action", role.LogicalID, s.Sid, a)
+				}
+			}
+			for _, res := range s.Resources {
+				if reflect.DeepEqual(res, logStreams(logGroup)) {
+					continue // the function's own log group's streams
+				}
+				id, attr, ok := Target(res)
+				if !ok || attr != "Arn" || !arnResources[tpl.Resources[id].Type] {
+					t.Errorf("%s %s: resource %#v is not !GetAtt <table or queue>.Arn nor %s's log streams", role.LogicalID, s.Sid, res, logGroup)
+				}
+			}
+		}
 	}
 	if n == 0 {
 		t.Fatal("no IAM statements found")
 	}
 }
 
-func TestTemplateDynamoDBActions(t *testing.T) {
-	tpl := repoTemplate(t)
-	idemActions := []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
-	want := map[string]map[string][]string{
+// grants returns the actions fn's role allows, sorted, by resource: the
+// logical id for !GetAtt <id>.Arn, "<LogGroup>:log-stream:*" for the streams
+// of the function's log group, the resource as Go syntax otherwise.
+func grants(t *testing.T, tpl *Template, fn Function) map[string][]string {
+	t.Helper()
+	role, logGroup := functionRole(t, tpl, fn)
+	got := map[string][]string{}
+	for _, s := range role.Statements() {
+		if s.Effect != "Allow" {
+			continue
+		}
+		for _, res := range s.Resources {
+			key := fmt.Sprintf("%#v", res)
+			if id, attr, ok := Target(res); ok && attr == "Arn" {
+				key = id
+			} else if reflect.DeepEqual(res, logStreams(logGroup)) {
+				key = logGroup + ":log-stream:*"
+			}
+			got[key] = append(got[key], s.Actions...)
+		}
+	}
+	for k := range got {
+		sort.Strings(got[k])
+	}
+	return got
+}
+
+// grantsWithPrefix keeps the actions of one service ("dynamodb:", ...).
+func grantsWithPrefix(all map[string][]string, prefix string) map[string][]string {
+	out := map[string][]string{}
+	for res, actions := range all {
+		for _, a := range actions {
+			if strings.HasPrefix(a, prefix) {
+				out[res] = append(out[res], a)
+			}
+		}
+	}
+	return out
+}
+
+var (
+	idemActions = []string{"dynamodb:DeleteItem", "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"}
+	logActions  = []string{"logs:CreateLogStream", "logs:PutLogEvents"}
+	// sqsActions are what the SQS event source mapping calls with the function's role.
+	sqsActions = []string{"sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:ReceiveMessage"}
+
+	wantDynamoDB = map[string]map[string][]string{
 		"PaymentsFunction": {"IdempotencyTable": idemActions, "PaymentsTable": {"dynamodb:GetItem", "dynamodb:PutItem"}},
 		"OrdersFunction":   {"IdempotencyTable": idemActions, "OrdersTable": {"dynamodb:PutItem"}},
 	}
+	wantSQS = map[string]map[string][]string{
+		"PaymentsFunction": {},
+		"OrdersFunction":   {"OrdersQueue": sqsActions},
+	}
+	wantLogs = map[string]map[string][]string{
+		"PaymentsFunction": {"PaymentsLogGroup:log-stream:*": logActions},
+		"OrdersFunction":   {"OrdersLogGroup:log-stream:*": logActions},
+	}
+)
+
+func TestTemplateDynamoDBActions(t *testing.T) {
+	tpl := repoTemplate(t)
 	for _, fn := range tpl.Functions() {
 		t.Run(fn.LogicalID, func(t *testing.T) {
-			if _, ok := fn.Properties["Policies"].([]any); !ok {
-				t.Fatalf("Policies is %T, want a list of inline statements", fn.Properties["Policies"])
+			got := grantsWithPrefix(grants(t, tpl, fn), "dynamodb:")
+			if !reflect.DeepEqual(got, wantDynamoDB[fn.LogicalID]) {
+				t.Errorf("actions by table = %v, want %v", got, wantDynamoDB[fn.LogicalID])
 			}
-			for _, p := range fn.Properties["Policies"].([]any) {
-				if _, ok := p.(map[string]any); !ok {
-					t.Errorf("policy %#v is not an inline statement list (managed policies and SAM templates are too broad to check)", p)
-				}
-			}
-			got := map[string][]string{}
-			for _, s := range fn.Statements {
-				if s.Effect != "Allow" {
-					continue
-				}
-				for _, res := range s.Resources {
-					att, ok := res.(Intrinsic)
-					if !ok || att.Name != "Fn::GetAtt" || asStrings(att.Arg)[1] != "Arn" {
-						t.Errorf("resource %#v: want !GetAtt <Table>.Arn", res)
-						continue
-					}
-					table := asStrings(att.Arg)[0]
-					got[table] = append(got[table], s.Actions...)
-				}
-			}
-			for table := range got {
-				sort.Strings(got[table])
-			}
-			if !reflect.DeepEqual(got, want[fn.LogicalID]) {
-				t.Errorf("actions by table = %v, want %v", got, want[fn.LogicalID])
-			}
-			if tbl := ownTable(t, fn); want[fn.LogicalID][tbl] == nil {
+			if tbl := ownTable(t, fn); got[tbl] == nil {
 				t.Errorf("the function's own table %s has no allowed actions", tbl)
 			}
 			if idem := idempotencyTable(t, fn); idem != "IdempotencyTable" {
 				t.Errorf("IDEMPOTENCY_TABLE refers to %s", idem)
+			}
+		})
+	}
+}
+
+func TestTemplateSQSActions(t *testing.T) {
+	tpl := repoTemplate(t)
+	for _, fn := range tpl.Functions() {
+		t.Run(fn.LogicalID, func(t *testing.T) {
+			got := grantsWithPrefix(grants(t, tpl, fn), "sqs:")
+			if !reflect.DeepEqual(got, wantSQS[fn.LogicalID]) {
+				t.Errorf("actions by queue = %v, want %v", got, wantSQS[fn.LogicalID])
+			}
+			// Exactly the queues of the function's SQS events.
+			events := map[string][]string{}
+			for _, e := range fn.Events {
+				if e.Type != "SQS" {
+					continue
+				}
+				id, attr, ok := Target(e.Queue)
+				if !ok || attr != "Arn" {
+					t.Fatalf("event %s: Queue %#v, want !GetAtt <queue>.Arn", e.Name, e.Queue)
+				}
+				events[id] = sqsActions
+			}
+			if !reflect.DeepEqual(got, events) {
+				t.Errorf("actions by queue = %v; the SQS events need %v", got, events)
+			}
+		})
+	}
+}
+
+func TestTemplateLogActions(t *testing.T) {
+	tpl := repoTemplate(t)
+	for _, fn := range tpl.Functions() {
+		t.Run(fn.LogicalID, func(t *testing.T) {
+			_, logGroup := functionRole(t, tpl, fn)
+			got := grantsWithPrefix(grants(t, tpl, fn), "logs:")
+			want := map[string][]string{logGroup + ":log-stream:*": logActions}
+			if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(got, wantLogs[fn.LogicalID]) {
+				t.Errorf("log actions = %v, want %v", got, want)
+			}
+		})
+	}
+}
+
+// TestTemplateRoleActions checks that the roles allow nothing beyond the
+// DynamoDB, SQS and log actions above.
+func TestTemplateRoleActions(t *testing.T) {
+	tpl := repoTemplate(t)
+	for _, fn := range tpl.Functions() {
+		t.Run(fn.LogicalID, func(t *testing.T) {
+			want := map[string][]string{}
+			for _, m := range []map[string]map[string][]string{wantDynamoDB, wantSQS, wantLogs} {
+				for res, actions := range m[fn.LogicalID] {
+					want[res] = append(want[res], actions...)
+				}
+			}
+			for res := range want {
+				sort.Strings(want[res])
+			}
+			if got := grants(t, tpl, fn); !reflect.DeepEqual(got, want) {
+				t.Errorf("actions by resource = %v, want %v", got, want)
 			}
 		})
 	}
