@@ -1,0 +1,82 @@
+// The Powertools for AWS Lambda (TypeScript) side of `make bench`: the same
+// handler as the Go sides, made idempotent with makeIdempotent and the
+// DynamoDB persistence layer. The Go harness (bench/main.go) drives it over
+// stdin/stdout, one JSON command per line; the invocation loop runs here, so
+// no process boundary is timed.
+//
+//   {"op":"seed","table":T,"keys":[...],"payloadFile":F}        -> {"ok":true}
+//   {"op":"run","table":T,"scenario":"new"|"replay","workers":W,
+//    "durationMs":D,"maxOps":M,"keyPrefix":P,"keys":[...],"payloadFile":F}
+//                                -> {"latenciesMs":[...],"errors":N,"firstError":"..."}
+import { readFileSync } from 'node:fs';
+import { createInterface } from 'node:readline';
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { IdempotencyConfig, makeIdempotent } from '@aws-lambda-powertools/idempotency';
+import { DynamoDBPersistenceLayer } from '@aws-lambda-powertools/idempotency/dynamodb';
+
+const client = new DynamoDBClient({
+  endpoint: process.env.BENCH_ENDPOINT,
+  region: 'us-east-1',
+  credentials: { accessKeyId: 'bench', secretAccessKey: 'bench' },
+});
+
+const handlers = new Map(); // table+payload -> idempotent function
+function handlerFor(table, payloadFile) {
+  const id = `${table} ${payloadFile}`;
+  let h = handlers.get(id);
+  if (!h) {
+    const result = JSON.parse(readFileSync(payloadFile, 'utf8'));
+    const persistenceStore = new DynamoDBPersistenceLayer({ tableName: table, awsSdkV3Client: client });
+    const config = new IdempotencyConfig({ eventKeyJmesPath: 'id', throwOnNoIdempotencyKey: true });
+    h = makeIdempotent(async (event) => result, { persistenceStore, config });
+    handlers.set(id, h);
+  }
+  return h;
+}
+
+async function run(cmd) {
+  const h = handlerFor(cmd.table, cmd.payloadFile);
+  const latencies = [];
+  let errors = 0;
+  let firstError = '';
+  let next = 0;
+  const deadline = performance.now() + cmd.durationMs;
+  async function worker() {
+    for (;;) {
+      const i = next++;
+      if (i >= cmd.maxOps || (i >= cmd.minOps && performance.now() > deadline)) return;
+      const key = cmd.scenario === 'new' ? `${cmd.keyPrefix}-${i}` : cmd.keys[i % cmd.keys.length];
+      const t0 = performance.now();
+      try {
+        await h({ id: key });
+        latencies.push(performance.now() - t0);
+      } catch (err) {
+        errors++;
+        if (!firstError) firstError = String(err?.message ?? err).slice(0, 300);
+      }
+    }
+  }
+  await Promise.all(Array.from({ length: cmd.workers }, worker));
+  return { latenciesMs: latencies, errors, firstError };
+}
+
+async function seed(cmd) {
+  const h = handlerFor(cmd.table, cmd.payloadFile);
+  for (const key of cmd.keys) {
+    await h({ id: key });
+  }
+  return { ok: true };
+}
+
+const rl = createInterface({ input: process.stdin });
+for await (const line of rl) {
+  if (!line.trim()) continue;
+  const cmd = JSON.parse(line);
+  let out;
+  try {
+    out = cmd.op === 'seed' ? await seed(cmd) : await run(cmd);
+  } catch (err) {
+    out = { error: String(err?.message ?? err).slice(0, 300) };
+  }
+  process.stdout.write(JSON.stringify(out) + '\n');
+}
