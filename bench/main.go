@@ -133,9 +133,9 @@ func run() error {
 		return err
 	}
 	client := dynamodb.New(dynamodb.Options{
-		Region:           "us-east-1",
-		BaseEndpoint:     aws.String(proxyURL),
-		Credentials:      credentials.NewStaticCredentialsProvider("bench", "bench", ""),
+		Region:       "us-east-1",
+		BaseEndpoint: aws.String(proxyURL),
+		Credentials:  credentials.NewStaticCredentialsProvider("bench", "bench", ""),
 	})
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
 
@@ -151,6 +151,8 @@ func run() error {
 			impls = append(impls, &ours{client: client, table: table})
 		case "floor":
 			impls = append(impls, &floor{client: client, table: table})
+		case "store":
+			impls = append(impls, &storeOnly{client: client, table: table})
 		case "powertools-ts":
 			pt, err := startPowertools(proxyURL, table)
 			if err != nil {
@@ -308,8 +310,8 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 }
 
 func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
-func round2(f float64) float64 { return float64(int64(f*100+0.5)) / 100 }
-func ptr[T any](v T) *T { return &v }
+func round2(f float64) float64   { return float64(int64(f*100+0.5)) / 100 }
+func ptr[T any](v T) *T          { return &v }
 
 func ints(s string) []int {
 	var out []int
@@ -328,6 +330,8 @@ func tableOf(im impl) string {
 	case *ours:
 		return x.table
 	case *floor:
+		return x.table
+	case *storeOnly:
 		return x.table
 	case *powertools:
 		return x.table
@@ -449,6 +453,46 @@ func (o *ours) run(ctx context.Context, s spec) (outcome, error) {
 		}
 		return err
 	}), nil
+}
+
+// storeOnly is a diagnostic side (-impls store): dynamostore's Acquire and
+// Complete called directly, without Wrap, to tell the core's cost from the
+// store's.
+type storeOnly struct {
+	client *dynamodb.Client
+	table  string
+}
+
+func (o *storeOnly) name() string { return "store" }
+
+func (o *storeOnly) invoke(ctx context.Context, st *dynamostore.Store, key string, payload []byte) error {
+	now := time.Now()
+	rec := idempotent.Record{Key: "store#" + key, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
+		LeaseExpiration: now.Add(time.Minute), Owner: strconv.FormatInt(now.UnixNano(), 36)}
+	existing, ok, err := st.Acquire(ctx, rec, now)
+	if err != nil || !ok {
+		if err == nil && (existing == nil || len(existing.Data) != len(payload)) {
+			err = errors.New("no replay")
+		}
+		return err
+	}
+	rec.Status, rec.Data = idempotent.StatusCompleted, payload
+	return st.Complete(ctx, rec)
+}
+
+func (o *storeOnly) seed(ctx context.Context, s spec) error {
+	st := dynamostore.New(o.client, o.table)
+	for _, k := range s.keys {
+		if err := o.invoke(ctx, st, k, s.payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *storeOnly) run(ctx context.Context, s spec) (outcome, error) {
+	st := dynamostore.New(o.client, o.table)
+	return loop(ctx, s, func(ctx context.Context, key string) error { return o.invoke(ctx, st, key, s.payload) }), nil
 }
 
 // floor is what any idempotent handler must send, with no library: a

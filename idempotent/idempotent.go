@@ -123,7 +123,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 				if mismatch(fp, e.fingerprint) {
 					return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
 				}
-				return decode[T](id, e.data)
+				return cached[T](c, id, e)
 			}
 			c.cache.Remove(id)
 		}
@@ -314,6 +314,33 @@ type cacheEntry struct {
 	expiration  int64
 	fingerprint string
 	data        []byte
+	// value is the result decoded from data, kept (as a private copy) once
+	// a hit decoded it, for types cloneFor can copy; nil until then.
+	value any
+}
+
+// cached answers a cache hit: a copy of the decoded result when the entry
+// holds one of type T, else the result decoded from the stored bytes (and
+// then a copy of it is kept for the next hit).
+func cached[T any](c *config, id string, e cacheEntry) (T, error) {
+	switch any((*T)(nil)).(type) {
+	case *[]byte, *json.RawMessage:
+		return decode[T](id, e.data) // a copy of the bytes already
+	}
+	if v, ok := e.value.(T); ok {
+		if out, ok := cloneFor(v); ok {
+			return out, nil
+		}
+	}
+	out, err := decode[T](id, e.data)
+	if err != nil {
+		return out, err
+	}
+	if keep, ok := cloneFor(out); ok {
+		e.value = keep
+		c.cache.Add(id, e)
+	}
+	return out, nil
 }
 
 func mismatch(mine, stored string) bool {
