@@ -20,6 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/internal/chaos/faultproxy"
 )
@@ -56,6 +57,9 @@ type Profile struct {
 	Drain time.Duration
 	// Paths names the operation paths to mix, see Paths(); empty means all.
 	Paths []string
+	// StoreHook, when set, wraps every container's store: tests break the
+	// store on purpose to show that the checker notices.
+	StoreHook func(idempotent.Store) idempotent.Store
 }
 
 func (p *Profile) defaults() {
@@ -95,12 +99,12 @@ func (p *Profile) defaults() {
 // meet several faults.
 func DefaultFaults() map[faultproxy.Kind]float64 {
 	return map[faultproxy.Kind]float64{
-		faultproxy.Reset:                 0.03,
-		faultproxy.Drop:                  0.05,
+		faultproxy.Reset:                 0.05,
+		faultproxy.Drop:                  0.08,
 		faultproxy.Delay:                 0.05,
-		faultproxy.InternalError:         0.03,
-		faultproxy.Throttle:              0.03,
-		faultproxy.ProvisionedThroughput: 0.03,
+		faultproxy.InternalError:         0.04,
+		faultproxy.Throttle:              0.04,
+		faultproxy.ProvisionedThroughput: 0.04,
 	}
 }
 
@@ -261,6 +265,7 @@ type attempt struct {
 	lease     time.Duration
 	run       string        // set by the handler when it runs
 	own       bool          // the answer is this attempt's own run
+	handlerOK bool          // the handler returned success (sqs path)
 	started   chan struct{} // closed when the handler runs
 }
 
@@ -416,6 +421,9 @@ func (w *workload) call(ctx context.Context, a *attempt) ([]byte, error) {
 	if run := runOf(body); err == nil && run != "" {
 		w.ledger.Commit(a.op.key, run)
 	}
+	if err == nil {
+		w.ledger.Answered(a.op.key)
+	}
 	return body, err
 }
 
@@ -521,19 +529,26 @@ var errRetryable = errors.New("chaos: retryable answer")
 // and local cache.
 type container struct {
 	id    int
-	store *dynamostore.Store
+	store idempotent.Store
 	cache idempotent.Option
-	wait  bool // duplicates wait for a running invocation instead of failing
-	paths sync.Map
+	// httpCache is the HTTP adapter's local cache.
+	httpCache apigw.Option
+	wait      bool // duplicates wait for a running invocation instead of failing
+	paths     sync.Map
 }
 
 func newContainer(id int, endpoint, table string, p Profile, logger *slog.Logger) *container {
 	client := newDynamoClient(endpoint, p.SDKAttempts)
+	var store idempotent.Store = dynamostore.New(client, table)
+	if p.StoreHook != nil {
+		store = p.StoreHook(store)
+	}
 	return &container{
-		id:    id,
-		store: dynamostore.New(client, table),
-		cache: idempotent.WithLocalCache(256),
-		wait:  id%2 == 1,
+		id:        id,
+		store:     store,
+		cache:     idempotent.WithLocalCache(256),
+		httpCache: apigw.WithLocalCache(256),
+		wait:      id%2 == 1,
 	}
 }
 

@@ -76,15 +76,28 @@ func (l *Ledger) Commit(key, run string) {
 		l.committed[key] = m
 	}
 	m[run] = true
-	l.doneLocked(key)
+	l.answeredLocked(key)
+}
+
+// Answered records that some caller of key got a final answer, which means
+// some run of key completed.
+func (l *Ledger) Answered(key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.answeredLocked(key)
+}
+
+func (l *Ledger) answeredLocked(key string) {
+	c := l.doneLocked(key)
 	select {
-	case <-l.done[key]:
+	case <-c:
 	default:
-		close(l.done[key])
+		close(c)
 	}
 }
 
-// Done returns a channel closed once some run of key completed.
+// Done returns a channel closed once some run of key is known to have
+// completed (committed or answered).
 func (l *Ledger) Done(key string) <-chan struct{} {
 	l.mu.Lock()
 	defer l.mu.Unlock()

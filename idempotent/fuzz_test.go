@@ -1,0 +1,75 @@
+package idempotent_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// FuzzKeyPath evaluates arbitrary JMESPath key and payload expressions over
+// arbitrary JSON events. Whatever the input: nothing panics; a bad
+// expression is a *ConfigError and the handler never runs; an event without
+// a key fails with ErrNoKey (the key is required) and the handler never
+// runs; the same event twice runs the handler at most once and replays the
+// first result.
+func FuzzKeyPath(f *testing.F) {
+	seeds := []struct{ expr, event string }{
+		{"orderId", `{"orderId":"o-1","amount":5}`},
+		{"orderId", `{"orderId":1}`},
+		{"orderId", `{"orderId":null}`},
+		{"orderId", `{"orderId":""}`},
+		{"orderId", `{"orderId":[]}`},
+		{"body.orderId", `{"body":{"orderId":{"a":[1,2,{"b":1e400}]}}}`},
+		{"[customer, requestId]", `{"customer":"c","requestId":"r"}`},
+		{"items[0].id", `{"items":[{"id":"x"}]}`},
+		{"items[-1]", `{"items":[]}`},
+		{"items[::0]", `{"items":[1,2]}`},
+		{"items[::-1]", `{"items":[1,2,3]}`},
+		{"length(name)", `{"name":"abc"}`},
+		{"max_by(people, &age).name", `{"people":[{"age":1,"name":"a"},{"age":"x"}]}`},
+		{"sort(@)", `[3,"a",null]`},
+		{"a.b.c", `"just a string"`},
+		{"@", `12345678901234567890123`},
+		{"", `{}`},
+		{"a[", `{"a":[]}`},
+		{"`{\"a\":1}`", `{}`},
+		{"\"quoted key\"", `{"quoted key":"v"}`},
+	}
+	for _, s := range seeds {
+		f.Add(s.expr, []byte(s.event))
+	}
+	f.Fuzz(func(t *testing.T, expr string, event []byte) {
+		if !json.Valid(event) {
+			return
+		}
+		store := idempotent.NewMemoryStore()
+		runs := 0
+		h := idempotent.Wrap(store, func(_ context.Context, in json.RawMessage) (int, error) {
+			runs++
+			return runs, nil
+		}, idempotent.WithKeyPath(expr), idempotent.WithPayloadPath(expr), idempotent.WithRequireKey())
+
+		first, err1 := h(context.Background(), json.RawMessage(event))
+		second, err2 := h(context.Background(), json.RawMessage(event))
+		var ce *idempotent.ConfigError
+		switch {
+		case errors.As(err1, &ce):
+			if runs != 0 || !errors.As(err2, &ce) {
+				t.Fatalf("expr %q: config error %v, then %v after %d runs", expr, err1, err2, runs)
+			}
+		case errors.Is(err1, idempotent.ErrNoKey):
+			if runs != 0 || !errors.Is(err2, idempotent.ErrNoKey) {
+				t.Fatalf("expr %q event %s: no key, then %v after %d runs", expr, event, err2, runs)
+			}
+		case err1 != nil:
+			t.Fatalf("expr %q event %s: unexpected error %v", expr, event, err1)
+		default:
+			if err2 != nil || second != first || runs != 1 {
+				t.Fatalf("expr %q event %s: first %d, then %d, %v after %d runs; want a replay of the first", expr, event, first, second, err2, runs)
+			}
+		}
+	})
+}
