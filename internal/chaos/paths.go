@@ -2,8 +2,8 @@ package chaos
 
 import (
 	"context"
-	"encoding/json"
 	"sort"
+	"strconv"
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
@@ -45,7 +45,7 @@ type doPath struct{}
 func (doPath) name() string { return "do" }
 
 func (doPath) call(ctx context.Context, w *workload, a *attempt) ([]byte, bool, error) {
-	opts := append(a.container.options(a.lease, w.logger), idempotent.WithFingerprint(a.op.key+"/"+itoa(a.op.amount)))
+	opts := append(a.container.options(a.lease, w.logger), idempotent.WithFingerprint(a.op.key+"/"+strconv.Itoa(a.op.amount)))
 	res, err := idempotent.Do(ctx, a.container.store, a.op.key, func(ctx context.Context) (Payment, error) {
 		return w.handle(ctx, a)
 	}, opts...)
@@ -92,9 +92,4 @@ func (c *container) wrapped(w *workload, lease time.Duration) wrapHandler {
 	}, opts...)
 	actual, _ := c.paths.LoadOrStore(key, h)
 	return actual.(wrapHandler)
-}
-
-func itoa(n int) string {
-	b, _ := json.Marshal(n)
-	return string(b)
 }
