@@ -12,6 +12,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // CanonicalJSON returns the canonical form of a JSON document: object keys
@@ -19,6 +20,13 @@ import (
 // text (so 1.0 and 1 differ, and big integers keep every digit). ok is false
 // when b is not exactly one JSON value (optionally surrounded by whitespace).
 func CanonicalJSON(b []byte) (canon []byte, ok bool) {
+	// encoding/json turns invalid UTF-8 and lone surrogate escapes into
+	// U+FFFD, which would give different bodies one fingerprint: such
+	// bodies (rare, and not valid JSON text per RFC 8259 §8.1) are compared
+	// byte for byte instead.
+	if !utf8.Valid(b) {
+		return nil, false
+	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()
 	var v any
@@ -34,7 +42,11 @@ func CanonicalJSON(b []byte) (canon []byte, ok bool) {
 	if err := enc.Encode(v); err != nil {
 		return nil, false
 	}
-	return bytes.TrimSuffix(buf.Bytes(), []byte{'\n'}), true
+	out := bytes.TrimSuffix(buf.Bytes(), []byte{'\n'})
+	if bytes.ContainsRune(out, utf8.RuneError) {
+		return nil, false
+	}
+	return out, true
 }
 
 // CanonicalQuery returns a raw query string in canonical form: parameters
