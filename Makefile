@@ -45,6 +45,18 @@ invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and pr
 demo: dynamo-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
 	$(GO) run ./cmd/idemlocal demo $(if $(URL),-url $(URL))
 
+SEED     ?= 1
+FUZZTIME ?= 20s
+chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind; fails on any violation
+	$(DYNAMO) run -- $(GO) run ./cmd/chaos -seed $(SEED) -clients 16 -ops 125
+
+fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$'  -fuzztime $(FUZZTIME) ./idempotent/dynamostore
+	$(GO) test -run '^$$' -fuzz '^FuzzKeyPath$$'       -fuzztime $(FUZZTIME) ./idempotent
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$'      -fuzztime $(FUZZTIME) ./internal/httpidem
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./internal/httpidem
+	$(GO) test -run '^$$' -fuzz '^FuzzBodyKey$$'       -fuzztime $(FUZZTIME) ./idempotent/sqsbatch
+
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build && sam deploy
 
