@@ -92,7 +92,7 @@ func writeChart(path string, rows []Row) error {
 		if math.IsInf(lo, 1) {
 			return
 		}
-		lmin, lmax := math.Floor(math.Log10(lo)), math.Ceil(math.Log10(hi))
+		lmin, lmax := math.Floor(math.Log10(lo/2)), math.Ceil(math.Log10(hi))
 		if lmax == lmin {
 			lmax++
 		}

@@ -32,6 +32,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -94,13 +95,14 @@ type impl interface {
 }
 
 var (
-	flagDur   = flag.Duration("round", 700*time.Millisecond, "time per implementation per round per row")
+	flagDur   = flag.Duration("round", time.Second, "time per implementation per round per row")
 	flagRound = flag.Int("rounds", 3, "interleaved rounds per row")
 	flagOut   = flag.String("out", "bench", "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
 	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides and the proxy) to this file")
+	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
 )
 
 func main() {
@@ -113,6 +115,9 @@ func main() {
 }
 
 func run() error {
+	if *flagPlot {
+		return replot()
+	}
 	target := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")
 	if target == "" {
 		return errors.New("AWS_ENDPOINT_URL_DYNAMODB is not set (run me through dynalite/ctl.sh run --)")
@@ -187,6 +192,26 @@ func run() error {
 	}
 	log.Printf("%d rows in %s", len(rows), time.Since(start).Round(time.Second))
 
+	return save(rows)
+}
+
+// replot reads results.json back and redraws.
+func replot() error {
+	b, err := os.ReadFile(filepath.Join(*flagOut, "results.json"))
+	if err != nil {
+		return err
+	}
+	var rows []Row
+	if err := json.Unmarshal(b, &rows); err != nil {
+		return err
+	}
+	for i := range rows {
+		rows[i].Error = trimErr(rows[i].Error)
+	}
+	return save(rows)
+}
+
+func save(rows []Row) error {
 	if err := os.MkdirAll(*flagOut, 0o755); err != nil {
 		return err
 	}
@@ -407,7 +432,12 @@ func loop(ctx context.Context, s spec, op func(ctx context.Context, key string) 
 	return out
 }
 
+var requestID = regexp.MustCompile(`,? ?RequestID: [A-Z0-9]*,?`)
+
+// trimErr shortens an error message for the table: no request ids, at most
+// 300 bytes.
 func trimErr(s string) string {
+	s = requestID.ReplaceAllString(s, "")
 	if len(s) > 300 {
 		return s[:300] + "..."
 	}
