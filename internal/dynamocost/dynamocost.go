@@ -27,8 +27,12 @@ import (
 
 // Stats are a Meter's counts.
 type Stats struct {
-	// Calls counts requests per operation ("PutItem", "GetItem", ...).
+	// Calls counts requests per operation ("PutItem", "GetItem", ...): the
+	// first attempts, as the client's code asks for them.
 	Calls map[string]int
+	// Retries counts the further attempts the SDKs' retryers sent (they mark
+	// each attempt in the amz-sdk-request header); they are not in Calls.
+	Retries int
 	// WriteUnits is the write units of all write requests.
 	WriteUnits int
 	// ItemBytes is the size of the items written (PutItem items and the
@@ -132,7 +136,11 @@ func (m *Meter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if m.stats.Calls == nil {
 		m.stats.Calls = make(map[string]int)
 	}
-	m.stats.Calls[op]++
+	if retry(req) {
+		m.stats.Retries++
+	} else {
+		m.stats.Calls[op]++
+	}
 	if err != nil || !write {
 		return resp, err
 	}
@@ -166,6 +174,16 @@ func (m *Meter) RoundTrip(req *http.Request) (*http.Response, error) {
 		m.setItem(in.TableName, in.Key, after)
 	}
 	return resp, nil
+}
+
+// retry reports whether req is a second or later attempt of a call.
+func retry(req *http.Request) bool {
+	for _, part := range strings.Split(req.Header.Get("Amz-Sdk-Request"), ";") {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(part), "attempt="); ok {
+			return v != "1"
+		}
+	}
+	return false
 }
 
 func shadowKey(key map[string]json.RawMessage) string {
