@@ -12,9 +12,9 @@ import (
 // contract as the DynamoDB store (the store contract suite runs against
 // both). Expired records are swept as new ones are written.
 type MemoryStore struct {
-	mu      sync.Mutex
-	records map[string]Record
-	writes  int
+	mu        sync.Mutex
+	records   map[string]Record
+	nextSweep int // sweep expired records once len(records) reaches it
 }
 
 // NewMemoryStore returns an empty MemoryStore.
@@ -24,7 +24,10 @@ func NewMemoryStore() *MemoryStore {
 
 var _ Store = (*MemoryStore)(nil)
 
-const sweepEvery = 1024
+// minSweep is the size under which the store never sweeps. Sweeps happen
+// when the map has doubled since the last one, so their cost is amortised
+// to O(1) per write.
+const minSweep = 1024
 
 // Acquire implements Store.
 func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Record, bool, error) {
@@ -38,13 +41,13 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 		return &cp, false, nil
 	}
 	m.records[rec.Key] = clone(rec)
-	m.writes++
-	if m.writes%sweepEvery == 0 {
+	if len(m.records) >= max(m.nextSweep, minSweep) {
 		for k, r := range m.records {
 			if r.Expired(now) {
 				delete(m.records, k)
 			}
 		}
+		m.nextSweep = 2 * len(m.records)
 	}
 	return nil, true, nil
 }
