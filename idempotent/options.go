@@ -31,6 +31,7 @@ type Option func(*config)
 
 type config struct {
 	keyPath     *jmespath.JMESPath
+	keyFields   []string // keyPath as plain field names, for the fast path
 	keyFunc     any
 	payloadPath *jmespath.JMESPath
 	fingerprint *string
@@ -107,7 +108,10 @@ func compilePath(c *config, option, expr string) *jmespath.JMESPath {
 // that yields nothing (null, "", [] or {}) means the event has no key.
 // Wrap only.
 func WithKeyPath(expr string) Option {
-	return func(c *config) { c.keyPath = compilePath(c, "WithKeyPath", expr) }
+	return func(c *config) {
+		c.keyPath = compilePath(c, "WithKeyPath", expr)
+		c.keyFields = simpleFields(expr)
+	}
 }
 
 // WithKeyFunc computes the idempotency key from the event with a Go function.
