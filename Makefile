@@ -45,6 +45,9 @@ invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and pr
 demo: dynamo-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
 	$(GO) run ./cmd/idemlocal demo $(if $(URL),-url $(URL))
 
+bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the floor on a local dynalite; writes bench/results.{json,png}
+	bench/run.sh
+
 SEED     ?= 1
 FUZZTIME ?= 20s
 chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind; fails on any violation
