@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 )
 
@@ -385,8 +386,17 @@ func storeErr(op, id string, err error) error {
 	return &StoreError{Op: op, Key: id, Err: err}
 }
 
+// recordID is "<name>#<sha256 hex of key>", built in one allocation.
 func recordID(name, key string) string {
-	return name + "#" + hashHex(key)
+	sum := sha256.Sum256([]byte(key))
+	var hexSum [sha256.Size * 2]byte
+	hex.Encode(hexSum[:], sum[:])
+	var b strings.Builder
+	b.Grow(len(name) + 1 + len(hexSum))
+	b.WriteString(name)
+	b.WriteByte('#')
+	b.Write(hexSum[:])
+	return b.String()
 }
 
 func hashHex(s string) string {
