@@ -37,5 +37,5 @@
 //	))
 //
 // The event source mapping must report batch item failures
-// (FunctionResponseTypes: [ReportBatchItemFailures]); see docs/sqs.md.
+// (FunctionResponseTypes: [ReportBatchItemFailures]); see the README's SQS section.
 package sqsbatch
