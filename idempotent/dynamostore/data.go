@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strconv"
 	"sync"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -217,6 +218,9 @@ func split(data []byte) [][]byte {
 	return append(parts, data)
 }
 
+// chunkCleanupTimeout bounds the deletion of chunks no record references.
+const chunkCleanupTimeout = 10 * time.Second
+
 // writeChunks puts the chunk items of st for record key, expiring at exp,
 // and returns the ChunksAttr value that references them.
 func (s *Store) writeChunks(ctx context.Context, key, owner string, st stored, exp int64) (types.AttributeValue, func(), error) {
@@ -234,7 +238,12 @@ func (s *Store) writeChunks(ctx context.Context, key, owner string, st stored, e
 		_, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{TableName: s.table, Item: item})
 		return err
 	})
-	cleanup := func() { s.deleteChunks(context.WithoutCancel(ctx), key, set, len(parts)) }
+	cleanup := func() {
+		// Bounded: the store may be failing, which is why we clean up.
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), chunkCleanupTimeout)
+		defer cancel()
+		s.deleteChunks(cctx, key, set, len(parts))
+	}
 	if err != nil {
 		cleanup()
 		return nil, nil, err

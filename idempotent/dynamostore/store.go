@@ -235,11 +235,43 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if cleanup != nil && errors.As(err, &ccf) {
-		// Certainly not written: nothing references the chunks. (After any
-		// other failure the update may have landed; the chunks stay.)
-		cleanup()
+		// The condition failed. Either another run holds the key, and
+		// nothing references the chunks (delete them); or this very update
+		// landed, its answer was lost and the SDK's retry of it failed its
+		// condition — then the record references the chunks: keep them, and
+		// report the success it was. When the record cannot be read, the
+		// chunks stay (they expire with their TTL). After any other failure
+		// the update may have landed; the chunks stay too.
+		mine, rerr := s.completedBy(ctx, rec.Key, rec.Owner)
+		if rerr == nil && mine {
+			return nil
+		}
+		if rerr == nil {
+			cleanup()
+		}
 	}
 	return s.fenced(opComplete, rec.Key, err)
+}
+
+// completedBy reports whether record key is COMPLETED under owner, with one
+// consistent GetItem of its status and owner.
+func (s *Store) completedBy(ctx context.Context, key, owner string) (bool, error) {
+	if owner == "" {
+		return false, nil
+	}
+	out, err := s.client.GetItem(ctx, &dynamodb.GetItemInput{
+		TableName:                s.table,
+		Key:                      s.itemKey(key),
+		ConsistentRead:           aws.Bool(true),
+		ProjectionExpression:     aws.String("#st, #own"),
+		ExpressionAttributeNames: map[string]string{"#st": s.opts.StatusAttr, "#own": s.opts.OwnerAttr},
+	})
+	if err != nil {
+		return false, err
+	}
+	st, _ := out.Item[s.opts.StatusAttr].(*types.AttributeValueMemberS)
+	own, _ := out.Item[s.opts.OwnerAttr].(*types.AttributeValueMemberS)
+	return st != nil && own != nil && st.Value == string(idempotent.StatusCompleted) && own.Value == owner, nil
 }
 
 // The shapes of a completed record's data, indexing Store.completeUpd.
