@@ -350,12 +350,14 @@ func mismatch(mine, stored string) bool {
 
 // encode turns a result into the stored bytes: JSON, except that []byte and
 // json.RawMessage results are stored as they are (no base64, no re-encoding).
+// Those are copied: the caller may reuse its buffer, and the local cache must
+// keep what was stored.
 func encode[T any](v T) ([]byte, error) {
 	switch x := any(v).(type) {
 	case []byte:
-		return x, nil
+		return bytes.Clone(x), nil
 	case json.RawMessage:
-		return x, nil
+		return bytes.Clone(x), nil
 	}
 	return json.Marshal(v)
 }

@@ -517,8 +517,27 @@ func TestKeyFromContextAndNamespace(t *testing.T) {
 	}
 }
 
+// polling is a Store that reports the first Get: the sign that a duplicate
+// is waiting (polling) rather than failing at once.
+type polling struct {
+	idempotent.Store
+	once   sync.Once
+	polled chan struct{}
+	gets   atomic.Int64
+}
+
+func newPolling() *polling {
+	return &polling{Store: idempotent.NewMemoryStore(), polled: make(chan struct{})}
+}
+
+func (p *polling) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	p.gets.Add(1)
+	p.once.Do(func() { close(p.polled) })
+	return p.Store.Get(ctx, key)
+}
+
 func TestWaitForRunningDuplicate(t *testing.T) {
-	store := idempotent.NewMemoryStore()
+	store := newPolling()
 	started := make(chan struct{})
 	release := make(chan struct{})
 	var runs atomic.Int64
@@ -533,24 +552,34 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 	first := make(chan int64, 1)
 	go func() { v, _ := idempotent.Do(context.Background(), store, "k", fn); first <- v }()
 	<-started
-	waiter := make(chan error, 1)
-	var waited int64
+	type answer struct {
+		v   int64
+		err error
+	}
+	waiter := make(chan answer, 1)
 	go func() {
 		v, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithWait(time.Minute))
-		waited = v
-		waiter <- err
+		waiter <- answer{v, err}
 	}()
-	close(release)
-	if err := <-waiter; err != nil {
-		t.Fatalf("waiting duplicate: %v", err)
+	// The first run finishes only once the duplicate is polling, so the
+	// duplicate's answer can only come from waiting.
+	select {
+	case <-store.polled:
+	case a := <-waiter:
+		t.Fatalf("the duplicate answered %d, %v without waiting", a.v, a.err)
 	}
-	if v := <-first; waited != v || runs.Load() != 1 {
-		t.Fatalf("waiter got %d, first %d, runs %d; want the first result and one run", waited, v, runs.Load())
+	close(release)
+	a := <-waiter
+	if a.err != nil {
+		t.Fatalf("waiting duplicate: %v", a.err)
+	}
+	if v := <-first; a.v != v || runs.Load() != 1 {
+		t.Fatalf("waiter got %d, first %d, runs %d; want the first result and one run", a.v, v, runs.Load())
 	}
 }
 
 func TestWaitGivesUp(t *testing.T) {
-	store := idempotent.NewMemoryStore()
+	store := newPolling()
 	hold := make(chan struct{})
 	started := make(chan struct{})
 	go func() {
@@ -562,6 +591,9 @@ func TestWaitGivesUp(t *testing.T) {
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("err = %v, want ErrInProgress after the wait budget", err)
 	}
+	if store.gets.Load() == 0 {
+		t.Fatal("the duplicate gave up without polling")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
 	_, err = idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
@@ -571,7 +603,7 @@ func TestWaitGivesUp(t *testing.T) {
 }
 
 func TestWaitThenRunAfterRelease(t *testing.T) {
-	store := idempotent.NewMemoryStore()
+	store := newPolling()
 	started := make(chan struct{})
 	fail := make(chan struct{})
 	go func() {
@@ -586,6 +618,11 @@ func TestWaitThenRunAfterRelease(t *testing.T) {
 		}
 		res <- v
 	}()
+	select {
+	case <-store.polled:
+	case v := <-res:
+		t.Fatalf("the duplicate answered %d without waiting", v)
+	}
 	close(fail)
 	if v := <-res; v != 42 {
 		t.Fatalf("waiter after release = %d, want 42 (it runs itself)", v)
@@ -658,5 +695,21 @@ func TestCheckOptions(t *testing.T) {
 	var ce *idempotent.ConfigError
 	if !errors.As(err, &ce) || ce.Option != "WithTTL" {
 		t.Fatalf("err = %v, want a *ConfigError for WithTTL first", err)
+	}
+}
+
+// A caller that reuses its result buffer after the run must not change what
+// the local cache replays (found in review).
+func TestCachedRawResultIsACopy(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	cache := idempotent.WithLocalCache(4)
+	buf := []byte("paid-100")
+	if _, err := idempotent.Do(context.Background(), store, "k", func(context.Context) ([]byte, error) { return buf, nil }, cache); err != nil {
+		t.Fatal(err)
+	}
+	copy(buf, "XXXX")
+	got, err := idempotent.Do(context.Background(), store, "k", func(context.Context) ([]byte, error) { return nil, errBoom }, cache)
+	if err != nil || string(got) != "paid-100" {
+		t.Fatalf("cached replay = %q, %v; want the stored %q", got, err, "paid-100")
 	}
 }
