@@ -53,8 +53,12 @@ func (e *InProgressError) RetryAfter(now time.Time) time.Duration {
 }
 
 // StoreError is a failure of the persistence layer (network, throttling,
-// permissions, a missing table). The guarded function did not run, or its
-// result was not stored; the call is safe to retry.
+// permissions, a missing table), after the SDK's own retries. With Op
+// "acquire" or "get" the guarded function did not run and the call is safe to
+// retry. With Op "complete" it ran but its result was not stored: the key
+// stays held until the lease ends, after which a retry runs it again, as
+// after a crash (KeyFromContext lets the function make that second run's
+// effects idempotent).
 type StoreError struct {
 	// Op is the Store operation: "acquire", "get", "complete" or "release".
 	Op string
@@ -75,8 +79,10 @@ func (e *StoreError) Unwrap() error { return e.Err }
 // compile, a key function for another event type). A handler built with one
 // fails every invocation with it and never runs unguarded.
 type ConfigError struct {
+	// Option names the option (or argument) at fault, e.g. "WithKeyPath".
 	Option string
-	Err    error
+	// Err says what is wrong with it.
+	Err error
 }
 
 func (e *ConfigError) Error() string {

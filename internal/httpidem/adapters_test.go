@@ -437,6 +437,11 @@ func (s *failingStore) Get(context.Context, string) (*idempotent.Record, error) 
 func (s *failingStore) Complete(context.Context, idempotent.Record) error { return errUnavailable }
 func (s *failingStore) Release(context.Context, string, string) error     { return errUnavailable }
 
+// failingComplete fails every Complete, after the handler ran.
+type failingComplete struct{ idempotent.Store }
+
+func (failingComplete) Complete(context.Context, idempotent.Record) error { return errUnavailable }
+
 // corruptStore answers every acquire with a completed record whose data
 // does not decode.
 type corruptStore struct{ idempotent.Store }

@@ -318,6 +318,16 @@ func problemFor(ctx context.Context, c *Config, err error) Problem {
 	case errors.Is(err, idempotent.ErrCorruptRecord):
 		log.ErrorContext(ctx, "corrupt idempotency record", slog.Any("error", err))
 		p = newProblem(500, TypeCorruptRecord, "The stored response for this Idempotency-Key cannot be read.")
+	case storeOp(err) == "complete":
+		// The handler ran; its response could not be stored. The key stays
+		// held until the lease (the invocation's deadline) ends, as after a
+		// crash; a retry then runs the handler again.
+		log.ErrorContext(ctx, "idempotency store failed after the handler ran; response not stored", slog.Any("error", err))
+		p = newProblem(503, TypeStoreError, "The request was processed, but the idempotency store could not record its response, so its outcome is unknown to this endpoint. Retry after the time in Retry-After with the same key.")
+		p.RetryAfter = storeRetryAfter
+		if dl, ok := ctx.Deadline(); ok {
+			p.RetryAfter = max(storeRetryAfter, time.Until(dl).Truncate(time.Second)+time.Second)
+		}
 	case isType[*idempotent.StoreError](err):
 		log.ErrorContext(ctx, "idempotency store failed; request refused", slog.Any("error", err))
 		p = newProblem(503, TypeStoreError, "The idempotency store is unavailable; the request was not processed. Retry later with the same key.")
@@ -330,6 +340,14 @@ func problemFor(ctx context.Context, c *Config, err error) Problem {
 		p = newProblem(500, TypeInternal, "The request could not be made idempotent.")
 	}
 	return p
+}
+
+// storeOp is the Op of the *idempotent.StoreError in err, or "".
+func storeOp(err error) string {
+	if se, ok := errors.AsType[*idempotent.StoreError](err); ok {
+		return se.Op
+	}
+	return ""
 }
 
 func isType[E error](err error) bool {

@@ -316,6 +316,16 @@ func TestMatrix(t *testing.T) {
 				}
 			})
 
+			t.Run("store failure after the run → 503 saying the outcome is unknown", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, failingComplete{idempotent.NewMemoryStore()}, h, opts{})
+				r := call(t, send, req{Key: ptr("k"), Body: body})
+				p := checkProblem(t, r, 503)
+				if !strings.Contains(p.Detail, "was processed") || r.header("Retry-After") == "" || h.runs.Load() != 1 {
+					t.Fatalf("detail %q, Retry-After %q, runs %d", p.Detail, r.header("Retry-After"), h.runs.Load())
+				}
+			})
+
 			t.Run("corrupt record → 500 problem, handler not run", func(t *testing.T) {
 				h := &counter{}
 				send := setup(t, corruptStore{idempotent.NewMemoryStore()}, h, opts{})
