@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -19,7 +20,7 @@ import (
 // check scans the table and evaluates the invariants over the history into
 // r.
 func (w *workload) check(ctx context.Context, client *dynamodb.Client, table string, r *Report) error {
-	stored, stuck, records, err := scan(ctx, client, table)
+	stored, stuck, records, unread, err := scan(ctx, client, table)
 	if err != nil {
 		return err
 	}
@@ -27,6 +28,7 @@ func (w *workload) check(ctx context.Context, client *dynamodb.Client, table str
 	defer w.mu.Unlock()
 
 	r.Records = records
+	r.Unread = unread
 	r.Stuck = stuck
 	r.Attempts = w.attempts
 	r.Outcomes = w.outcomes
@@ -102,34 +104,53 @@ func runOf(body []byte) string {
 	return p.Run
 }
 
-// scan reads every record: the stored data of completed ones, by the key in
-// their Payment, and the number still in progress.
-func scan(ctx context.Context, client *dynamodb.Client, table string) (stored map[string][]byte, stuck, records int, err error) {
+// scan reads every record through the store (so compressed and chunked data
+// decode as on a replay): the stored answer of completed ones, by the key in
+// their Payment — the HTTP path stores the whole response, whose body is the
+// Payment — and the number still in progress. Chunk items belong to their
+// record and are not counted. Completed records without a Payment (the SQS
+// path stores an acknowledgement) are counted in unread.
+func scan(ctx context.Context, client *dynamodb.Client, table string) (stored map[string][]byte, stuck, records, unread int, err error) {
 	stored = make(map[string][]byte)
+	store := dynamostore.New(client, table)
 	p := dynamodb.NewScanPaginator(client, &dynamodb.ScanInput{TableName: aws.String(table), ConsistentRead: aws.Bool(true)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, 0, 0, fmt.Errorf("chaos: scan %s: %w", table, err)
+			return nil, 0, 0, 0, fmt.Errorf("chaos: scan %s: %w", table, err)
 		}
 		for _, item := range page.Items {
-			records++
+			id, _ := item[dynamostore.DefaultKeyAttr].(*types.AttributeValueMemberS)
 			st, _ := item[dynamostore.DefaultStatusAttr].(*types.AttributeValueMemberS)
-			if st == nil || st.Value != string(idempotent.StatusCompleted) {
+			if st == nil && id != nil && strings.Contains(id.Value, "#chunk#") {
+				continue
+			}
+			records++
+			if st == nil || st.Value != string(idempotent.StatusCompleted) || id == nil {
 				stuck++
 				continue
 			}
-			data, _ := item[dynamostore.DefaultDataAttr].(*types.AttributeValueMemberB)
-			if data == nil {
-				continue
+			rec, err := store.Get(ctx, id.Value)
+			if err != nil {
+				return nil, 0, 0, 0, fmt.Errorf("chaos: read record %s: %w", id.Value, err)
+			}
+			if rec == nil {
+				continue // expired and removed since the scan read it
+			}
+			body := rec.Data
+			var resp events.APIGatewayV2HTTPResponse
+			if json.Unmarshal(body, &resp) == nil && resp.StatusCode != 0 {
+				body = []byte(resp.Body)
 			}
 			var pay Payment
-			if json.Unmarshal(data.Value, &pay) == nil && pay.Key != "" {
-				stored[pay.Key] = data.Value
+			if json.Unmarshal(body, &pay) == nil && pay.Key != "" {
+				stored[pay.Key] = body
+			} else {
+				unread++
 			}
 		}
 	}
-	return stored, stuck, records, nil
+	return stored, stuck, records, unread, nil
 }
 
 func inc(m map[string]int, k string) map[string]int {

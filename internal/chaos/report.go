@@ -26,6 +26,7 @@ type Report struct {
 	Late                   map[string]int // outcomes of released crashed attempts
 	Effects, Charges       int            // handler runs; downstream charges (deduped by record key)
 	Records                int            // records in the table at the end
+	Unread                 int            // completed records holding no Payment (SQS acknowledgements): not compared
 
 	// The invariants: all must be zero.
 	Duplicates, Divergent, Lost, Stuck int
@@ -102,8 +103,8 @@ func (r *Report) Print(out io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\noperations per path: %s; misbehaving first attempts: %s\n", kv(r.PathOps), kv(r.Behaviors))
-	fmt.Fprintf(out, "handler runs (ledger effects): %d; downstream charges (deduped by record key): %d; records in the table: %d\n\n",
-		r.Effects, r.Charges, r.Records)
+	fmt.Fprintf(out, "handler runs (ledger effects): %d; downstream charges (deduped by record key): %d; records in the table: %d (%d compared with the answers; %d SQS acknowledgements)\n\n",
+		r.Effects, r.Charges, r.Records, r.Records-r.Unread-r.Stuck, r.Unread)
 
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "invariant\tviolations\t\n")
