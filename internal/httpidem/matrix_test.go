@@ -374,18 +374,26 @@ func TestMatrix(t *testing.T) {
 				}
 				store := &pollSignal{Store: idempotent.NewMemoryStore(), polled: make(chan struct{})}
 				send := a.build(t, store, hold, opts{clock: newClock().Now, wait: time.Minute})
-				first := make(chan resp)
+				first := make(chan resp, 1)
 				go func() {
 					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
 					first <- r
 				}()
 				<-started
-				second := make(chan resp)
+				second := make(chan resp, 1)
 				go func() {
 					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
 					second <- r
 				}()
-				<-store.polled // the duplicate is waiting
+				// The first run finishes only once the duplicate is polling, so
+				// the duplicate's answer can only come from waiting. One that
+				// answers without polling fails the test at once.
+				select {
+				case <-store.polled:
+				case s := <-second:
+					close(release) // let the first request end before cleanup
+					t.Fatalf("the duplicate answered without waiting: %+v", s)
+				}
 				close(release)
 				f, s := <-first, <-second
 				if !replayed(s) || s.Body != f.Body || h.runs.Load() != 1 {

@@ -110,7 +110,9 @@ func (e *InitError) Error() string {
 func (e *InitError) Unwrap() error { return e.Cause }
 
 // Function is a running function: Config.Instances processes, each behind its
-// own Runtime API endpoint. Its methods are safe for concurrent use.
+// own Runtime API endpoint. A restarted process gets a new endpoint, so every
+// request is attributed to the process that sent it. Its methods are safe for
+// concurrent use.
 type Function struct {
 	cfg       Config
 	log       *slog.Logger
@@ -171,11 +173,7 @@ func Start(ctx context.Context, cfg Config) (*Function, error) {
 	}
 	f.log = f.log.With("function", cfg.Name)
 	for i := range cfg.Instances {
-		inst, err := newInstance(f, i)
-		if err != nil {
-			f.Close()
-			return nil, err
-		}
+		inst := &instance{f: f, index: i}
 		f.instances = append(f.instances, inst)
 		f.idle <- inst
 	}
@@ -260,7 +258,9 @@ func (f *Function) Close() error {
 		f.wg.Wait()
 		for _, inst := range f.instances {
 			inst.kill() // a process an in-flight Invoke restarted meanwhile
-			inst.server.Close()
+			if p := inst.current(); p != nil {
+				p.server.Close()
+			}
 		}
 	})
 	return nil
@@ -278,22 +278,25 @@ type invocation struct {
 	done     chan Result
 }
 
-// instance is one execution environment: a Runtime API endpoint and the
-// process (generation) currently behind it.
+// instance is one execution environment: a slot that runs one process
+// (generation) at a time and starts a new one after a timeout or a crash.
 type instance struct {
-	f      *Function
-	index  int
-	addr   string
-	server *http.Server
+	f     *Function
+	index int
 
 	mu   sync.Mutex
 	proc *process
 }
 
-// process is one run of the binary. Handlers capture the process current when
-// a request arrives, so a request from a killed process never takes an event
-// meant for its successor.
+// process is one run of the binary with its own Runtime API endpoint (addr,
+// its AWS_LAMBDA_RUNTIME_API). The endpoint's handlers are bound to the
+// process, so a request is always attributed to the process that sent it: one
+// from a killed process, even one already inside the server when its successor
+// starts, cannot close the successor's ready channel or take its events. Such a
+// request is answered 410 Gone so that a runtime still running exits.
 type process struct {
+	addr      string
+	server    *http.Server
 	cmd       *exec.Cmd
 	pending   chan *invocation // GET /next receives from here
 	ready     chan struct{}    // closed at the first GET /next
@@ -306,20 +309,35 @@ type process struct {
 	initErr *FunctionError
 }
 
-func newInstance(f *Function, index int) (*instance, error) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, fmt.Errorf("runtimeapi: listen: %w", err)
+// serve starts p's Runtime API endpoint on ln.
+func (inst *instance) serve(p *process, ln net.Listener) {
+	bind := func(h func(*process, http.ResponseWriter, *http.Request)) http.HandlerFunc {
+		return func(w http.ResponseWriter, r *http.Request) { h(p, w, r) }
 	}
-	inst := &instance{f: f, index: index, addr: ln.Addr().String()}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /2018-06-01/runtime/invocation/next", inst.handleNext)
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/response", inst.handleResponse)
-	mux.HandleFunc("POST /2018-06-01/runtime/invocation/{id}/error", inst.handleError)
-	mux.HandleFunc("POST /2018-06-01/runtime/init/error", inst.handleInitError)
-	inst.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	go inst.server.Serve(ln)
-	return inst, nil
+	mux.Handle("GET /2018-06-01/runtime/invocation/next", bind(inst.handleNext))
+	mux.Handle("POST /2018-06-01/runtime/invocation/{id}/response", bind(inst.handleResponse))
+	mux.Handle("POST /2018-06-01/runtime/invocation/{id}/error", bind(inst.handleError))
+	mux.Handle("POST /2018-06-01/runtime/init/error", bind(inst.handleInitError))
+	p.addr = ln.Addr().String()
+	p.server = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go p.server.Serve(ln)
+}
+
+// attached reports whether p is the instance's process and still running, i.e.
+// whether a request p sent may act on the instance. When it is not, it answers
+// the request 410 Gone.
+func (inst *instance) attached(p *process, w http.ResponseWriter) bool {
+	if inst.current() == p {
+		select {
+		case <-p.exited:
+		default:
+			return true
+		}
+	}
+	writeAPIError(w, http.StatusGone, "Runtime.ExecutionEnvironmentGone",
+		"this process's execution environment was shut down or replaced; the runtime must exit")
+	return false
 }
 
 func (inst *instance) current() *process {
@@ -362,20 +380,31 @@ func (p *process) kill() {
 // start runs a new process and waits for the end of its init phase.
 func (inst *instance) start(ctx context.Context) error {
 	cfg := inst.f.cfg
-	cmd := exec.Command(cfg.Binary)
-	cmd.Dir = filepath.Dir(cfg.Binary)
-	cmd.Env = inst.environ()
-	cmd.Stdout = cfg.Stdout
-	cmd.Stderr = cfg.Stderr
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return &InitError{Function: cfg.Name, Cause: fmt.Errorf("runtimeapi: listen: %w", err)}
+	}
 	p := &process{
-		cmd:     cmd,
 		pending: make(chan *invocation),
 		ready:   make(chan struct{}),
 		exited:  make(chan struct{}),
 	}
+	inst.serve(p, ln)
+	cmd := exec.Command(cfg.Binary)
+	cmd.Dir = filepath.Dir(cfg.Binary)
+	cmd.Env = inst.environ(p.addr)
+	cmd.Stdout = cfg.Stdout
+	cmd.Stderr = cfg.Stderr
+	p.cmd = cmd
 	inst.mu.Lock()
+	old := inst.proc
 	inst.proc = p
 	inst.mu.Unlock()
+	if old != nil {
+		// old is gone (start runs only when it is); requests it left in its
+		// endpoint are answered 410 by their handlers.
+		old.server.Close()
+	}
 	if err := cmd.Start(); err != nil {
 		p.exitErr = err
 		close(p.exited)
@@ -409,8 +438,9 @@ func (inst *instance) start(ctx context.Context) error {
 	return &InitError{Function: cfg.Name, Reported: reported, Cause: cause}
 }
 
-// environ is the process environment: Config.Env, then Lambda's reserved variables.
-func (inst *instance) environ() []string {
+// environ is the environment of a process whose Runtime API endpoint is addr:
+// Config.Env, then Lambda's reserved variables.
+func (inst *instance) environ(addr string) []string {
 	cfg := inst.f.cfg
 	env := map[string]string{}
 	for k, v := range cfg.Env {
@@ -423,7 +453,7 @@ func (inst *instance) environ() []string {
 		env["TZ"] = ":UTC"
 	}
 	for k, v := range map[string]string{
-		"AWS_LAMBDA_RUNTIME_API":          inst.addr,
+		"AWS_LAMBDA_RUNTIME_API":          addr,
 		"AWS_LAMBDA_FUNCTION_NAME":        cfg.Name,
 		"AWS_LAMBDA_FUNCTION_VERSION":     "$LATEST",
 		"AWS_LAMBDA_FUNCTION_MEMORY_SIZE": strconv.Itoa(cfg.MemoryMB),
@@ -494,10 +524,8 @@ func (inst *instance) run(inv *invocation) outcome {
 	}
 }
 
-func (inst *instance) handleNext(w http.ResponseWriter, r *http.Request) {
-	p := inst.current()
-	if p == nil {
-		http.Error(w, "no process", http.StatusInternalServerError)
+func (inst *instance) handleNext(p *process, w http.ResponseWriter, r *http.Request) {
+	if !inst.attached(p, w) {
 		return
 	}
 	p.readyOnce.Do(func() { close(p.ready) })
@@ -535,11 +563,9 @@ func (p *process) take(id string) *invocation {
 	return inv
 }
 
-func (inst *instance) handleResponse(w http.ResponseWriter, r *http.Request) {
-	p := inst.current()
+func (inst *instance) handleResponse(p *process, w http.ResponseWriter, r *http.Request) {
 	body, err := io.ReadAll(io.LimitReader(r.Body, MaxResponseSize+1))
-	if p == nil {
-		writeAPIError(w, http.StatusBadRequest, "InvalidRequestID", "no process")
+	if !inst.attached(p, w) {
 		return
 	}
 	inv := p.take(r.PathValue("id"))
@@ -573,10 +599,8 @@ func (inst *instance) handleResponse(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (inst *instance) handleError(w http.ResponseWriter, r *http.Request) {
-	p := inst.current()
-	if p == nil {
-		writeAPIError(w, http.StatusBadRequest, "InvalidRequestID", "no process")
+func (inst *instance) handleError(p *process, w http.ResponseWriter, r *http.Request) {
+	if !inst.attached(p, w) {
 		return
 	}
 	inv := p.take(r.PathValue("id"))
@@ -590,10 +614,8 @@ func (inst *instance) handleError(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusAccepted)
 }
 
-func (inst *instance) handleInitError(w http.ResponseWriter, r *http.Request) {
-	p := inst.current()
-	if p == nil {
-		writeAPIError(w, http.StatusBadRequest, "InvalidStateTransition", "no process")
+func (inst *instance) handleInitError(p *process, w http.ResponseWriter, r *http.Request) {
+	if !inst.attached(p, w) {
 		return
 	}
 	fe := readFunctionError(r)

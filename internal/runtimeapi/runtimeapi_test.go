@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -317,7 +319,7 @@ func TestInvokeContextAndClose(t *testing.T) {
 func TestRuntimeAPIRejectsUnknownRequestID(t *testing.T) {
 	fn := start(t, testConfig(t))
 	for _, path := range []string{"response", "error"} {
-		url := "http://" + fn.instances[0].addr + "/2018-06-01/runtime/invocation/not-a-request/" + path
+		url := "http://" + fn.instances[0].current().addr + "/2018-06-01/runtime/invocation/not-a-request/" + path
 		resp, err := http.Post(url, "application/json", bytes.NewReader([]byte(`{}`)))
 		if err != nil {
 			t.Fatal(err)
@@ -326,5 +328,67 @@ func TestRuntimeAPIRejectsUnknownRequestID(t *testing.T) {
 		if resp.StatusCode != http.StatusBadRequest {
 			t.Errorf("POST %s for an unknown id: status %d, want 400", path, resp.StatusCode)
 		}
+	}
+}
+
+// TestStaleProcessRequestIsRejected replays the race a timeout opens: a request
+// from a killed process is already inside the Runtime API server when the
+// instance's process is replaced. It must be attributed to the process that
+// sent it and answered with an error, not take the new process's event.
+func TestStaleProcessRequestIsRejected(t *testing.T) {
+	fn := start(t, testConfig(t))
+	inst := fn.instances[0]
+	_, first, err := invokeEcho(t, fn, "echo", "warm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := inst.current()
+	staleAPI := ""
+	for _, kv := range stale.cmd.Env {
+		if v, ok := strings.CutPrefix(kv, "AWS_LAMBDA_RUNTIME_API="); ok {
+			staleAPI = v
+		}
+	}
+	if staleAPI == "" {
+		t.Fatal("process environment has no AWS_LAMBDA_RUNTIME_API")
+	}
+	// The request the stale process sent before it was killed; it reaches the
+	// handler of the endpoint it was sent to only after the restart.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	req := httptest.NewRequest(http.MethodGet, "http://"+staleAPI+"/2018-06-01/runtime/invocation/next", nil).WithContext(ctx)
+	handler := stale.server.Handler
+
+	inst.kill() // as a timeout does
+	_, cold, err := invokeEcho(t, fn, "echo", "cold")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cold.PID == first.PID || cold.Invocations != 1 {
+		t.Fatalf("after the kill: pid %d (before %d), invocations %d; want a fresh process", cold.PID, first.PID, cold.Invocations)
+	}
+
+	staleDone := make(chan *httptest.ResponseRecorder, 1)
+	go func() {
+		rec := httptest.NewRecorder()
+		handler.ServeHTTP(rec, req)
+		staleDone <- rec
+	}()
+	// An event for the new process. Were the stale request attributed to it, it
+	// would compete with the new process for this event.
+	res, reply, err := invokeEcho(t, fn, "echo", "for the new process")
+	cancel() // ends the stale request if it is (wrongly) still waiting for an event
+	rec := <-staleDone
+	if rec.Code < 400 {
+		t.Errorf("stale process's GET /next: status %d, body %q; want an error status", rec.Code, rec.Body.Bytes())
+	}
+	if bytes.Contains(rec.Body.Bytes(), []byte("for the new process")) {
+		t.Error("stale process's GET /next received the new process's event")
+	}
+	if err != nil || res.Err != nil {
+		t.Fatalf("Invoke after the stale request: err=%v, function error=%v", err, res.Err)
+	}
+	if reply.PID != cold.PID || reply.Invocations != 2 || reply.Message != "for the new process" {
+		t.Errorf("event served by pid %d as its #%d (%q); want pid %d, #2", reply.PID, reply.Invocations, reply.Message, cold.PID)
 	}
 }
