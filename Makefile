@@ -18,10 +18,10 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-build-PaymentsFunction: ## build the payments function's bootstrap into $(ARTIFACTS_DIR) (linux/arm64)
+build-PaymentsFunction: ## build the payments function's bootstrap into ARTIFACTS_DIR (linux/arm64; sam build calls it)
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./handlers/payments
 
-build-OrdersFunction: ## build the orders function's bootstrap into $(ARTIFACTS_DIR) (linux/arm64)
+build-OrdersFunction: ## build the orders function's bootstrap into ARTIFACTS_DIR (linux/arm64; sam build calls it)
 	$(LAMBDA_BUILD) -o $(ARTIFACTS_DIR)/bootstrap ./handlers/orders
 
 build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
@@ -36,7 +36,7 @@ lint: ## gofmt, go vet and staticcheck
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
 
-run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:$(PORT), no Docker
+run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
 	$(GO) run ./cmd/idemlocal run -port $(PORT)
 
 invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
@@ -67,7 +67,7 @@ deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 dynamo-install: ## install the pinned local DynamoDB-compatible server (npm ci)
 	@$(DYNAMO) install
 
-dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:$(DYNAMO_PORT)
+dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default 8000)
 	@$(DYNAMO) start
 
 dynamo-stop: ## stop the dynalite that dynamo-start started

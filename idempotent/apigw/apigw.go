@@ -39,7 +39,9 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // method, path, query and body replays the stored response with
 // Idempotent-Replayed: true, a duplicate with another payload gets 422, one
 // that arrives while the first runs gets 409 with Retry-After. A store
-// failure answers 503 and h does not run. Responses that are not stored
+// failure before h runs answers 503 and h does not run; one after h ran
+// (its response could not be stored) answers 503 "outcome unknown", and the
+// key stays held until the lease ends. Responses that are not stored
 // (5xx, 408, 409, 425, 429 by default) and errors returned by h release the
 // key. Every error response made here is application/problem+json.
 //

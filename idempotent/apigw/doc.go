@@ -8,7 +8,8 @@
 // headers, multi-value headers, cookies, body and base64 flag — plus
 // Idempotent-Replayed: true. Duplicates with another payload get 422, those
 // that arrive while the first runs get 409 with Retry-After, and a store
-// failure gets 503 without running the handler. 5xx responses (and 408, 409,
+// failure gets 503 without running the handler (or, when the store fails
+// only after the handler ran, 503 "outcome unknown"). 5xx responses (and 408, 409,
 // 425, 429) and Go errors are not stored: they release the key, so a retry
 // runs again. Error responses made by the library are RFC 9457
 // application/problem+json.

@@ -6,7 +6,8 @@
 // the handler runs to completion at most once; every duplicate with the same
 // method, path, query and body gets the first response again (status,
 // headers, body) plus Idempotent-Replayed: true. Another payload gets 422, a
-// duplicate while the first runs 409 with Retry-After, a store failure 503.
+// duplicate while the first runs 409 with Retry-After, a store failure 503
+// (before the handler runs, or "outcome unknown" after it ran).
 // 5xx responses (and 408, 409, 425, 429) are not stored and release the key.
 // Responses are buffered up to WithMaxBody (6 MB by default); a larger one is
 // streamed through and not stored.

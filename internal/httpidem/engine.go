@@ -323,7 +323,7 @@ func problemFor(ctx context.Context, c *Config, err error) Problem {
 		// held until the lease (the invocation's deadline) ends, as after a
 		// crash; a retry then runs the handler again.
 		log.ErrorContext(ctx, "idempotency store failed after the handler ran; response not stored", slog.Any("error", err))
-		p = newProblem(503, TypeStoreError, "The request was processed, but the idempotency store could not record its response, so its outcome is unknown to this endpoint. Retry after the time in Retry-After with the same key.")
+		p = newProblem(503, TypeOutcomeUnknown, "The request was processed, but the idempotency store could not record its response, so its outcome is unknown to this endpoint. Retry after the time in Retry-After with the same key.")
 		p.RetryAfter = storeRetryAfter
 		if dl, ok := ctx.Deadline(); ok {
 			p.RetryAfter = max(storeRetryAfter, time.Until(dl).Truncate(time.Second)+time.Second)

@@ -52,6 +52,7 @@ const (
 	TypePayloadMismatch = ProblemBase + "payload-mismatch"
 	TypeInProgress      = ProblemBase + "in-progress"
 	TypeStoreError      = ProblemBase + "store-unavailable"
+	TypeOutcomeUnknown  = ProblemBase + "outcome-unknown"
 	TypeCorruptRecord   = ProblemBase + "corrupt-record"
 	TypeConfig          = ProblemBase + "configuration-error"
 	TypeInternal        = ProblemBase + "internal-error"
