@@ -713,3 +713,49 @@ func TestCachedRawResultIsACopy(t *testing.T) {
 		t.Fatalf("cached replay = %q, %v; want the stored %q", got, err, "paid-100")
 	}
 }
+
+// vanishing answers the first n conflicts as "the record vanished before it
+// could be read" (existing == nil), as a store does when a record is deleted
+// or expires between its conditional write and its read.
+type vanishing struct {
+	idempotent.Store
+	n, acquires int
+}
+
+func (v *vanishing) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	v.acquires++
+	if v.acquires <= v.n {
+		return nil, false, nil
+	}
+	return v.Store.Acquire(ctx, rec, now)
+}
+
+// Contract §3.4: a record that vanished meanwhile sends the call back to the
+// acquire, at most twice; then it fails closed without running.
+func TestVanishedRecordRetriesAcquireAtMostTwice(t *testing.T) {
+	tests := []struct {
+		name     string
+		vanish   int
+		acquires int
+		runs     int
+		storeErr bool
+	}{
+		{"vanishes once", 1, 2, 1, false},
+		{"vanishes twice", 2, 3, 1, false},
+		{"keeps vanishing", 100, 3, 0, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			store := &vanishing{Store: idempotent.NewMemoryStore(), n: tt.vanish}
+			runs := 0
+			_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { runs++; return 1, nil })
+			var se *idempotent.StoreError
+			if errors.As(err, &se) != tt.storeErr || (!tt.storeErr && err != nil) {
+				t.Fatalf("err = %v, want a *StoreError: %v", err, tt.storeErr)
+			}
+			if store.acquires != tt.acquires || runs != tt.runs {
+				t.Fatalf("acquires %d, runs %d; want %d and %d", store.acquires, runs, tt.acquires, tt.runs)
+			}
+		})
+	}
+}

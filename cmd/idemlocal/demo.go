@@ -290,17 +290,27 @@ func writes(calls map[call]int, table string) int {
 	return n
 }
 
-func (d *demoRun) stepCreate(ctx context.Context) error {
+// postPayment sends POST /payments with the demo's first key and body, prints
+// the exchange and the DynamoDB calls it caused.
+func (d *demoRun) postPayment(ctx context.Context, body string) (*exchange, map[call]int, error) {
 	var x *exchange
 	calls, err := d.counted(func() (err error) {
-		x, err = d.do(ctx, "POST", "/payments", d.key(1), demoBody)
+		x, err = d.do(ctx, "POST", "/payments", d.key(1), body)
 		return err
 	})
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	d.print(x)
 	d.printCalls(calls)
+	return x, calls, nil
+}
+
+func (d *demoRun) stepCreate(ctx context.Context) error {
+	x, calls, err := d.postPayment(ctx, demoBody)
+	if err != nil {
+		return err
+	}
 	d.first = x
 	switch {
 	case x.status != http.StatusCreated:
@@ -317,16 +327,10 @@ func (d *demoRun) stepReplay(ctx context.Context) error {
 	if d.first == nil {
 		return errors.New("step 1 made no payment")
 	}
-	var x *exchange
-	calls, err := d.counted(func() (err error) {
-		x, err = d.do(ctx, "POST", "/payments", d.key(1), demoBody)
-		return err
-	})
+	x, calls, err := d.postPayment(ctx, demoBody)
 	if err != nil {
 		return err
 	}
-	d.print(x)
-	d.printCalls(calls)
 	if calls != nil {
 		fmt.Fprintln(d.out, "(the acquire fails on the COMPLETED record; dynalite does not return the old item with the failure,\n so it is read once more: 2 calls here, 1 on DynamoDB. Nothing touches PaymentsTable: the handler did not run.)")
 	}
@@ -460,16 +464,10 @@ func check409(x *exchange) error {
 }
 
 func (d *demoRun) stepMismatch(ctx context.Context) error {
-	var x *exchange
-	calls, err := d.counted(func() (err error) {
-		x, err = d.do(ctx, "POST", "/payments", d.key(1), demoOtherBody)
-		return err
-	})
+	x, calls, err := d.postPayment(ctx, demoOtherBody)
 	if err != nil {
 		return err
 	}
-	d.print(x)
-	d.printCalls(calls)
 	var problem struct {
 		Type, Title string
 		Status      int

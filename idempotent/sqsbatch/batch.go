@@ -67,7 +67,7 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 		p.err = &idempotent.ConfigError{Option: "store", Err: errors.New("nil Store")}
 	}
 	if p.err == nil {
-		p.err = checkCore(c.core)
+		p.err = idempotent.CheckOptions(c.core...)
 	}
 	return p
 }
@@ -75,12 +75,6 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 func disabled() bool {
 	v, err := strconv.ParseBool(os.Getenv(idempotent.DisabledEnv))
 	return err == nil && v
-}
-
-// checkCore reports an invalid core option when the handler is built rather
-// than once per record.
-func checkCore(opts []idempotent.Option) error {
-	return idempotent.CheckOptions(opts...)
 }
 
 // run processes items and reports, per item, whether it failed (it goes
