@@ -80,9 +80,11 @@ func newClient(endpoint string, optFns ...func(*dynamodb.Options)) *dynamodb.Cli
 	}, optFns...)
 }
 
-// Counter counts round trips to the server per operation ("PutItem",
-// "GetItem", ...). Every attempt counts, retries included: it measures what
-// goes over the wire. It is safe for concurrent use; the zero value is ready.
+// Counter counts the calls a client makes per operation ("PutItem",
+// "GetItem", ...): one per operation, however many attempts the SDK's
+// retryer needs (dynalite now and then drops a keep-alive connection and
+// the SDK retries; that is transport noise, not a round trip the library
+// asked for). It is safe for concurrent use; the zero value is ready.
 type Counter struct {
 	mu     sync.Mutex
 	counts map[string]int
@@ -131,12 +133,12 @@ func (c *Counter) add(op string) {
 
 // Middleware adds the counter to a client's middleware stack; use it in
 // dynamodb.Options.APIOptions (or config.LoadOptions) to count the calls of
-// a client made elsewhere. It counts in the deserialize step, which runs once
-// per attempt.
+// a client made elsewhere. It counts in the initialize step, which runs once
+// per operation, before the retryer.
 func (c *Counter) Middleware(stack *middleware.Stack) error {
-	return stack.Deserialize.Add(middleware.DeserializeMiddlewareFunc("testdynamo.Counter",
-		func(ctx context.Context, in middleware.DeserializeInput, next middleware.DeserializeHandler) (middleware.DeserializeOutput, middleware.Metadata, error) {
+	return stack.Initialize.Add(middleware.InitializeMiddlewareFunc("testdynamo.Counter",
+		func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			c.add(middleware.GetOperationName(ctx))
-			return next.HandleDeserialize(ctx, in)
+			return next.HandleInitialize(ctx, in)
 		}), middleware.After)
 }
