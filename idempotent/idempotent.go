@@ -53,6 +53,9 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 	if err == nil && h == nil {
 		err = &ConfigError{Option: "handler", Err: errors.New("nil handler")}
 	}
+	if err == nil {
+		err = checkReplayHook[Out](c)
+	}
 	if err != nil {
 		return func(context.Context, In) (Out, error) {
 			var zero Out
@@ -66,6 +69,7 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 	return func(ctx context.Context, event In) (Out, error) {
 		key, fp, err := keyFunc(event)
 		if err != nil {
+			endNoKey(ctx, c, err)
 			var zero Out
 			return zero, err
 		}
@@ -101,17 +105,32 @@ func Do[T any](ctx context.Context, store Store, key string, fn func(context.Con
 	return execute(ctx, c, store, key, fp, fn)
 }
 
-// execute is the state machine of the contract, §3.
+// execute is the state machine of the contract, §3. Every return goes
+// through t.end, the one observation point (observe.go).
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
+	if c.replayHook != nil {
+		if err := checkReplayHook[T](c); err != nil {
+			return zero, err
+		}
+	}
+	var t tracker
 	if key == "" {
+		ctx = t.start(ctx, c, "")
 		if c.requireKey {
+			t.end(ctx, OutcomeNoKey, ErrNoKey)
 			return zero, ErrNoKey
 		}
-		c.logger.WarnContext(ctx, "no idempotency key; running unguarded", slog.String("name", c.name))
-		return fn(ctx)
+		rctx, endRun := t.phase(ctx, PhaseRun)
+		start := t.now()
+		out, err := fn(rctx)
+		t.handlerSince(start)
+		endRun(err)
+		t.end(ctx, OutcomeUnguarded, err)
+		return out, err
 	}
 	id := recordID(c.name, key)
+	ctx = t.start(ctx, c, id)
 	fp := ""
 	if c.fingerprint != nil || c.payloadPath != nil {
 		fp = hashHex(fingerprint)
@@ -122,9 +141,12 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		if e, ok := c.cache.Get(id); ok {
 			if e.expiration > c.clock().Unix() {
 				if mismatch(fp, e.fingerprint) {
-					return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+					err := fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+					t.end(ctx, OutcomePayloadMismatch, err)
+					return zero, err
 				}
-				return cached[T](c, id, e)
+				out, err := cached[T](c, id, e)
+				return endReplay(ctx, &t, OutcomeCacheReplayed, out, err)
 			}
 			c.cache.Remove(id)
 		}
@@ -132,10 +154,18 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 
 	owner, err := newOwner()
 	if err != nil {
-		return zero, &StoreError{Op: "acquire", Key: id, Err: err}
+		err = &StoreError{Op: "acquire", Key: id, Err: err}
+		t.end(ctx, OutcomeStoreError, err)
+		return zero, err
 	}
 
 	// 3–4. Acquire, or resolve the conflict.
+	actx, endAcquire := t.phase(ctx, PhaseAcquire)
+	fail := func(o Outcome, err error) (T, error) {
+		endAcquire(err)
+		t.end(ctx, o, err)
+		return zero, err
+	}
 	waited, polls := time.Duration(0), 0
 	backoff := firstPoll
 	for attempt := 0; ; attempt++ {
@@ -148,66 +178,92 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			Owner:           owner,
 			Fingerprint:     fp,
 		}
-		existing, acquired, err := store.Acquire(ctx, rec, now)
+		t.ev.Attempts++
+		s := t.now()
+		existing, acquired, err := store.Acquire(actx, rec, now)
+		t.storeSince(s)
 		if err != nil {
-			return zero, storeErr("acquire", id, err)
+			err = storeErr("acquire", id, err)
+			return fail(storeOutcome(err), err)
 		}
 		if acquired {
+			// The store reports the in-progress record it replaced, if
+			// any: a run whose lease ended before it finished.
+			t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != owner
+			t.ev.LeaseEnd = rec.LeaseExpiration
 			break
 		}
 		// Our own write landed but its answer was lost, and a retry (the
 		// SDK's) met the record it had written: the owner token is unique
 		// to this call, so the key is ours.
 		if existing != nil && existing.Status == StatusInProgress && existing.Owner == owner && !existing.LeaseEnded(c.clock()) {
+			t.ev.LeaseEnd = rec.LeaseExpiration
 			break
 		}
 		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
 			d := min(backoff, c.wait-waited)
-			if err := sleep(ctx, d); err != nil {
-				return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
+			if err := sleep(actx, d); err != nil {
+				t.ev.LeaseEnd = existing.LeaseExpiration
+				return fail(OutcomeWaitTimedOut, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
 			}
 			waited += d
 			polls++
+			t.ev.Polls = polls
 			backoff = min(backoff*2, maxPoll)
-			got, err := store.Get(ctx, id)
+			s := t.now()
+			got, err := store.Get(actx, id)
+			t.storeSince(s)
 			if err != nil {
-				return zero, storeErr("get", id, err)
+				err = storeErr("get", id, err)
+				return fail(storeOutcome(err), err)
 			}
 			existing = got
 		}
 		now = c.clock()
 		if existing == nil || existing.Free(now) {
 			if attempt >= maxAcquireAttempts+polls {
-				return zero, &StoreError{Op: "acquire", Key: id, Err: errors.New("record kept changing between conditional write and read")}
+				return fail(OutcomeStoreError, &StoreError{Op: "acquire", Key: id, Err: errors.New("record kept changing between conditional write and read")})
 			}
 			continue
 		}
 		if mismatch(fp, existing.Fingerprint) {
-			return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+			return fail(OutcomePayloadMismatch, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id))
 		}
 		switch existing.Status {
 		case StatusCompleted:
 			c.remember(existing)
-			return decode[T](id, existing.Data)
+			out, err := decode[T](id, existing.Data)
+			endAcquire(err)
+			o := OutcomeReplayed
+			if waited > 0 {
+				o = OutcomeWaitReplayed
+			}
+			return endReplay(ctx, &t, o, out, err)
 		case StatusInProgress:
-			return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
+			t.ev.LeaseEnd = existing.LeaseExpiration
+			o := OutcomeInProgress
+			if waited > 0 {
+				o = OutcomeWaitTimedOut
+			}
+			return fail(o, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
 		default:
-			return zero, fmt.Errorf("%w: record %s has status %q", ErrCorruptRecord, id, existing.Status)
+			return fail(OutcomeCorruptRecord, fmt.Errorf("%w: record %s has status %q", ErrCorruptRecord, id, existing.Status))
 		}
 	}
+	endAcquire(nil)
 
 	// 5. Run, releasing the key if fn panics or exits the goroutine.
-	out, runErr := runGuarded(ctx, c, store, id, owner, fn)
+	out, runErr := runGuarded(ctx, c, store, id, owner, fn, &t)
 	if runErr != nil {
 		// 7. Error → release.
-		return zero, errors.Join(runErr, release(ctx, c, store, id, owner))
+		return zero, endFailed(ctx, &t, runErr, release(ctx, c, store, id, owner, &t))
 	}
 
 	// 6. Success → complete.
 	data, err := encode(out)
 	if err != nil {
 		encErr := fmt.Errorf("idempotent: encode result of record %s: %w", id, err)
-		return zero, errors.Join(encErr, release(ctx, c, store, id, owner))
+		return zero, endFailed(ctx, &t, encErr, release(ctx, c, store, id, owner, &t))
 	}
 	done := Record{
 		Key:         id,
@@ -219,6 +275,8 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	}
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
+	cctx, endComplete := t.phase(cctx, PhaseComplete)
+	s := t.now()
 	if err = store.Complete(cctx, done); err != nil {
 		if errors.Is(err, ErrLeaseLost) && completedByUs(cctx, store, id, owner) {
 			// Our write landed but its answer was lost, and the retried
@@ -226,15 +284,61 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			err = nil
 		}
 	}
+	t.storeSince(s)
+	endComplete(err)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			c.logger.WarnContext(ctx, "lease lost before completion; result not stored", slog.String("record", id))
-			return zero, fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
+			err = fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
+			t.end(ctx, OutcomeLeaseLost, err)
+			return zero, err
 		}
-		return zero, storeErr("complete", id, err)
+		err = storeErr("complete", id, err)
+		t.end(ctx, storeOutcome(err), err)
+		return zero, err
 	}
 	c.remember(&done)
+	t.end(ctx, OutcomeCompleted, nil)
 	return out, nil
+}
+
+// endReplay ends a call that found a stored result: out, decoded (or the
+// decoding error), passes through the replay hook.
+func endReplay[T any](ctx context.Context, t *tracker, o Outcome, out T, err error) (T, error) {
+	if err == nil {
+		out, err = replayed(ctx, t.c, t.ev.Record, o, out)
+	}
+	if err != nil {
+		var zero T
+		t.end(ctx, storeOutcome(err), err)
+		return zero, err
+	}
+	t.end(ctx, o, nil)
+	return out, nil
+}
+
+// endFailed ends a call whose run failed with runErr, after the release
+// that returned relErr; it returns the call's error: runErr itself unless
+// the release failed too.
+func endFailed(ctx context.Context, t *tracker, runErr, relErr error) error {
+	if relErr == nil {
+		t.end(ctx, OutcomeFailed, runErr)
+		return runErr
+	}
+	err := errors.Join(runErr, relErr)
+	t.ev.Op = "release"
+	t.end(ctx, OutcomeStoreError, err)
+	return err
+}
+
+// storeOutcome is the outcome of a call that failed in the store with err.
+func storeOutcome(err error) Outcome {
+	switch {
+	case errors.Is(err, ErrCorruptRecord):
+		return OutcomeCorruptRecord
+	case errors.As(err, new(*StoreError)):
+		return OutcomeStoreError
+	}
+	return OutcomeFailed
 }
 
 // completedByUs reports whether the record id is completed under owner: a
@@ -254,28 +358,39 @@ const (
 	cleanupTimeout     = 10 * time.Second
 )
 
-func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner string, fn func(context.Context) (T, error)) (out T, err error) {
+func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner string, fn func(context.Context) (T, error), t *tracker) (out T, err error) {
+	rctx, endRun := t.phase(ctx, PhaseRun)
+	start := t.now()
 	finished := false
 	defer func() {
 		if !finished {
-			// fn panicked (or called runtime.Goexit): release, and let the
-			// panic go on with its original stack.
-			if relErr := release(ctx, c, store, id, owner); relErr != nil {
-				c.logger.ErrorContext(ctx, "release after panic failed", slog.String("record", id), slog.Any("error", relErr))
-			}
+			// fn panicked (or called runtime.Goexit): release, report, and
+			// let the panic go on with its original stack.
+			t.handlerSince(start)
+			endRun(errPanicked)
+			t.end(ctx, OutcomePanicked, release(ctx, c, store, id, owner, t))
 		}
 	}()
-	out, err = fn(context.WithValue(ctx, ctxKey{}, id))
+	out, err = fn(context.WithValue(rctx, ctxKey{}, id))
 	finished = true
+	t.handlerSince(start)
+	endRun(err)
 	return out, err
 }
 
+// errPanicked ends the run phase of a function that panicked.
+var errPanicked = errors.New("idempotent: guarded function panicked")
+
 // release frees the key after a failed run. Losing the lease meanwhile is not
 // an error of the caller's: the key is in another run's hands.
-func release(ctx context.Context, c *config, store Store, id, owner string) error {
+func release(ctx context.Context, c *config, store Store, id, owner string, t *tracker) error {
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
+	cctx, endRelease := t.phase(cctx, PhaseRelease)
+	s := t.now()
 	err := store.Release(cctx, id, owner)
+	t.storeSince(s)
+	endRelease(err)
 	if err == nil {
 		return nil
 	}

@@ -36,11 +36,17 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 	if m.records == nil {
 		m.records = make(map[string]Record)
 	}
-	if old, ok := m.records[rec.Key]; ok && !old.Free(now) {
+	old, ok := m.records[rec.Key]
+	if ok && !old.Free(now) {
 		cp := clone(old)
 		return &cp, false, nil
 	}
 	m.records[rec.Key] = clone(rec)
+	var replaced *Record
+	if ok && old.Status == StatusInProgress {
+		r := old // a lease takeover; in-progress records hold no data
+		replaced = &r
+	}
 	if len(m.records) >= max(m.nextSweep, minSweep) {
 		for k, r := range m.records {
 			if r.Expired(now) {
@@ -49,7 +55,7 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 		}
 		m.nextSweep = 2 * len(m.records)
 	}
-	return nil, true, nil
+	return replaced, true, nil
 }
 
 // Get implements Store.

@@ -44,6 +44,8 @@ type config struct {
 	clock       func() time.Time
 	logger      *slog.Logger
 	disabled    bool
+	observers   observers // observe.go
+	replayHook  any       // func(context.Context, Replay, T) T; observe.go
 	err         error
 }
 

@@ -84,6 +84,12 @@ type Store interface {
 	// conditional write. It returns acquired == true on success. Otherwise it
 	// returns the record that holds the key; existing is nil when that record
 	// vanished before it could be read (the caller tries again).
+	//
+	// On success, existing is the in-progress record the write replaced (its
+	// lease had ended: a lease takeover), if there was one and the store can
+	// tell; otherwise nil. Its Data may be left out. The core reports
+	// takeovers from it (Event.Takeover); a store that always returns nil on
+	// success is correct but hides them.
 	Acquire(ctx context.Context, rec Record, now time.Time) (existing *Record, acquired bool, err error)
 
 	// Get returns the record for key with a strongly consistent read, or nil
