@@ -110,7 +110,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if err != nil {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
 	}
-	_, err = s.client.PutItem(ctx, &dynamodb.PutItemInput{
+	put, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                s.table,
 		Item:                     item,
 		ConditionExpression:      s.acquireCond,
@@ -121,9 +121,13 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 			":inprogress": avInProgress,
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+		// On success the replaced item comes back too, so a lease takeover
+		// can be reported. It costs no capacity units, only response bytes,
+		// and only when the write replaced something.
+		ReturnValues: types.ReturnValueAllOld,
 	})
 	if err == nil {
-		return nil, true, nil
+		return s.replaced(put), true, nil
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
@@ -153,6 +157,26 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		}
 	}
 	return existing, false, nil
+}
+
+// replaced decodes the item an acquire replaced when it was in progress (a
+// lease takeover), for Store.Acquire to report; nil otherwise. Completed
+// items are not decoded: their data is of no use here. The acquire has
+// succeeded whatever this finds, so an undecodable item is reported as none.
+func (s *Store) replaced(put *dynamodb.PutItemOutput) *idempotent.Record {
+	if put == nil {
+		return nil
+	}
+	item := put.Attributes
+	if st, ok := item[s.opts.StatusAttr].(*types.AttributeValueMemberS); !ok || st.Value != string(idempotent.StatusInProgress) {
+		return nil
+	}
+	rec, _, err := s.decodeRecord(item)
+	if err != nil {
+		return nil
+	}
+	rec.Data = nil
+	return rec
 }
 
 // Get implements idempotent.Store with one strongly consistent GetItem.
