@@ -1,0 +1,394 @@
+package emf_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/emf"
+)
+
+// validate checks one line against the structure the EMF specification
+// requires (CloudWatch, "Specification: Embedded metric format"), and
+// returns the document.
+func validate(t *testing.T, line []byte) map[string]any {
+	t.Helper()
+	if len(line) > 256*1024 {
+		t.Fatalf("record of %d bytes is over the 256 KB log event limit", len(line))
+	}
+	var root map[string]any
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	if err := dec.Decode(&root); err != nil {
+		t.Fatalf("not a JSON object: %v\n%s", err, line)
+	}
+	aws, ok := root["_aws"].(map[string]any)
+	if !ok {
+		t.Fatalf("no _aws object: %s", line)
+	}
+	ts, ok := aws["Timestamp"].(json.Number)
+	if _, err := strconv.ParseInt(string(ts), 10, 64); !ok || err != nil {
+		t.Fatalf("_aws.Timestamp %v is not an integer (epoch milliseconds)", aws["Timestamp"])
+	}
+	directives, ok := aws["CloudWatchMetrics"].([]any)
+	if !ok || len(directives) == 0 {
+		t.Fatalf("_aws.CloudWatchMetrics must be a non-empty array: %v", aws["CloudWatchMetrics"])
+	}
+	units := map[string]bool{}
+	for _, u := range strings.Split("Seconds Microseconds Milliseconds Bytes Kilobytes Megabytes Gigabytes Terabytes Bits Kilobits Megabits Gigabits Terabits Percent Count Bytes/Second Kilobytes/Second Megabytes/Second Gigabytes/Second Terabytes/Second Bits/Second Kilobits/Second Megabits/Second Gigabits/Second Terabits/Second Count/Second None", " ") {
+		units[u] = true
+	}
+	for _, d := range directives {
+		dir, ok := d.(map[string]any)
+		if !ok {
+			t.Fatalf("directive %v is not an object", d)
+		}
+		ns, ok := dir["Namespace"].(string)
+		if !ok || len(ns) == 0 || len(ns) > 255 {
+			t.Fatalf("Namespace %v must be a string of 1-255 characters", dir["Namespace"])
+		}
+		sets, ok := dir["Dimensions"].([]any)
+		if !ok {
+			t.Fatalf("Dimensions %v must be an array of dimension sets", dir["Dimensions"])
+		}
+		for _, s := range sets {
+			set, ok := s.([]any)
+			if !ok || len(set) > 30 {
+				t.Fatalf("dimension set %v must be an array of at most 30 names", s)
+			}
+			for _, k := range set {
+				name, ok := k.(string)
+				if !ok {
+					t.Fatalf("dimension name %v is not a string", k)
+				}
+				if v, ok := root[name].(string); !ok || v == "" {
+					t.Fatalf("dimension %q has no string value at the root", name)
+				}
+			}
+		}
+		ms, ok := dir["Metrics"].([]any)
+		if !ok || len(ms) == 0 || len(ms) > 100 {
+			t.Fatalf("Metrics must be an array of 1-100 definitions, got %v", dir["Metrics"])
+		}
+		seen := map[string]bool{}
+		for _, m := range ms {
+			def, ok := m.(map[string]any)
+			if !ok {
+				t.Fatalf("metric definition %v is not an object", m)
+			}
+			name, ok := def["Name"].(string)
+			if !ok || name == "" || len(name) > 255 || seen[name] {
+				t.Fatalf("metric Name %v must be a unique string of 1-255 characters", def["Name"])
+			}
+			seen[name] = true
+			if u, ok := def["Unit"]; ok && !units[fmt.Sprint(u)] {
+				t.Fatalf("metric %s: unit %v is not a CloudWatch unit", name, u)
+			}
+			switch v := root[name].(type) {
+			case json.Number:
+			case []any:
+				if len(v) > 100 {
+					t.Fatalf("metric %s has %d values, at most 100", name, len(v))
+				}
+			default:
+				t.Fatalf("metric %s has no numeric value at the root: %v", name, root[name])
+			}
+		}
+	}
+	return root
+}
+
+// lines splits the output into records, each validated.
+func lines(t *testing.T, out *bytes.Buffer) []map[string]any {
+	t.Helper()
+	var docs []map[string]any
+	for _, l := range bytes.SplitAfter(out.Bytes(), []byte("\n")) {
+		if len(l) == 0 {
+			continue
+		}
+		if l[len(l)-1] != '\n' || bytes.Count(l, []byte("\n")) != 1 {
+			t.Fatalf("record is not one line: %q", l)
+		}
+		docs = append(docs, validate(t, l))
+	}
+	out.Reset()
+	return docs
+}
+
+func metricsOf(doc map[string]any) map[string]float64 {
+	out := map[string]float64{}
+	for _, d := range doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any) {
+		for _, m := range d.(map[string]any)["Metrics"].([]any) {
+			name := m.(map[string]any)["Name"].(string)
+			f, _ := doc[name].(json.Number).Float64()
+			out[name] = f
+		}
+	}
+	return out
+}
+
+var t0 = time.Date(2026, 12, 2, 12, 0, 0, 0, time.UTC)
+
+func newMetrics(t *testing.T, out *bytes.Buffer, more ...func(*emf.Options)) *emf.Metrics {
+	t.Helper()
+	m, err := emf.New(append([]func(*emf.Options){func(o *emf.Options) {
+		o.Writer = out
+		o.Clock = func() time.Time { return t0 }
+		o.Namespace = "payments"
+		o.Dimensions = map[string]string{"Service": "pay", "FunctionName": "pay-fn"}
+	}}, more...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+func TestOneRecordPerInvocation(t *testing.T) {
+	var out bytes.Buffer
+	m := newMetrics(t, &out)
+	store := idempotent.NewMemoryStore()
+	now := t0
+	clock := func() time.Time { return now }
+	h := idempotent.Wrap(store, func(_ context.Context, id string) (string, error) {
+		now = now.Add(40 * time.Millisecond)
+		return "ok " + id, nil
+	}, idempotent.WithClock(clock), m.Option())
+	inv := emf.Wrap(m, h)
+	ctx := context.Background()
+
+	if _, err := inv(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	docs := lines(t, &out)
+	if len(docs) != 1 {
+		t.Fatalf("%d records, want 1", len(docs))
+	}
+	doc := docs[0]
+	aws := doc["_aws"].(map[string]any)
+	if ts := aws["Timestamp"].(json.Number).String(); ts != strconv.FormatInt(t0.UnixMilli(), 10) {
+		t.Fatalf("Timestamp = %s", ts)
+	}
+	dir := aws["CloudWatchMetrics"].([]any)[0].(map[string]any)
+	if dir["Namespace"] != "payments" || fmt.Sprint(dir["Dimensions"]) != "[[FunctionName Service]]" || doc["Service"] != "pay" || doc["FunctionName"] != "pay-fn" {
+		t.Fatalf("namespace or dimensions wrong: %v", doc)
+	}
+	want := map[string]float64{"Calls": 1, "Completed": 1, "HandlerTime": 40}
+	if got := metricsOf(doc); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("metrics = %v, want %v", got, want)
+	}
+
+	// A replay, then an invocation that reports nothing.
+	if _, err := inv(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if got := metricsOf(lines(t, &out)[0]); got["Replayed"] != 1 || got["Completed"] != 0 || got["Calls"] != 1 {
+		t.Fatalf("replay metrics = %v", got)
+	}
+	quiet := emf.Wrap(m, func(context.Context, string) (string, error) { return "", nil })
+	if _, err := quiet(ctx, "x"); err != nil || out.Len() != 0 {
+		t.Fatalf("an invocation with no report wrote %q", out.String())
+	}
+}
+
+func TestRecordWrittenWhenTheHandlerPanics(t *testing.T) {
+	var out bytes.Buffer
+	m := newMetrics(t, &out)
+	h := emf.Wrap(m, idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, string) (string, error) { panic("x") }, m.Option()))
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = h(context.Background(), "a")
+	}()
+	if got := metricsOf(lines(t, &out)[0]); got["Panicked"] != 1 {
+		t.Fatalf("metrics = %v", got)
+	}
+}
+
+func TestLeaseTakeoverMetric(t *testing.T) {
+	var out bytes.Buffer
+	m := newMetrics(t, &out)
+	store := idempotent.NewMemoryStore()
+	now := t0
+	// A run that "crashes": its function does not return before its lease
+	// ends.
+	started, never := make(chan struct{}), make(chan struct{})
+	defer close(never)
+	opts := []idempotent.Option{idempotent.WithName("pay"), idempotent.WithLease(time.Second), idempotent.WithClock(func() time.Time { return now }), m.Option()}
+	go func() {
+		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) {
+			close(started)
+			<-never
+			return 0, nil
+		}, opts...)
+	}()
+	<-started
+	now = now.Add(2 * time.Second)
+	retry := emf.Wrap(m, func(ctx context.Context, _ string) (int, error) {
+		return idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 1, nil }, opts...)
+	})
+	if _, err := retry(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	got := metricsOf(lines(t, &out)[0])
+	if got["LeaseTakeovers"] != 1 || got["Completed"] != 1 {
+		t.Fatalf("metrics = %v, want a completed takeover", got)
+	}
+}
+
+// Every metric at once still makes one valid directive.
+func TestEveryMetricFitsOneDirective(t *testing.T) {
+	var out bytes.Buffer
+	m := newMetrics(t, &out)
+	o := m.Observer()
+	ctx := context.Background()
+	for oc := idempotent.OutcomeCompleted; oc <= idempotent.OutcomeCorruptRecord; oc++ {
+		o.Call(ctx, idempotent.Event{Outcome: oc, StoreTime: time.Millisecond, HandlerTime: 2 * time.Millisecond})
+	}
+	for _, op := range []string{"acquire", "get", "complete", "release"} {
+		o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeStoreError, Op: op})
+	}
+	o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeCompleted, Takeover: true})
+	for _, s := range []int{200, 302, 404, 503, 0} {
+		o.HTTP(ctx, idempotent.HTTPEvent{Status: s})
+	}
+	o.Batch(ctx, idempotent.BatchEvent{Source: "sqs", Records: 10, Failures: 2, Replays: 3})
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	docs := lines(t, &out)
+	if len(docs) != 1 {
+		t.Fatalf("%d records", len(docs))
+	}
+	got := metricsOf(docs[0])
+	want := map[string]float64{
+		"Calls": 19, "Completed": 2, "Failed": 1, "Panicked": 1, "Replayed": 1, "CacheReplayed": 1, "InProgress": 1,
+		"WaitReplayed": 1, "WaitTimedOut": 1, "PayloadMismatch": 1, "Unguarded": 1, "NoKey": 1, "LeaseLost": 1,
+		"LeaseTakeovers": 1, "StoreErrors": 5, "StoreErrorsAcquire": 1, "StoreErrorsGet": 1, "StoreErrorsComplete": 1,
+		"StoreErrorsRelease": 1, "CorruptRecords": 1, "StoreTime": 14, "HandlerTime": 28,
+		"HTTP2xx": 1, "HTTP3xx": 1, "HTTP4xx": 1, "HTTP5xx": 2, "BatchRecords": 10, "BatchFailures": 2, "BatchReplays": 3,
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("metrics =\n%v\nwant\n%v", got, want)
+	}
+	// Flush again: nothing left.
+	if err := m.Flush(); err != nil || out.Len() != 0 {
+		t.Fatalf("second Flush wrote %q, %v", out.String(), err)
+	}
+}
+
+func TestConcurrentReportsInOneInvocation(t *testing.T) {
+	var out bytes.Buffer
+	m := newMetrics(t, &out)
+	o := m.Observer()
+	h := emf.Wrap(m, func(ctx context.Context, n int) (int, error) {
+		var wg sync.WaitGroup
+		for range n {
+			wg.Go(func() { o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeReplayed}) })
+		}
+		wg.Wait()
+		return n, nil
+	})
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			if _, err := h(context.Background(), 25); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	docs := lines(t, &out)
+	if len(docs) != 4 {
+		t.Fatalf("%d records, want one per invocation", len(docs))
+	}
+	for _, d := range docs {
+		if got := metricsOf(d); got["Replayed"] != 25 {
+			t.Fatalf("an invocation's record = %v, want its own 25 replays", got)
+		}
+	}
+}
+
+func TestDefaultDimensions(t *testing.T) {
+	t.Setenv(idempotent.FunctionNameEnv, "orders-fn")
+	var out bytes.Buffer
+	m, err := emf.New(func(o *emf.Options) { o.Writer = &out })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	doc := lines(t, &out)[0]
+	dir := doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)
+	if dir["Namespace"] != emf.DefaultNamespace || fmt.Sprint(dir["Dimensions"]) != "[[FunctionName]]" || doc["FunctionName"] != "orders-fn" {
+		t.Fatalf("defaults: %v", doc)
+	}
+
+	t.Setenv(idempotent.FunctionNameEnv, "")
+	m, err = emf.New(func(o *emf.Options) { o.Writer = &out })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	doc = lines(t, &out)[0]
+	if dir := doc["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any); fmt.Sprint(dir["Dimensions"]) != "[[]]" {
+		t.Fatalf("no function name: dimensions %v, want one empty set", dir["Dimensions"])
+	}
+}
+
+func TestOptionsValidated(t *testing.T) {
+	many := map[string]string{}
+	for i := range 31 {
+		many[fmt.Sprintf("d%d", i)] = "v"
+	}
+	tests := []struct {
+		name string
+		fn   func(*emf.Options)
+	}{
+		{"empty namespace", func(o *emf.Options) { o.Namespace = "" }},
+		{"AWS namespace", func(o *emf.Options) { o.Namespace = "AWS/Lambda" }},
+		{"long namespace", func(o *emf.Options) { o.Namespace = strings.Repeat("n", 256) }},
+		{"31 dimensions", func(o *emf.Options) { o.Dimensions = many }},
+		{"empty dimension value", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": ""} }},
+		{"long dimension value", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": strings.Repeat("v", 1025)} }},
+		{"dimension named like a metric", func(o *emf.Options) { o.Dimensions = map[string]string{"Completed": "x"} }},
+		{"dimension named _aws", func(o *emf.Options) { o.Dimensions = map[string]string{"_aws": "x"} }},
+		{"control character", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": "a\nb"} }},
+		{"nil writer", func(o *emf.Options) { o.Writer = nil }},
+		{"nil clock", func(o *emf.Options) { o.Clock = nil }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := emf.New(tt.fn); !errors.Is(err, emf.ErrOptions) {
+				t.Fatalf("err = %v, want ErrOptions", err)
+			}
+		})
+	}
+	// 30 dimensions are fine, and quoted as JSON.
+	delete(many, "d0")
+	delete(many, "d1")
+	many["quote\"d"] = `va"l`
+	var out bytes.Buffer
+	m, err := emf.New(func(o *emf.Options) { o.Dimensions = many; o.Writer = &out })
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	if err := m.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if doc := lines(t, &out)[0]; doc[`quote"d`] != `va"l` {
+		t.Fatalf("quoted dimension lost: %v", doc)
+	}
+}
