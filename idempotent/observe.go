@@ -160,9 +160,6 @@ type HTTPEvent struct {
 	// Status is the status code of the response, 0 when the handler returned
 	// a Go error instead of a response.
 	Status int
-	// Guarded is true when the request went through the idempotency layer
-	// (a guarded method with a valid key).
-	Guarded bool
 }
 
 // StatusClass is "2xx", "3xx", "4xx" or "5xx" (a Go error counts as "5xx",

@@ -44,7 +44,8 @@ type processor[R any] struct {
 	store  idempotent.Store
 	fn     func(context.Context, R) error
 	source string
-	err    error // configuration error: every invocation fails with it
+	obs    idempotent.Observer // the core options' observers, for BatchEvent
+	err    error               // configuration error: every invocation fails with it
 }
 
 func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) error, source string, allowed []keyKind, opts []Option) *processor[R] {
@@ -69,6 +70,7 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 	if p.err == nil {
 		p.err = idempotent.CheckOptions(c.core...)
 	}
+	p.obs = idempotent.ObserverOf(c.core...)
 	return p
 }
 
@@ -93,6 +95,9 @@ func (p *processor[R]) run(ctx context.Context, items []item[R]) []bool {
 	failures := make([]bool, len(items))
 	for i, o := range out {
 		failures[i] = o == failed || o == skipped
+	}
+	if p.obs.Batch != nil {
+		p.report(ctx, out)
 	}
 	return failures
 }
@@ -241,4 +246,18 @@ func failures[R, F any](failed []bool, items []item[R], mk func(id string) F) []
 		}
 	}
 	return out
+}
+
+// report gives the batch's counts to the observers.
+func (p *processor[R]) report(ctx context.Context, out []outcome) {
+	e := idempotent.BatchEvent{Source: p.source, Records: len(out)}
+	for _, o := range out {
+		switch o {
+		case failed, skipped:
+			e.Failures++
+		case replayed:
+			e.Replays++
+		}
+	}
+	p.obs.Batch(ctx, e)
 }

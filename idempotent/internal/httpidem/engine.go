@@ -76,6 +76,8 @@ type Config struct {
 	// Err collects option errors (*idempotent.ConfigError); every request
 	// is then answered 500.
 	Err error
+
+	observer idempotent.Observer // the core options' observers (Finish)
 }
 
 // NewConfig returns the defaults.
@@ -103,6 +105,7 @@ func (c *Config) Finish() {
 	if c.Err != nil {
 		c.Logger.Error("idempotency misconfigured; every request will be refused", slog.Any("error", c.Err))
 	}
+	c.observer = idempotent.ObserverOf(c.Core...)
 }
 
 // SetMethods sets the guarded methods (validated: non-empty tokens).
@@ -200,12 +203,8 @@ func (e *notStored[R]) Unwrap() error { return errNotStored }
 // storeRetryAfter is the Retry-After of a 503 after a store failure.
 const storeRetryAfter = time.Second
 
-// Serve runs one request through the HTTP idempotency semantics. run calls
-// the user's handler with the context it is given (which carries the record
-// key, see idempotent.KeyFromContext). The returned error is only ever the
-// handler's own error (after its key was released); every other failure is
-// a problem response.
-func Serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
+// serve is Serve before the report.
+func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
 	log := c.Logger
 	if c.Err != nil {
 		log.ErrorContext(ctx, "idempotency misconfigured; request refused", slog.Any("error", c.Err))
