@@ -39,7 +39,7 @@ lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's l
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@for m in . handlers tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+	@for m in . handlers tools idempotent/idemotel; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 

@@ -1,0 +1,17 @@
+// Package idemotel traces the idempotency layer with OpenTelemetry: each
+// guarded call becomes a span "idempotent" with children
+// "idempotent.acquire", "idempotent.run", "idempotent.complete" and
+// "idempotent.release", and the call's outcome as attributes (idempotent.outcome,
+// idempotent.record, idempotent.takeover, …). The guarded function runs
+// inside the run span, so its own spans nest under it. ADOT and X-Ray users
+// see, per invocation, whether it replayed, how long the store took and
+// whether it took over a crashed run's lease.
+//
+// It is a module of its own, so the OpenTelemetry API stays out of the
+// dependency graph of programs that import only the core or the stores.
+//
+//	h := idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId"),
+//		idemotel.Option(otel.GetTracerProvider()))
+//
+// The raw idempotency key is never recorded, only the record id (a hash).
+package idemotel

@@ -1,0 +1,124 @@
+package idemotel
+
+import (
+	"context"
+
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// ScopeName is the instrumentation scope of the tracer.
+const ScopeName = "github.com/idemlambda/idemlambda/idempotent/idemotel"
+
+// Span names.
+const (
+	SpanCall     = "idempotent"
+	SpanAcquire  = "idempotent.acquire"
+	SpanRun      = "idempotent.run"
+	SpanComplete = "idempotent.complete"
+	SpanRelease  = "idempotent.release"
+)
+
+// Attribute keys.
+const (
+	AttrName        = attribute.Key("idempotent.name")
+	AttrRecord      = attribute.Key("idempotent.record")
+	AttrOutcome     = attribute.Key("idempotent.outcome")
+	AttrReplay      = attribute.Key("idempotent.replay")
+	AttrTakeover    = attribute.Key("idempotent.takeover")
+	AttrAttempts    = attribute.Key("idempotent.attempts")
+	AttrPolls       = attribute.Key("idempotent.polls")
+	AttrStoreOp     = attribute.Key("idempotent.store_op")
+	AttrLeaseEnd    = attribute.Key("idempotent.lease_end")
+	AttrStoreMS     = attribute.Key("idempotent.store_ms")
+	AttrHandlerMS   = attribute.Key("idempotent.handler_ms")
+	AttrStatusClass = attribute.Key("idempotent.http.status_class")
+	AttrStatus      = attribute.Key("idempotent.http.status")
+	AttrSource      = attribute.Key("idempotent.batch.source")
+	AttrRecords     = attribute.Key("idempotent.batch.records")
+	AttrFailures    = attribute.Key("idempotent.batch.failures")
+	AttrReplays     = attribute.Key("idempotent.batch.replays")
+)
+
+var spanNames = [...]string{
+	idempotent.PhaseCall:     SpanCall,
+	idempotent.PhaseAcquire:  SpanAcquire,
+	idempotent.PhaseRun:      SpanRun,
+	idempotent.PhaseComplete: SpanComplete,
+	idempotent.PhaseRelease:  SpanRelease,
+}
+
+// Option installs the observer of Observer(tp) in the core (and, through the
+// adapters' core options, in apigw, idemhttp and sqsbatch).
+func Option(tp trace.TracerProvider) idempotent.Option {
+	return idempotent.WithObserver(Observer(tp))
+}
+
+// Observer returns an idempotent.Observer that makes the spans with a
+// tracer of tp. HTTP and batch reports become events ("idempotent.http",
+// "idempotent.batch") on the span of the context they are made in.
+func Observer(tp trace.TracerProvider) idempotent.Observer {
+	tr := tp.Tracer(ScopeName)
+	return idempotent.Observer{
+		Phase: func(ctx context.Context, p idempotent.Phase, record string) (context.Context, func(error)) {
+			name := "idempotent." + p.String()
+			if int(p) < len(spanNames) {
+				name = spanNames[p]
+			}
+			ctx, span := tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindInternal))
+			if p == idempotent.PhaseCall && record != "" {
+				span.SetAttributes(AttrRecord.String(record))
+			}
+			return ctx, func(err error) {
+				if err != nil {
+					span.SetStatus(codes.Error, err.Error())
+				}
+				span.End()
+			}
+		},
+		Call: func(ctx context.Context, e idempotent.Event) {
+			span := trace.SpanFromContext(ctx)
+			if !span.IsRecording() {
+				return
+			}
+			attrs := []attribute.KeyValue{
+				AttrName.String(e.Name),
+				AttrOutcome.String(e.Outcome.String()),
+				AttrReplay.Bool(e.Outcome.Replay()),
+				AttrTakeover.Bool(e.Takeover),
+				AttrAttempts.Int(e.Attempts),
+				AttrStoreMS.Float64(float64(e.StoreTime.Microseconds()) / 1000),
+				AttrHandlerMS.Float64(float64(e.HandlerTime.Microseconds()) / 1000),
+			}
+			if e.Polls > 0 {
+				attrs = append(attrs, AttrPolls.Int(e.Polls))
+			}
+			if e.Op != "" {
+				attrs = append(attrs, AttrStoreOp.String(e.Op))
+			}
+			if !e.LeaseEnd.IsZero() {
+				attrs = append(attrs, AttrLeaseEnd.String(e.LeaseEnd.UTC().Format("2006-01-02T15:04:05.000Z07:00")))
+			}
+			span.SetAttributes(attrs...)
+			if e.Takeover {
+				span.AddEvent("idempotent.lease_takeover")
+			}
+		},
+		HTTP: func(ctx context.Context, e idempotent.HTTPEvent) {
+			span := trace.SpanFromContext(ctx)
+			if span.IsRecording() {
+				span.AddEvent("idempotent.http", trace.WithAttributes(AttrStatus.Int(e.Status), AttrStatusClass.String(e.StatusClass())))
+			}
+		},
+		Batch: func(ctx context.Context, e idempotent.BatchEvent) {
+			span := trace.SpanFromContext(ctx)
+			if span.IsRecording() {
+				span.AddEvent("idempotent.batch", trace.WithAttributes(AttrSource.String(e.Source),
+					AttrRecords.Int(e.Records), AttrFailures.Int(e.Failures), AttrReplays.Int(e.Replays)))
+			}
+		},
+	}
+}
