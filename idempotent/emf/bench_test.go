@@ -5,6 +5,7 @@ import (
 	"io"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/emf"
@@ -51,5 +52,31 @@ func BenchmarkInvocation(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// BenchmarkRecord isolates the cost of metrics per invocation: emf.Wrap
+// around a handler that reports one call (what a guarded invocation
+// reports), the record written to io.Discard.
+func BenchmarkRecord(b *testing.B) {
+	m, err := emf.New(func(o *emf.Options) {
+		o.Writer = io.Discard
+		o.Dimensions = map[string]string{"FunctionName": "bench"}
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	obs := m.Observer()
+	ev := idempotent.Event{Name: "bench", Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: 3 * time.Millisecond}
+	h := emf.Wrap(m, func(ctx context.Context, _ int) (int, error) {
+		obs.Call(ctx, ev)
+		return 0, nil
+	})
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := h(ctx, 0); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

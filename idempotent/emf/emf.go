@@ -245,7 +245,11 @@ func (m *Metrics) write(b *counts) error {
 		buf = append(buf, ",\""...)
 		buf = append(buf, metrics[i].name...)
 		buf = append(buf, "\":"...)
-		buf = strconv.AppendFloat(buf, b.v[i], 'f', -1, 64)
+		if v := b.v[i]; v == float64(int64(v)) {
+			buf = strconv.AppendInt(buf, int64(v), 10) // counts: the fast path
+		} else {
+			buf = strconv.AppendFloat(buf, v, 'f', -1, 64)
+		}
 	}
 	buf = append(buf, "}\n"...)
 	m.buf = buf
