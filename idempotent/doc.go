@@ -31,6 +31,13 @@
 // not return the old item); a replay from the local cache (WithLocalCache)
 // takes none.
 //
+// Every guarded call reports what became of it (an Event: completed,
+// replayed, in progress, lease takeover, store error, …) to the observers
+// installed with WithObserver, and logs notable outcomes with stable field
+// names; idempotent/emf turns the reports into CloudWatch metrics and
+// idempotent/idemotel into OpenTelemetry spans. WithReplayHook sees, and may
+// decorate, every replayed result.
+//
 // Setting IDEMPOTENCY_DISABLED=true bypasses every guard with a warning, for
 // users' unit tests.
 package idempotent
