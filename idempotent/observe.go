@@ -383,6 +383,9 @@ func (t *tracker) end(ctx context.Context, o Outcome, err error) {
 				ob.Call(ctx, t.ev)
 			}
 		}
+		if err == nil && o == OutcomePanicked {
+			err = errPanicked // the call failed, whatever the release did
+		}
 		t.endCall(err)
 	}
 }

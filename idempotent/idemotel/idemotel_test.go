@@ -187,3 +187,23 @@ func TestHTTPAndBatchEvents(t *testing.T) {
 		t.Fatalf("event attributes %v", ev)
 	}
 }
+
+func TestSpansOfAPanic(t *testing.T) {
+	exp, tp := newTracing(t)
+	func() {
+		defer func() { _ = recover() }()
+		_, _ = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { panic("boom") }, idemotel.Option(tp))
+	}()
+	spans := byName(t, exp.GetSpans())
+	for _, name := range []string{idemotel.SpanCall, idemotel.SpanRun} {
+		if spans[name].Status.Code != codes.Error {
+			t.Errorf("%s span status %v, want an error", name, spans[name].Status)
+		}
+	}
+	if _, ok := spans[idemotel.SpanRelease]; !ok {
+		t.Error("no release span after the panic")
+	}
+	if got := attrs(spans[idemotel.SpanCall])[idemotel.AttrOutcome].AsString(); got != "panicked" {
+		t.Errorf("outcome %q", got)
+	}
+}
