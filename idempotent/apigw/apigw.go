@@ -143,6 +143,7 @@ func (r *v2Request) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, nil, name)
 }
 func (r *v2Request) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
+
 type v1Request struct {
 	ev    *events.APIGatewayProxyRequest
 	scope func(context.Context, events.APIGatewayProxyRequest) (string, error)
@@ -157,6 +158,7 @@ func (r *v1Request) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, r.ev.MultiValueHeaders, name)
 }
 func (r *v1Request) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
+
 type urlRequest struct {
 	ev    *events.LambdaFunctionURLRequest
 	scope func(context.Context, events.LambdaFunctionURLRequest) (string, error)
@@ -174,6 +176,7 @@ func (r *urlRequest) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, nil, name)
 }
 func (r *urlRequest) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
+
 type albRequest struct {
 	ev    *events.ALBTargetGroupRequest
 	scope func(context.Context, events.ALBTargetGroupRequest) (string, error)
@@ -188,6 +191,7 @@ func (r *albRequest) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, r.ev.MultiValueHeaders, name)
 }
 func (r *albRequest) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
+
 // ---- responses ----
 
 func withHeader(h map[string]string, k, v string) map[string]string {

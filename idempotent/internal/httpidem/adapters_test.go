@@ -32,9 +32,9 @@ import (
 
 // req is a request in adapter-neutral terms.
 type req struct {
-	Method  string
-	Query   string  // raw query string
-	Key     *string // Idempotency-Key; nil: no header
+	Method string
+	Query  string  // raw query string
+	Key    *string // Idempotency-Key; nil: no header
 	// Keys are repeated Idempotency-Key headers, as each front delivers
 	// them: joined with a comma (v2, Function URL, ALB without multi-value
 	// headers), a multi-value list (v1, ALB multi-value), several lines
