@@ -40,8 +40,8 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // status, headers and body are captured, buffered up to the WithMaxBody
 // limit, and stored when the policy says so; the response is then sent.
 // A duplicate with the same method, path, query and body gets the stored
-// response with Idempotent-Replayed: true, another payload 422, a duplicate
-// while the first runs 409 with Retry-After, a store failure 503 (before the
+// response with Idempotent-Replayed: true, another query or body 422, a
+// duplicate while the first runs 409 with Retry-After: 1, a store failure 503 (before the
 // handler runs; after it ran, 503 "outcome unknown"). A response over the limit, or one the handler
 // flushes, is streamed through as it is written and not stored (the key is
 // released). Replays are always whole. Every error response made here is
