@@ -14,17 +14,21 @@ import (
 
 // The caller principal of each front (contract §4). Each detector returns
 // the principal it finds, or else what credentials the request carries
-// ("" for none): identify turns that into the principal, "" (anonymous:
+// ("" for none): callerOf turns that into the principal, "" (anonymous:
 // the request carries no credentials) or an *httpidem.UnidentifiedCallerError
 // (credentials without a principal: refused, never the shared scope).
 
-func identify(principal, credentials string, authorization bool) (string, error) {
+func callerOf[E any](ctx context.Context, scope func(context.Context, E) (string, error), ev *E, detect func(*E) (string, string), header func(string) []string) (string, error) {
+	if scope != nil {
+		return scope(ctx, *ev)
+	}
+	p, credentials := detect(ev)
 	switch {
-	case principal != "":
-		return principal, nil
+	case p != "":
+		return p, nil
 	case credentials != "":
 		return "", &httpidem.UnidentifiedCallerError{Credentials: credentials}
-	case authorization:
+	case len(header("Authorization")) > 0:
 		return "", &httpidem.UnidentifiedCallerError{Credentials: "an Authorization header (credentials the function checks itself)"}
 	}
 	return "", nil
@@ -52,10 +56,6 @@ func iamPrincipal(poolID, identityID, userARN string) (principal, why string) {
 		return "iam:" + userARN, ""
 	}
 	return "", ""
-}
-
-func authorization(header func(string) []string) bool {
-	return len(header("Authorization")) > 0
 }
 
 // v2Principal: JWT sub (+ iss), IAM (Cognito identity, user ARN), Lambda
@@ -95,11 +95,7 @@ func v2Principal(ev *events.APIGatewayV2HTTPRequest) (principal, credentials str
 }
 
 func (r *v2Request) Principal(ctx context.Context) (string, error) {
-	if r.scope != nil {
-		return r.scope(ctx, *r.ev)
-	}
-	p, creds := v2Principal(r.ev)
-	return identify(p, creds, authorization(r.Header))
+	return callerOf(ctx, r.scope, r.ev, v2Principal, r.Header)
 }
 
 // v1Principal: Cognito user pool claims sub (+ iss), IAM (Cognito identity,
@@ -135,11 +131,7 @@ func v1Principal(ev *events.APIGatewayProxyRequest) (principal, credentials stri
 }
 
 func (r *v1Request) Principal(ctx context.Context) (string, error) {
-	if r.scope != nil {
-		return r.scope(ctx, *r.ev)
-	}
-	p, creds := v1Principal(r.ev)
-	return identify(p, creds, authorization(r.Header))
+	return callerOf(ctx, r.scope, r.ev, v1Principal, r.Header)
 }
 
 // urlPrincipal: the IAM user ARN of a Function URL with AWS_IAM auth.
@@ -162,11 +154,7 @@ func urlPrincipal(ev *events.LambdaFunctionURLRequest) (principal, credentials s
 }
 
 func (r *urlRequest) Principal(ctx context.Context) (string, error) {
-	if r.scope != nil {
-		return r.scope(ctx, *r.ev)
-	}
-	p, creds := urlPrincipal(r.ev)
-	return identify(p, creds, authorization(r.Header))
+	return callerOf(ctx, r.scope, r.ev, urlPrincipal, r.Header)
 }
 
 // ALB authentication (authenticate-oidc, authenticate-cognito) passes the
@@ -182,18 +170,18 @@ const (
 	headerOIDCAccess   = "x-amzn-oidc-accesstoken"
 )
 
-func (r *albRequest) Principal(ctx context.Context) (string, error) {
-	if r.scope != nil {
-		return r.scope(ctx, *r.ev)
-	}
-	creds := ""
+// albPrincipal: none; ALB authentication headers are credentials.
+func albPrincipal(ev *events.ALBTargetGroupRequest) (principal, credentials string) {
 	for _, h := range [...]string{headerOIDCIdentity, headerOIDCData, headerOIDCAccess} {
-		if len(r.Header(h)) > 0 {
-			creds = "ALB authentication headers (x-amzn-oidc-*), which the adapter cannot tell from ones a client sent"
-			break
+		if len(httpidem.HeaderValues(ev.Headers, ev.MultiValueHeaders, h)) > 0 {
+			return "", "ALB authentication headers (x-amzn-oidc-*), which the adapter cannot tell from ones a client sent"
 		}
 	}
-	return identify("", creds, authorization(r.Header))
+	return "", ""
+}
+
+func (r *albRequest) Principal(ctx context.Context) (string, error) {
+	return callerOf(ctx, r.scope, r.ev, albPrincipal, r.Header)
 }
 
 // ALBOIDCScope is a scope function for WrapALB behind a listener rule that
