@@ -514,3 +514,23 @@ func TestUndecodablePayment(t *testing.T) {
 		})
 	}
 }
+
+// TestCurrencyCaseAfterRecordExpired: once the idempotency record has
+// expired, the same key runs the handler again; the payment it derives from
+// the key exists, and "USD" now matches the "usd" it was created with, so the
+// answer is that payment, not a payment conflict.
+func TestCurrencyCaseAfterRecordExpired(t *testing.T) {
+	e := newEnv(t, apigw.WithTTL(time.Hour))
+	first := e.do(t, post(t, "expired-key", `{"amount":500,"currency":"usd","customer":"c-9"}`))
+	if first.StatusCode != 201 {
+		t.Fatalf("%+v", first)
+	}
+	e.clock.Advance(2 * time.Hour)
+	again := e.do(t, post(t, "expired-key", `{"amount":500,"currency":"USD","customer":"c-9"}`))
+	if again.StatusCode != 201 || again.Headers[apigw.HeaderReplayed] != "" || decode(t, again) != decode(t, first) {
+		t.Fatalf("after expiry: %+v, want the first payment %s", again, first.Body)
+	}
+	if e.payments.Count("PutItem") != 2 || e.count(t) != 1 {
+		t.Fatalf("PutItem %d, items %d; want 2 and 1", e.payments.Count("PutItem"), e.count(t))
+	}
+}
