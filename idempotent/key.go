@@ -40,10 +40,17 @@ func eventKeyFunc[In any](c *config) (func(In) (key, fp string, err error), erro
 			}
 		}
 		// The whole-event key, key paths and payload paths read the
-		// event's JSON form, decoded once.
-		raw, err := json.Marshal(event)
-		if err != nil {
-			return "", "", fmt.Errorf("%w: event does not encode as JSON: %w", ErrNoKey, err)
+		// event's JSON form, decoded once. A []byte event that holds a
+		// JSON document is that document, as a json.RawMessage is, not
+		// the base64 string json.Marshal would make of it.
+		bytesEvent, isBytes := any(event).([]byte)
+		bytesJSON := isBytes && json.Valid(bytesEvent)
+		raw := bytesEvent
+		if !bytesJSON {
+			var err error
+			if raw, err = json.Marshal(event); err != nil {
+				return "", "", fmt.Errorf("%w: event does not encode as JSON: %w", ErrNoKey, err)
+			}
 		}
 		doc, err := decodeJSON(raw)
 		if err != nil {
@@ -54,6 +61,13 @@ func eventKeyFunc[In any](c *config) (func(In) (key, fp string, err error), erro
 		case c.keyPath != nil:
 			if key, err = c.keyPath.key(doc); err != nil {
 				return "", "", fmt.Errorf("%w: key path %q: %w", ErrNoKey, c.keyPath, err)
+			}
+		case isBytes && !bytesJSON:
+			// Bytes that are not JSON have their own namespace, so they
+			// never share a record with a JSON event (canonical JSON
+			// never starts with "bytes:").
+			if len(bytesEvent) > 0 {
+				key = "bytes:" + string(raw)
 			}
 		default:
 			// The whole event, canonical: a json.RawMessage or []byte
