@@ -155,10 +155,17 @@ func decodeJSON(raw []byte) (any, error) {
 // functions, and checks at compile time that every function it calls exists
 // and gets an acceptable number of arguments: such a mistake is a
 // configuration error on every call, never a missing key.
-func compileKeyPath(expr string, custom []jmespath.FunctionEntry) (*KeyPath, error) {
+func compileKeyPath(expr string, custom []jmespath.FunctionEntry) (_ *KeyPath, err error) {
 	if expr == "" {
 		return nil, errors.New("empty JMESPath expression")
 	}
+	defer func() {
+		// The engine's lexer has panicked on unusual runes (U+0080): a
+		// bad expression is a configuration error, not a crash.
+		if r := recover(); r != nil {
+			err = fmt.Errorf("JMESPath %q: the parser panicked: %v", expr, r)
+		}
+	}()
 	ast, err := parsing.NewParser().Parse(expr)
 	if err != nil {
 		return nil, fmt.Errorf("JMESPath %q: %w", expr, err)

@@ -212,6 +212,7 @@ func TestKeyPathConfigErrors(t *testing.T) {
 		{"too many arguments", []idempotent.Option{idempotent.WithKeyPath("length(id, amount)")}},
 		{"too few arguments", []idempotent.Option{idempotent.WithKeyPath("powertools_json()")}},
 		{"does not compile", []idempotent.Option{idempotent.WithKeyPath("powertools_json(body).[")}},
+		{"a rune the lexer panicked on", []idempotent.Option{idempotent.WithKeyPath("A\u0080")}},
 		{"custom function, bad name", []idempotent.Option{idempotent.WithJMESPathFunction("a-b", fn)}},
 		{"custom function, replaces a built-in", []idempotent.Option{idempotent.WithJMESPathFunction("length", fn)}},
 		{"custom function, replaces a Powertools one", []idempotent.Option{idempotent.WithJMESPathFunction("powertools_json", fn)}},
