@@ -33,15 +33,19 @@ type KeyPath struct {
 // CompileKeyPath compiles expr with the standard JMESPath functions,
 // Powertools' powertools_json, powertools_base64 and powertools_base64_gzip,
 // and the functions registered by WithJMESPathFunction in opts (the other
-// options are ignored). An expression that does not compile, names an unknown
-// function or calls one with the wrong number of arguments is a *ConfigError.
+// options have no effect on the path, but a mistake in any of them is
+// reported). An expression that does not compile, names an unknown function
+// or calls one with the wrong number of arguments is a *ConfigError.
 func CompileKeyPath(expr string, opts ...Option) (*KeyPath, error) {
 	c := newConfig(opts)
 	p, err := compileKeyPath(expr, c.functions)
 	if err != nil {
-		return nil, errors.Join(c.err, &ConfigError{Option: "CompileKeyPath", Err: err})
+		c.fail("CompileKeyPath", err)
 	}
-	return p, c.err
+	if c.err != nil {
+		return nil, c.err
+	}
+	return p, nil
 }
 
 // Key returns the key material the path selects in the JSON document doc,
