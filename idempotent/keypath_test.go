@@ -305,3 +305,22 @@ func TestCompileKeyPath(t *testing.T) {
 		t.Fatalf("custom function: %q, %v", got, err)
 	}
 }
+
+// The whole-event key follows the same rule: an event that carries nothing
+// is no key.
+func TestWholeEventWithoutDataIsNoKey(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	h := &runCounter[json.RawMessage]{}
+	w := idempotent.Wrap(store, h.handle, idempotent.WithRequireKey())
+	for _, ev := range []string{`null`, `""`, `{}`, `[]`, `{"a":null,"b":""}`, `[[],{"c":{}}]`} {
+		if _, err := w(context.Background(), json.RawMessage(ev)); !errors.Is(err, idempotent.ErrNoKey) {
+			t.Errorf("event %s: err = %v, want ErrNoKey", ev, err)
+		}
+	}
+	if _, err := w(context.Background(), json.RawMessage(`{"a":0}`)); err != nil {
+		t.Errorf("event {\"a\":0}: %v; 0 is a value", err)
+	}
+	if h.runs != 1 || store.Len() != 1 {
+		t.Fatalf("runs = %d, records = %d; want 1 and 1", h.runs, store.Len())
+	}
+}
