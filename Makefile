@@ -63,7 +63,7 @@ chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under ev
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$'  -fuzztime $(FUZZTIME) ./idempotent/dynamostore
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyPath$$'       -fuzztime $(FUZZTIME) ./idempotent
-	$(GO) test -run '^$$' -fuzz '^FuzzLookupScalar$$'  -fuzztime $(FUZZTIME) ./idempotent
+	$(GO) test -run '^$$' -fuzz '^FuzzWholeEventKey$$' -fuzztime $(FUZZTIME) ./idempotent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$'      -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzBodyKey$$'       -fuzztime $(FUZZTIME) ./idempotent/sqsbatch
