@@ -677,10 +677,13 @@ func (t *transport) wait(resp *http.Response, attempt int) time.Duration {
 		}
 	}
 	ceil := t.o.base
-	for i := 1; i < attempt && ceil <= t.o.max/2; i++ {
-		ceil *= 2
+	for i := 1; i < attempt && ceil < t.o.max; i++ {
+		if ceil > t.o.max/2 {
+			ceil = t.o.max
+		} else {
+			ceil *= 2
+		}
 	}
-	ceil = min(ceil, t.o.max)
 	return time.Duration(t.o.jitter() * float64(ceil))
 }
 
