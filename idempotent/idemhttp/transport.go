@@ -21,7 +21,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/internal/httpidem"
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // Defaults of the client transport.
