@@ -35,6 +35,9 @@
 // again from GetBody or a bounded buffer. A replayed answer
 // (Idempotent-Replayed: true) is final. Other methods pass through
 // untouched, even with a key: the transport only retries what it guards.
+// Below it, net/http's Transport also resends a request that carries an
+// Idempotency-Key when a reused keep-alive connection fails before the
+// answer; such resends carry the same key and are not counted as attempts.
 //
 //	client := idemhttp.NewClient(idemhttp.WithRetryBudget(idemhttp.NewRetryBudget(500)))
 //	resp, err := client.Post(url, "application/json", body)
