@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // WithReplayHook calls f before a replayed response is written, with what
@@ -15,12 +16,12 @@ import (
 // store and from the local cache both pass through it. It is the net/http
 // form of idempotent.WithReplayHook, whose result type here is internal.
 func WithReplayHook(f func(ctx context.Context, r idempotent.Replay, h http.Header)) Option {
-	return func(o *options) {
+	return func(c *httpidem.Config) {
 		if f == nil {
-			o.cfg.Fail("WithReplayHook", errors.New("nil hook"))
+			c.Fail("idemhttp.WithReplayHook", errors.New("nil hook"))
 			return
 		}
-		o.cfg.Core = append(o.cfg.Core, idempotent.WithReplayHook(func(ctx context.Context, r idempotent.Replay, resp *response) *response {
+		c.Core = append(c.Core, idempotent.WithReplayHook(func(ctx context.Context, r idempotent.Replay, resp *response) *response {
 			if resp == nil {
 				resp = &response{Status: http.StatusOK}
 			}
