@@ -10,6 +10,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/emf"
+	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
 
 func main() {
@@ -27,5 +29,12 @@ func main() {
 	}
 	client := dynamodb.NewFromConfig(awsCfg)
 	store := dynamostore.New(client, cfg.idempotencyTable)
-	lambda.Start(newApp(cfg, client, store, logger).handle)
+	// CloudWatch metrics of the idempotency layer: one EMF line per
+	// invocation on stdout, next to the logs (README, "Operating it").
+	metrics, err := emf.New()
+	if err != nil {
+		logger.Error("metrics", slog.Any("error", err))
+		os.Exit(1)
+	}
+	lambda.Start(emf.Wrap(metrics, newApp(cfg, client, store, logger, sqsbatch.WithCore(metrics.Option())).handle))
 }

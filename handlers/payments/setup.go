@@ -16,6 +16,7 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/emf"
 )
 
 // env is what setup reads from the environment.
@@ -67,15 +68,21 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	client := dynamodb.NewFromConfig(cfg)
-	opts := []apigw.Option{apigw.WithLogger(logger)}
+	// CloudWatch metrics of the idempotency layer: one EMF line per
+	// invocation on stdout, next to the logs (README, "Operating it").
+	metrics, err := emf.New(func(o *emf.Options) { o.Writer = out })
+	if err != nil {
+		return nil, err
+	}
+	opts := []apigw.Option{apigw.WithLogger(logger), apigw.WithCore(metrics.Option())}
 	if e.ttl > 0 {
 		opts = append(opts, apigw.WithTTL(e.ttl))
 	}
-	return newApp(appConfig{
+	return emf.Wrap(metrics, newApp(appConfig{
 		DB:            client,
 		PaymentsTable: e.paymentsTable,
 		Store:         dynamostore.New(client, e.idemTable),
 		Options:       opts,
 		Logger:        logger,
-	}), nil
+	})), nil
 }
