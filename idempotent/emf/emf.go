@@ -318,8 +318,9 @@ func (b *counts) addEvent(e *idempotent.Event) {
 	if e.Takeover {
 		b.add(mLeaseTakeovers, 1)
 	}
-	b.add(mStoreTime, float64(e.StoreTime)/float64(time.Millisecond))
-	b.add(mHandlerTime, float64(e.HandlerTime)/float64(time.Millisecond))
+	// Milliseconds with microsecond precision.
+	b.add(mStoreTime, float64(e.StoreTime.Microseconds())/1000)
+	b.add(mHandlerTime, float64(e.HandlerTime.Microseconds())/1000)
 }
 
 // metric indexes the metric table.

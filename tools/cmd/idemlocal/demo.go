@@ -55,7 +55,9 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 		if os.Getenv("AWS_ENDPOINT_URL_DYNAMODB") != "" {
 			o.tablePrefix = "demo-" + d.run + "-" // a shared server: tables of our own
 		}
-		o.port, o.logs = "0", logFile
+		metrics := &emfCollector{}
+		d.metrics = metrics
+		o.port, o.logs = "0", io.MultiWriter(logFile, metrics)
 		o.dynamoFront = func(endpoint string) (string, error) {
 			f, err := startDynamoFront(endpoint)
 			if err != nil {
@@ -73,12 +75,21 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 		if err != nil {
 			return err
 		}
-		defer s.close()
+		closeStack := sync.OnceValue(s.close)
+		defer closeStack()
+		d.closeStack = func() { _ = closeStack() }
 		d.base, d.prefix = s.url, o.tablePrefix
 		d.db = newDynamoClient(s.env.endpoint, o.region)
 		fmt.Fprintf(stdout, "HTTP API on %s; the functions reach DynamoDB through a proxy that counts their calls\n", d.base)
 	}
-	if err := d.steps(ctx); err != nil {
+	err := d.steps(ctx)
+	if d.metrics != nil {
+		// Once the functions have exited, every line they printed is in.
+		d.closeStack()
+		d.heading("Metrics: the functions printed one CloudWatch EMF record per invocation (summed here)")
+		d.metrics.print(d.out)
+	}
+	if err != nil {
 		log.Debug("demo failed", "err", err)
 		return err
 	}
@@ -87,17 +98,19 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 
 // demoRun is one run of the tour against a stack at base.
 type demoRun struct {
-	out       io.Writer
-	base      string
-	run       string // random, so keys are fresh on every run
-	http      *http.Client
-	front     *dynamoFront      // nil against an external stack
-	db        *dynamodb.Client  // the local server itself (not through front); nil when external
-	prefix    string            // table name prefix
-	first     *exchange         // step 1's answer
-	malformed events.SQSMessage // the malformed order of step 6
-	root      string            // the template's folder (events/ is there)
-	suffixIDs bool              // give the SQS batch's ids the run's suffix (a stack with state)
+	out        io.Writer
+	base       string
+	run        string // random, so keys are fresh on every run
+	http       *http.Client
+	front      *dynamoFront      // nil against an external stack
+	db         *dynamodb.Client  // the local server itself (not through front); nil when external
+	prefix     string            // table name prefix
+	first      *exchange         // step 1's answer
+	malformed  events.SQSMessage // the malformed order of step 6
+	root       string            // the template's folder (events/ is there)
+	suffixIDs  bool              // give the SQS batch's ids the run's suffix (a stack with state)
+	metrics    *emfCollector     // the functions' EMF lines; nil when external
+	closeStack func()            // stops the stack (once); nil when external
 }
 
 // demoStep is one step: a title, what it shows and the check.
@@ -117,6 +130,7 @@ func (d *demoRun) steps(ctx context.Context) error {
 		{"5. The same key with another body: 422 application/problem+json", d.stepMismatch},
 		{"6. An SQS batch delivered twice, one record malformed: partial batch response, nothing runs twice", d.stepSQS},
 		{"7. A lost answer: the Go client (idemhttp) retries with the key it made once and gets the first answer, replayed", d.stepLostAnswer},
+		{"8. A run dies mid-run: once its lease (the invocation's deadline) ends, the retry takes the lease over and runs again", d.stepTakeover},
 	}
 	var failed []string
 	for _, st := range all {
