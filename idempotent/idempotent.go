@@ -121,13 +121,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			t.end(ctx, OutcomeNoKey, ErrNoKey)
 			return zero, ErrNoKey
 		}
-		rctx, endRun := t.phase(ctx, PhaseRun)
-		start := t.now()
-		out, err := fn(rctx)
-		t.handlerSince(start)
-		endRun(err)
-		t.end(ctx, OutcomeUnguarded, err)
-		return out, err
+		return runUnguarded(ctx, &t, fn)
 	}
 	id := recordID(c.name, key)
 	ctx = t.start(ctx, c, id)
@@ -299,6 +293,27 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	c.remember(&done)
 	t.end(ctx, OutcomeCompleted, nil)
 	return out, nil
+}
+
+// runUnguarded runs fn for a call without key and reports it; a panic is
+// reported (OutcomePanicked) before it goes on.
+func runUnguarded[T any](ctx context.Context, t *tracker, fn func(context.Context) (T, error)) (out T, err error) {
+	rctx, endRun := t.phase(ctx, PhaseRun)
+	start := t.now()
+	finished := false
+	defer func() {
+		if !finished {
+			t.handlerSince(start)
+			endRun(errPanicked)
+			t.end(ctx, OutcomePanicked, nil)
+		}
+	}()
+	out, err = fn(rctx)
+	finished = true
+	t.handlerSince(start)
+	endRun(err)
+	t.end(ctx, OutcomeUnguarded, err)
+	return out, err
 }
 
 // endReplay ends a call that found a stored result: out, decoded (or the

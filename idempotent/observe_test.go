@@ -663,3 +663,18 @@ func sha256Hex(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:])
 }
+
+func TestObserverUnguardedPanic(t *testing.T) {
+	r := newRig()
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("panic swallowed")
+			}
+		}()
+		_, _ = r.do(context.Background(), "", func(context.Context) (int, error) { panic("x") })
+	}()
+	if e := r.rec.only(t); e.Outcome != idempotent.OutcomePanicked || e.Record != "" || e.HandlerTime != runCost {
+		t.Fatalf("event = %+v", e)
+	}
+}
