@@ -67,7 +67,7 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 		key, fp, err := keyFunc(event)
 		if err != nil {
 			var zero Out
-			return zero, err
+			return zero, typed(err, "")
 		}
 		return execute(ctx, c, store, key, fp, func(ctx context.Context) (Out, error) { return h(ctx, event) })
 	}
@@ -106,7 +106,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	var zero T
 	if key == "" {
 		if c.requireKey {
-			return zero, ErrNoKey
+			return zero, &NoKeyError{}
 		}
 		c.logger.WarnContext(ctx, "no idempotency key; running unguarded", slog.String("name", c.name))
 		return fn(ctx)
@@ -122,7 +122,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		if e, ok := c.cache.Get(id); ok {
 			if e.expiration > c.clock().Unix() {
 				if mismatch(fp, e.fingerprint) {
-					return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+					return zero, &PayloadMismatchError{Key: id}
 				}
 				return cached[T](c, id, e)
 			}
@@ -140,11 +140,12 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	backoff := firstPoll
 	for attempt := 0; ; attempt++ {
 		now := c.clock()
+		lease := time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli())
 		rec := Record{
 			Key:             id,
 			Status:          StatusInProgress,
-			Expiration:      time.Unix(now.Add(c.ttl).Unix(), 0),
-			LeaseExpiration: time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli()),
+			Expiration:      inProgressExpiration(now, c.ttl, lease),
+			LeaseExpiration: lease,
 			Owner:           owner,
 			Fingerprint:     fp,
 		}
@@ -153,12 +154,6 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			return zero, storeErr("acquire", id, err)
 		}
 		if acquired {
-			break
-		}
-		// Our own write landed but its answer was lost, and a retry (the
-		// SDK's) met the record it had written: the owner token is unique
-		// to this call, so the key is ours.
-		if existing != nil && existing.Status == StatusInProgress && existing.Owner == owner && !existing.LeaseEnded(c.clock()) {
 			break
 		}
 		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
@@ -183,7 +178,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			continue
 		}
 		if mismatch(fp, existing.Fingerprint) {
-			return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+			return zero, &PayloadMismatchError{Key: id}
 		}
 		switch existing.Status {
 		case StatusCompleted:
@@ -192,15 +187,20 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		case StatusInProgress:
 			return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
 		default:
-			return zero, fmt.Errorf("%w: record %s has status %q", ErrCorruptRecord, id, existing.Status)
+			return zero, &CorruptRecordError{Key: id, Err: fmt.Errorf("unknown status %q", existing.Status)}
 		}
 	}
 
 	// 5. Run, releasing the key if fn panics or exits the goroutine.
 	out, runErr := runGuarded(ctx, c, store, id, owner, fn)
 	if runErr != nil {
-		// 7. Error → release.
-		return zero, errors.Join(runErr, release(ctx, c, store, id, owner))
+		// 7. Error → release, and return the handler's error value itself
+		// (errors.Join would wrap even a lone error), so errors.As, Lambda's
+		// errorType and Step Functions' Catch see the user's type.
+		if relErr := release(ctx, c, store, id, owner); relErr != nil {
+			return zero, errors.Join(runErr, relErr)
+		}
+		return zero, runErr
 	}
 
 	// 6. Success → complete.
@@ -220,16 +220,9 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	if err = store.Complete(cctx, done); err != nil {
-		if errors.Is(err, ErrLeaseLost) && completedByUs(cctx, store, id, owner) {
-			// Our write landed but its answer was lost, and the retried
-			// write found the record already completed — by us.
-			err = nil
-		}
-	}
-	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			c.logger.WarnContext(ctx, "lease lost before completion; result not stored", slog.String("record", id))
-			return zero, fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
+			return zero, &LeaseLostError{Key: id}
 		}
 		return zero, storeErr("complete", id, err)
 	}
@@ -237,14 +230,18 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	return out, nil
 }
 
-// completedByUs reports whether the record id is completed under owner: a
-// Complete whose answer was lost and whose retry then failed its condition
-// did complete. The owner token is unique to one call, so this is exact; a
-// store that does not keep the owner of completed records makes it false,
-// and the call reports ErrLeaseLost as before.
-func completedByUs(ctx context.Context, store Store, id, owner string) bool {
-	rec, err := store.Get(ctx, id)
-	return err == nil && rec != nil && rec.Status == StatusCompleted && rec.Owner == owner
+// inProgressExpiration is the expiration of an in-progress record acquired
+// at now with lease end lease: now + TTL, but never before the lease ends
+// (§3 step 3), in whole seconds rounded up so that it cannot end before the
+// lease either. Otherwise a TTL shorter than the lease would free the key —
+// and let DynamoDB's TTL deletion remove the record — while its run goes on.
+func inProgressExpiration(now time.Time, ttl time.Duration, lease time.Time) time.Time {
+	exp := now.Add(ttl).Unix()
+	leaseEnd := lease.Unix()
+	if lease.After(time.Unix(leaseEnd, 0)) {
+		leaseEnd++ // round up a fraction of a second
+	}
+	return time.Unix(max(exp, leaseEnd), 0)
 }
 
 const (
@@ -375,14 +372,17 @@ func decode[T any](id string, data []byte) (T, error) {
 		return out, nil
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return out, fmt.Errorf("%w: record %s: stored result does not decode: %w", ErrCorruptRecord, id, err)
+		return out, &CorruptRecordError{Key: id, Err: fmt.Errorf("stored result does not decode: %w", err)}
 	}
 	return out, nil
 }
 
 func storeErr(op, id string, err error) error {
+	if errors.Is(err, ErrCorruptRecord) {
+		return typed(err, id)
+	}
 	var se *StoreError
-	if errors.As(err, &se) || errors.Is(err, ErrCorruptRecord) {
+	if errors.As(err, &se) {
 		return err
 	}
 	return &StoreError{Op: op, Key: id, Err: err}

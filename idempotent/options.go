@@ -26,6 +26,14 @@ const (
 	FunctionNameEnv = "AWS_LAMBDA_FUNCTION_NAME"
 )
 
+// Disabled reports whether the environment turns idempotency off: DisabledEnv
+// set to a true value ("true", "1"). Wrap, Do and every adapter read the
+// switch here, and only here, when they are built (Do: when it is called).
+func Disabled() bool {
+	v, err := strconv.ParseBool(os.Getenv(DisabledEnv))
+	return err == nil && v
+}
+
 // Option configures Wrap and Do.
 type Option func(*config)
 
@@ -54,9 +62,7 @@ func newConfig(opts []Option) *config {
 		clock:  time.Now,
 		logger: slog.Default(),
 	}
-	if v, err := strconv.ParseBool(os.Getenv(DisabledEnv)); err == nil && v {
-		c.disabled = true
-	}
+	c.disabled = Disabled()
 	for _, o := range opts {
 		if o != nil {
 			o(c)

@@ -143,6 +143,12 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if err != nil {
 		return nil, false, err
 	}
+	if ownWrite(existing, rec, now) {
+		// This very write landed, its answer was lost, and the SDK's retry
+		// of it met the record it had written: the owner token is unique
+		// to one acquisition, so the key is the caller's.
+		return nil, true, nil
+	}
 	// The chunks of a large result are read only when the caller will
 	// replay it: not for a dead record (its chunks may be gone already; the
 	// caller takes the key over) nor for a payload mismatch.
@@ -234,23 +240,33 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 		ExpressionAttributeValues: values,
 	})
 	var ccf *types.ConditionalCheckFailedException
-	if cleanup != nil && errors.As(err, &ccf) {
-		// The condition failed. Either another run holds the key, and
-		// nothing references the chunks (delete them); or this very update
-		// landed, its answer was lost and the SDK's retry of it failed its
-		// condition — then the record references the chunks: keep them, and
-		// report the success it was. When the record cannot be read, the
-		// chunks stay (they expire with their TTL). After any other failure
-		// the update may have landed; the chunks stay too.
+	if errors.As(err, &ccf) {
+		// The condition failed. Either another run holds the key (lease
+		// lost), and nothing references the chunks, if any (delete them);
+		// or this very update landed, its answer was lost and the SDK's
+		// retry of it failed its condition — then the result is stored
+		// (and the record references the chunks: keep them), so report the
+		// success it was. When the record cannot be read, the chunks stay
+		// (they expire with their TTL) and the lease counts as lost. After
+		// any other failure the update may have landed; the chunks stay too.
 		mine, rerr := s.completedBy(ctx, rec.Key, rec.Owner)
 		if rerr == nil && mine {
 			return nil
 		}
-		if rerr == nil {
+		if rerr == nil && cleanup != nil {
 			cleanup()
 		}
 	}
 	return s.fenced(opComplete, rec.Key, err)
+}
+
+// ownWrite reports whether existing, the record a conditional Acquire of
+// rec failed against, is rec itself: the same owner, in progress, its lease
+// running. This is the one place where "our write landed, its answer was
+// lost" is recognised for Acquire (completedBy does it for Complete).
+func ownWrite(existing *idempotent.Record, rec idempotent.Record, now time.Time) bool {
+	return rec.Owner != "" && existing.Owner == rec.Owner &&
+		existing.Status == idempotent.StatusInProgress && !existing.LeaseEnded(now)
 }
 
 // completedBy reports whether record key is COMPLETED under owner, with one
@@ -306,7 +322,7 @@ func (s *Store) fenced(op, key string, err error) error {
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return fmt.Errorf("%w (record %s)", idempotent.ErrLeaseLost, key)
+		return &idempotent.LeaseLostError{Key: key}
 	}
 	return &idempotent.StoreError{Op: op, Key: key, Err: err}
 }

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
-	"strconv"
 	"sync"
 	"sync/atomic"
 
@@ -63,18 +61,13 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 	if p.err == nil && fn == nil {
 		p.err = &idempotent.ConfigError{Option: "fn", Err: errors.New("nil function")}
 	}
-	if p.err == nil && store == nil && !disabled() {
+	if p.err == nil && store == nil && !idempotent.Disabled() {
 		p.err = &idempotent.ConfigError{Option: "store", Err: errors.New("nil Store")}
 	}
 	if p.err == nil {
 		p.err = idempotent.CheckOptions(c.core...)
 	}
 	return p
-}
-
-func disabled() bool {
-	v, err := strconv.ParseBool(os.Getenv(idempotent.DisabledEnv))
-	return err == nil && v
 }
 
 // run processes items and reports, per item, whether it failed (it goes
