@@ -119,14 +119,14 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 
 	// 2. Local cache.
 	if c.cache != nil {
-		if e, ok := c.cache.Get(id); ok {
+		if e, ok := c.cache.get(id); ok {
 			if e.expiration > c.clock().Unix() {
 				if mismatch(fp, e.fingerprint) {
 					return zero, &PayloadMismatchError{Key: id}
 				}
-				return cached[T](c, id, e)
+				return decode[T](id, e.data)
 			}
-			c.cache.Remove(id)
+			c.cache.remove(id)
 		}
 	}
 
@@ -305,40 +305,7 @@ func (c *config) remember(r *Record) {
 	if c.cache == nil || r.Status != StatusCompleted {
 		return
 	}
-	c.cache.Add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
-}
-
-type cacheEntry struct {
-	expiration  int64
-	fingerprint string
-	data        []byte
-	// value is the result decoded from data, kept (as a private copy) once
-	// a hit decoded it, for types cloneFor can copy; nil until then.
-	value any
-}
-
-// cached answers a cache hit: a copy of the decoded result when the entry
-// holds one of type T, else the result decoded from the stored bytes (and
-// then a copy of it is kept for the next hit).
-func cached[T any](c *config, id string, e cacheEntry) (T, error) {
-	switch any((*T)(nil)).(type) {
-	case *[]byte, *json.RawMessage:
-		return decode[T](id, e.data) // a copy of the bytes already
-	}
-	if v, ok := e.value.(T); ok {
-		if out, ok := cloneFor(v); ok {
-			return out, nil
-		}
-	}
-	out, err := decode[T](id, e.data)
-	if err != nil {
-		return out, err
-	}
-	if keep, ok := cloneFor(out); ok {
-		e.value = keep
-		c.cache.Add(id, e)
-	}
-	return out, nil
+	c.cache.add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
 }
 
 func mismatch(mine, stored string) bool {
@@ -360,7 +327,7 @@ func encode[T any](v T) ([]byte, error) {
 }
 
 // decode is the inverse of encode. The bytes are copied: data may be shared
-// with the local cache.
+// with the local cache, and every replay gets memory of its own.
 func decode[T any](id string, data []byte) (T, error) {
 	var out T
 	switch p := any(&out).(type) {

@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jmespath/go-jmespath"
 )
 
@@ -46,7 +45,7 @@ type config struct {
 	ttl         time.Duration
 	lease       time.Duration
 	name        string
-	cache       *lru.Cache[string, cacheEntry]
+	cache       *localCache
 	wait        time.Duration
 	requireKey  bool
 	clock       func() time.Time
@@ -191,22 +190,39 @@ func WithName(name string) Option {
 }
 
 // WithLocalCache keeps up to size completed records in a per-process LRU
-// cache, so a replay within the same container makes no store call.
-// In-progress records are never cached. The cache is created when
-// WithLocalCache is called: handlers built from the same Option value share
-// it, and Do calls should reuse one Option value to benefit from it.
+// cache, so a replay within the same container makes no store call. The
+// cache is also bounded by bytes: it holds at most DefaultLocalCacheBytes
+// (16 MiB) of stored results, evicting the least recently used ones, and a
+// result larger than that is not cached (WithLocalCacheLimits sets both
+// bounds). It keeps each result's stored bytes only; every hit decodes
+// them, so callers never share memory. In-progress records are never cached.
+// The cache is created when WithLocalCache is called: handlers built from
+// the same Option value share it, and Do calls should reuse one Option value
+// to benefit from it.
 func WithLocalCache(size int) Option {
-	cache, err := lru.New[string, cacheEntry](max(size, 1))
+	return withLocalCache("WithLocalCache", size, DefaultLocalCacheBytes)
+}
+
+// WithLocalCacheLimits is WithLocalCache with both bounds given: at most
+// entries records and maxBytes bytes of stored results (a record counts its
+// stored bytes, its id and fingerprint, and about 128 bytes of bookkeeping).
+func WithLocalCacheLimits(entries int, maxBytes int64) Option {
+	return withLocalCache("WithLocalCacheLimits", entries, maxBytes)
+}
+
+func withLocalCache(option string, entries int, maxBytes int64) Option {
+	cache, err := newLocalCache(max(entries, 1), maxBytes)
 	return func(c *config) {
-		if size <= 0 {
-			c.fail("WithLocalCache", fmt.Errorf("size %d is not positive", size))
-			return
+		switch {
+		case entries <= 0:
+			c.fail(option, fmt.Errorf("size %d is not positive", entries))
+		case maxBytes <= 0:
+			c.fail(option, fmt.Errorf("byte bound %d is not positive", maxBytes))
+		case err != nil:
+			c.fail(option, err)
+		default:
+			c.cache = cache
 		}
-		if err != nil {
-			c.fail("WithLocalCache", err)
-			return
-		}
-		c.cache = cache
 	}
 }
 
