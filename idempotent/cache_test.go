@@ -20,7 +20,7 @@ func TestCacheHitsAreIndependent(t *testing.T) {
 	cache := WithLocalCache(8)
 	run := func() cacheInner {
 		t.Helper()
-		out, err := Do(t.Context(), store, "k", func(_ context.Context) (cacheInner, error) {
+		out, err := Do(t.Context(), store, "step", "k", func(_ context.Context) (cacheInner, error) {
 			return cacheInner{Tags: []string{"a", "b"}, Attr: map[string][]int{"k": {1}}}, nil
 		}, cache)
 		if err != nil {
@@ -63,7 +63,7 @@ func TestLocalCacheBoundedByBytes(t *testing.T) {
 			store := NewMemoryStore()
 			for i := range tt.results {
 				res := bytes.Repeat([]byte{'a' + byte(i%26)}, tt.resultBytes)
-				if _, err := Do(t.Context(), store, strconv.Itoa(i), func(context.Context) ([]byte, error) { return res, nil }, tt.opt); err != nil {
+				if _, err := Do(t.Context(), store, "step", strconv.Itoa(i), func(context.Context) ([]byte, error) { return res, nil }, tt.opt); err != nil {
 					t.Fatal(err)
 				}
 				entries, held := c.cache.stats()
@@ -76,7 +76,7 @@ func TestLocalCacheBoundedByBytes(t *testing.T) {
 			}
 			// The most recent result is a hit: served with no store call.
 			last := strconv.Itoa(tt.results - 1)
-			if _, ok := c.cache.get(recordID(c.name, last)); !ok {
+			if _, ok := c.cache.get(recordID(c.name, stepKey("step", last))); !ok {
 				t.Fatal("the most recent result is not cached")
 			}
 		})
@@ -85,7 +85,7 @@ func TestLocalCacheBoundedByBytes(t *testing.T) {
 		opt := WithLocalCacheLimits(16, mib)
 		c := newConfig([]Option{opt})
 		big := make([]byte, mib)
-		if _, err := Do(t.Context(), NewMemoryStore(), "big", func(context.Context) ([]byte, error) { return big, nil }, opt); err != nil {
+		if _, err := Do(t.Context(), NewMemoryStore(), "step", "big", func(context.Context) ([]byte, error) { return big, nil }, opt); err != nil {
 			t.Fatal(err)
 		}
 		if entries, held := c.cache.stats(); entries != 0 || held != 0 {

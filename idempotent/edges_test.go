@@ -26,7 +26,7 @@ func TestTTLShorterThanLease(t *testing.T) {
 	started, finish := make(chan struct{}), make(chan struct{})
 	firstErr := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
 			close(started)
 			<-finish
 			return "first", nil
@@ -48,7 +48,7 @@ func TestTTLShorterThanLease(t *testing.T) {
 	for _, after := range []time.Duration{2 * time.Second, 7900 * time.Millisecond} {
 		clk.Advance(after)
 		ran := false
-		_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
 			ran = true
 			return "duplicate", nil
 		}, opts...)
@@ -62,12 +62,28 @@ func TestTTLShorterThanLease(t *testing.T) {
 	}
 }
 
-// recordID is the record id Do uses for key under the default name.
+// wrapRecordID is the record id Wrap uses for key material key under the
+// default name.
+func wrapRecordID(t *testing.T, key string) string {
+	t.Helper()
+	var id string
+	w := idempotent.Wrap(idempotent.NewMemoryStore(), func(ctx context.Context, _ order) (int, error) {
+		id, _ = idempotent.KeyFromContext(ctx)
+		return 0, nil
+	}, idempotent.WithKeyFunc(func(order) (string, error) { return key, nil }))
+	if _, err := w(context.Background(), order{}); err != nil {
+		t.Fatal(err)
+	}
+	return id
+}
+
+// recordID is the record id Do uses for key in step "step" under the
+// default name.
 func recordID(t *testing.T, key string) string {
 	t.Helper()
 	var id string
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, key, func(ctx context.Context) (int, error) {
+	if _, err := idempotent.Do(context.Background(), store, "step", key, func(ctx context.Context) (int, error) {
 		id, _ = idempotent.KeyFromContext(ctx)
 		return 0, nil
 	}); err != nil {
@@ -118,7 +134,7 @@ func TestHandlerErrorKeepsIdentity(t *testing.T) {
 	if de, ok := errors.AsType[*declinedError](err); !ok || de.Code != "insufficient_funds" {
 		t.Fatalf("errors.As = %v, %v", de, ok)
 	}
-	_, err = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { return 0, userErr })
+	_, err = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "step", "k", func(context.Context) (int, error) { return 0, userErr })
 	if err != userErr {
 		t.Fatalf("Do returned %T %v, want the handler's error value itself", err, err)
 	}
@@ -178,7 +194,9 @@ func TestSentinelErrorTypes(t *testing.T) {
 		{
 			name: "corrupt record",
 			setup: func(store idempotent.Store) {
-				if _, err := idempotent.Do(context.Background(), store, "o-1", func(context.Context) (int, error) { return 1, nil }, idempotent.WithClock(clk.Now)); err != nil {
+				w := idempotent.Wrap(store, func(context.Context, order) (int, error) { return 1, nil },
+					idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }), idempotent.WithClock(clk.Now))
+				if _, err := w(context.Background(), order{ID: "o-1"}); err != nil {
 					panic(err)
 				}
 			},
@@ -191,7 +209,7 @@ func TestSentinelErrorTypes(t *testing.T) {
 			name: "in progress",
 			setup: func(store idempotent.Store) {
 				if _, _, err := store.Acquire(context.Background(), idempotent.Record{
-					Key: recordID(t, "o-1"), Status: idempotent.StatusInProgress,
+					Key: wrapRecordID(t, "o-1"), Status: idempotent.StatusInProgress,
 					Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "someone",
 				}, clk.Now()); err != nil {
 					panic(err)
@@ -237,5 +255,32 @@ func TestSentinelErrorTypes(t *testing.T) {
 				t.Fatalf("Lambda reports errorType %q (%s), want %q", got.Type, got.Message, tt.wantType)
 			}
 		})
+	}
+}
+
+// TestDoStepsKeepSeparateRecords: two guarded steps with one key do not
+// share a record (Powertools keys by the guarded function), and the step is
+// required.
+func TestDoStepsKeepSeparateRecords(t *testing.T) {
+	store := idempotent.NewMemoryStore()
+	ctx := context.Background()
+	charged, err := idempotent.Do(ctx, store, "charge", "order-1", func(context.Context) (string, error) { return "ch_1", nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	mailed, err := idempotent.Do(ctx, store, "send-receipt", "order-1", func(context.Context) (string, error) { return "sent", nil })
+	if err != nil || mailed != "sent" {
+		t.Fatalf("second step = %q, %v; want it to run (not replay %q)", mailed, err, charged)
+	}
+	again, err := idempotent.Do(ctx, store, "charge", "order-1", func(context.Context) (string, error) { return "ch_2", nil })
+	if err != nil || again != "ch_1" {
+		t.Fatalf("charge again = %q, %v; want the replay ch_1", again, err)
+	}
+	// "a" + NUL + "b\x00c" and "a\x00b" + NUL + "c" cannot collide: a step has no NUL.
+	for _, step := range []string{"", "a\x00b"} {
+		_, err := idempotent.Do(ctx, store, step, "k", func(context.Context) (int, error) { return 1, nil })
+		if ce, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ce.Option != "step" {
+			t.Fatalf("step %q: err = %v, want a *ConfigError for the step", step, err)
+		}
 	}
 }

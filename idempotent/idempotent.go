@@ -73,16 +73,32 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 	}
 }
 
-// Do runs fn at most once per key within the TTL, inside a handler: per SQS
-// record, per step of a workflow. It follows the same contract as Wrap, with
-// the key given directly; an empty key runs fn unguarded with a warning, or
-// fails with ErrNoKey under WithRequireKey. WithFingerprint turns on payload
-// validation. The result is stored as JSON and decoded into T on replay.
-func Do[T any](ctx context.Context, store Store, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
+// Do runs fn at most once per (step, key) within the TTL, inside a handler:
+// per SQS record, per step of a workflow. It follows the same contract as
+// Wrap, with the key given directly.
+//
+// step names the guarded operation and is required: the record belongs to
+// the step and the key together, so two guarded operations that use the
+// same key — "charge" and "send-receipt" for one order id — keep separate
+// records instead of one replaying the other's result:
+//
+//	receipt, err := idempotent.Do(ctx, store, "charge", order.ID, charge)
+//	...
+//	_, err = idempotent.Do(ctx, store, "send-receipt", order.ID, sendReceipt)
+//
+// Keep a step's name stable across deployments: renaming it starts new
+// records. An empty step (or one with a NUL byte) is a *ConfigError. An
+// empty key runs fn unguarded with a warning, or fails with ErrNoKey under
+// WithRequireKey. WithFingerprint turns on payload validation. The result is
+// stored as JSON and decoded into T on replay.
+func Do[T any](ctx context.Context, store Store, step, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
 	c := newDoConfig(opts)
 	var zero T
 	if c.err != nil {
 		return zero, c.err
+	}
+	if step == "" || strings.IndexByte(step, 0) >= 0 {
+		return zero, &ConfigError{Option: "step", Err: fmt.Errorf("step name %q is empty or has a NUL byte", step)}
 	}
 	if fn == nil {
 		return zero, &ConfigError{Option: "fn", Err: errors.New("nil function")}
@@ -98,7 +114,17 @@ func Do[T any](ctx context.Context, store Store, key string, fn func(context.Con
 	if c.fingerprint != nil {
 		fp = *c.fingerprint
 	}
-	return execute(ctx, c, store, key, fp, fn)
+	return execute(ctx, c, store, stepKey(step, key), fp, fn)
+}
+
+// stepKey is the key material of key in step: the step, a NUL byte (which
+// a step never contains, so the split is unambiguous) and the key. No key
+// stays no key.
+func stepKey(step, key string) string {
+	if key == "" {
+		return ""
+	}
+	return step + "\x00" + key
 }
 
 // execute is the state machine of the contract, §3.

@@ -54,7 +54,7 @@ func TestCompleteAnswerLostKeepsChunks(t *testing.T) {
 	runs := 0
 	fn := func(context.Context) ([]byte, error) { runs++; return data, nil }
 	for range 2 {
-		out, err := idempotent.Do(t.Context(), store, "lost-answer", fn)
+		out, err := idempotent.Do(t.Context(), store, "step", "lost-answer", fn)
 		if err != nil || !bytes.Equal(out, data) {
 			t.Fatalf("Do = %d bytes, %v", len(out), err)
 		}

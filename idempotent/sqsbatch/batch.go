@@ -183,6 +183,10 @@ func (p *processor[R]) one(ctx context.Context, it *item[R]) outcome {
 	return completed
 }
 
+// doStep is the step name of every record's idempotent.Do: the key material
+// already says which kind of key it is.
+const doStep = "sqsbatch"
+
 // guard runs fn for the record under idempotent.Do; a panic in fn (after the
 // core has released the record) becomes a *panicError.
 func (p *processor[R]) guard(ctx context.Context, it *item[R]) (ran bool, err error) {
@@ -191,7 +195,7 @@ func (p *processor[R]) guard(ctx context.Context, it *item[R]) (ran bool, err er
 			err = &panicError{id: it.id, value: v, stack: debug.Stack()}
 		}
 	}()
-	_, err = idempotent.Do(ctx, p.store, it.key, func(ctx context.Context) (struct{}, error) {
+	_, err = idempotent.Do(ctx, p.store, doStep, it.key, func(ctx context.Context) (struct{}, error) {
 		ran = true
 		return struct{}{}, p.fn(ctx, it.rec)
 	}, p.c.core...)
