@@ -375,8 +375,9 @@ func storeErr(op, id string, err error) error {
 		return typed(err, id)
 	}
 	var se *StoreError
-	if errors.As(err, &se) {
-		return err
+	var ce *ConfigError
+	if errors.As(err, &se) || errors.As(err, &ce) {
+		return err // a misconfigured store says so itself
 	}
 	return &StoreError{Op: op, Key: id, Err: err}
 }

@@ -32,6 +32,8 @@ type Store struct {
 	client API
 	table  *string
 	opts   Options
+	// err is the configuration error every call returns, or nil.
+	err error
 
 	// Expressions and their name maps, built once. The maps are only read.
 	acquireCond   *string
@@ -61,10 +63,25 @@ var (
 
 // New returns a Store that keeps its records in table through client.
 // Options start from the defaults (see Options) and optFns are applied in
-// order. The attribute names must be distinct.
+// order.
+//
+// The attribute names must be non-empty and distinct (a partition key that
+// is also the sort key, or two record attributes with one name, would
+// corrupt records), and client and table must be given. New checks this at
+// once; a Store built with a mistake fails every call with that
+// *idempotent.ConfigError — so the guarded function never runs — and Err
+// reports it, for a check at start-up. (New keeps the error-free signature
+// of the SDK's constructors, and the core treats a bad option the same way.)
 func New(client API, table string, optFns ...func(*Options)) *Store {
 	o := resolveOptions(optFns)
 	s := &Store{client: client, table: aws.String(table), opts: o}
+	s.err = o.validate()
+	if client == nil {
+		s.err = errors.Join(s.err, &idempotent.ConfigError{Option: "dynamostore.New", Err: errors.New("nil client")})
+	}
+	if table == "" {
+		s.err = errors.Join(s.err, &idempotent.ConfigError{Option: "dynamostore.New", Err: errors.New("empty table name")})
+	}
 
 	s.acquireCond = aws.String("attribute_not_exists(#id) OR #exp <= :now_s OR (#st = :inprogress AND #lease <= :now_ms)")
 	s.acquireNames = map[string]string{
@@ -99,10 +116,17 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	return s
 }
 
+// Err returns the configuration error that every call of s fails with, or
+// nil when s is usable.
+func (s *Store) Err() error { return s.err }
+
 // Acquire implements idempotent.Store. It is one conditional PutItem; on a
 // conflict the existing record comes from the failed write's ALL_OLD item
 // or, when the server returns none, from one consistent GetItem.
 func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	if s.err != nil {
+		return nil, false, s.err
+	}
 	if rec.Status == "" {
 		rec.Status = idempotent.StatusInProgress
 	}
@@ -163,6 +187,9 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 
 // Get implements idempotent.Store with one strongly consistent GetItem.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	return s.get(ctx, opGet, key)
 }
 
@@ -204,6 +231,9 @@ func (s *Store) getItem(ctx context.Context, op, key string) (map[string]types.A
 // are first written as chunk items (PutItem each, in parallel), which the
 // UpdateItem then references; if its condition fails, they are deleted again.
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
+	if s.err != nil {
+		return s.err
+	}
 	st, err := s.encodeData(rec.Data)
 	if err != nil {
 		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
@@ -301,6 +331,9 @@ const (
 // Release implements idempotent.Store with one DeleteItem fenced by
 // owner = owner AND status = INPROGRESS.
 func (s *Store) Release(ctx context.Context, key, owner string) error {
+	if s.err != nil {
+		return s.err
+	}
 	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                s.table,
 		Key:                      s.itemKey(key),
