@@ -39,7 +39,8 @@ func (s *retriedStore) Complete(ctx context.Context, rec idempotent.Record) erro
 // lost and the retried write found the caller's own record, the call owns
 // the key: it runs once and completes, instead of failing with ErrInProgress
 // against itself until its own lease ends (found by the chaos workload's
-// drop fault).
+// drop fault). The store recognises the repeated write (a store contract,
+// see storetest); the core relies on it.
 func TestAcquireAnswerLost(t *testing.T) {
 	clk := newClock()
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"acquire": true}}
@@ -61,7 +62,8 @@ func TestAcquireAnswerLost(t *testing.T) {
 // TestCompleteAnswerLost: when the complete write landed but its answer was
 // lost and the retried write failed its condition (the record is already
 // completed), the run did complete: the caller gets its result, not
-// ErrLeaseLost (found by the chaos workload's drop fault).
+// ErrLeaseLost (found by the chaos workload's drop fault). As above, the
+// store recognises the repeated write.
 func TestCompleteAnswerLost(t *testing.T) {
 	clk := newClock()
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"complete": true}}

@@ -151,7 +151,9 @@ func WithFingerprint(material string) Option {
 }
 
 // WithTTL sets how long a completed result is kept and replayed (default 1 h).
-// Records are written with second precision.
+// Records are written with second precision. An in-progress record lives at
+// least until its lease ends, even when the TTL is shorter, so a duplicate
+// never runs beside a run that still holds the key.
 func WithTTL(d time.Duration) Option {
 	return func(c *config) {
 		if d < time.Second {
