@@ -50,7 +50,7 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // through idempotent.KeyFromContext(r.Context()).
 func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.Handler {
 	o := newOptions(opts)
-	if store == nil {
+	if store == nil && !idempotent.Disabled() { // disabled: requests pass through
 		o.cfg.Fail("store", errors.New("nil Store"))
 	}
 	o.cfg.Finish()
