@@ -1,0 +1,455 @@
+// Command idemlocal runs this repository's SAM application on this machine,
+// without Docker, SAM CLI or an AWS account: it reads template.yaml, builds
+// each function for the host, creates the template's DynamoDB tables on a local
+// DynamoDB-compatible server (dynalite, started from ./dynalite unless
+// AWS_ENDPOINT_URL_DYNAMODB is set), runs the functions behind a Lambda Runtime
+// API emulator (internal/runtimeapi) and serves their HttpApi routes.
+//
+//	idemlocal run    [-port 3000] [-template template.yaml] [-param Name=Value]...
+//	idemlocal invoke -fn OrdersFunction -event events/sqs-orders.json
+//	idemlocal invoke FN=OrdersFunction EVENT=events/sqs-orders.json
+//	idemlocal demo   [-url http://127.0.0.1:3000]
+//
+// Besides the HttpApi routes, run serves the Lambda Invoke API for every
+// function of the template, as `sam local start-lambda` does:
+// POST /2015-03-31/functions/<LogicalId>/invocations with the event as body.
+//
+// demo is a scripted tour of the idempotency contract (see demo.go): it starts
+// its own stack unless -url names one that runs already.
+//
+// Local only: there is no authorizer. A bearer JWT's claims are decoded WITHOUT
+// verification and passed in requestContext.authorizer.jwt.claims.
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, log); err != nil {
+		log.Error("idemlocal", "err", err)
+		stop()
+		os.Exit(1)
+	}
+}
+
+const usage = `usage:
+  idemlocal run    [flags]                      serve the template's HttpApi routes on 127.0.0.1:$PORT (3000)
+  idemlocal invoke [flags] -fn ID -event FILE   send one event (FILE or - for stdin) to a function, print the answer
+  idemlocal demo   [-url URL]                    scripted tour: replay, 409, 422, an SQS batch delivered twice
+  (FN=ID and EVENT=FILE arguments work too)`
+
+// errFunctionError makes invoke exit non-zero after printing a handler error.
+var errFunctionError = errors.New("the function returned an error")
+
+type options struct {
+	template  string
+	buildDir  string
+	dynalite  string
+	region    string
+	params    paramFlag
+	port      string
+	instances int
+	fn, event string
+	demoURL   string
+	// tablePrefix is put before every table's local name (tests use a fresh one).
+	tablePrefix string
+	// logs receives the functions' output (os.Stderr when nil).
+	logs io.Writer
+	// dynamoFront, when set, returns the DynamoDB endpoint given to the
+	// functions in front of the real one (the demo's counting proxy).
+	dynamoFront func(endpoint string) (string, error)
+}
+
+type paramFlag map[string]string
+
+func (p paramFlag) String() string { return fmt.Sprint(map[string]string(p)) }
+func (p paramFlag) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok || k == "" {
+		return fmt.Errorf("want Name=Value, got %q", s)
+	}
+	p[k] = v
+	return nil
+}
+
+func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "invoke" && args[0] != "demo") {
+		return errors.New(usage)
+	}
+	cmd := args[0]
+	o := options{params: paramFlag{}}
+	fs := flag.NewFlagSet("idemlocal "+cmd, flag.ContinueOnError)
+	fs.StringVar(&o.template, "template", "template.yaml", "SAM template")
+	fs.StringVar(&o.buildDir, "build-dir", ".build/idemlocal", "where host builds of the functions go")
+	fs.StringVar(&o.dynalite, "dynalite", "dynalite", "folder of the dynalite npm package, used when AWS_ENDPOINT_URL_DYNAMODB is unset")
+	fs.StringVar(&o.region, "region", "us-east-1", "AWS_REGION given to the functions")
+	fs.Var(o.params, "param", "template parameter override Name=Value (repeatable)")
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "3000"
+	}
+	fs.StringVar(&o.port, "port", port, "HTTP port on 127.0.0.1 (default $PORT or 3000)")
+	fs.IntVar(&o.instances, "instances", 2, "execution environments per function (concurrency)")
+	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
+	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
+	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
+	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	for _, a := range fs.Args() {
+		switch k, v, _ := strings.Cut(a, "="); k {
+		case "FN":
+			o.fn = v
+		case "EVENT":
+			o.event = v
+		default:
+			return fmt.Errorf("unexpected argument %q\n%s", a, usage)
+		}
+	}
+	tpl, err := samtemplate.ParseFile(o.template)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "invoke":
+		return invokeOnce(ctx, tpl, o, stdout, log)
+	case "demo":
+		return demo(ctx, tpl, o, stdout, log)
+	}
+	return serve(ctx, tpl, o, stdout, log)
+}
+
+// env is a running local stack: the DynamoDB endpoint and started functions.
+type env struct {
+	endpoint  string // DynamoDB
+	functions map[string]*runtimeapi.Function
+	cleanup   []func()
+}
+
+func (e *env) close() {
+	for _, fn := range e.functions {
+		fn.Close()
+	}
+	for i := len(e.cleanup) - 1; i >= 0; i-- {
+		e.cleanup[i]()
+	}
+}
+
+// setUp prepares DynamoDB and starts the named functions (all when ids is empty).
+func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []string, log *slog.Logger) (*env, error) {
+	e := &env{functions: map[string]*runtimeapi.Function{}}
+	fns := tpl.Functions()
+	if len(ids) > 0 {
+		fns = nil
+		for _, id := range ids {
+			fn, ok := tpl.Function(id)
+			if !ok {
+				return nil, fmt.Errorf("no function %q in %s (have %s)", id, o.template, strings.Join(functionIDs(tpl), ", "))
+			}
+			fns = append(fns, fn)
+		}
+	}
+	root := filepath.Dir(o.template)
+	binaries := map[string]string{}
+	for _, fn := range fns {
+		log.Info("building", "function", fn.LogicalID, "package", fn.HandlerPackage())
+		bin, err := buildFunction(ctx, root, o.buildDir, fn, os.Stderr)
+		if err != nil {
+			return nil, err
+		}
+		binaries[fn.LogicalID] = bin
+	}
+	endpoint := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")
+	if endpoint == "" {
+		ep, stop, err := startDynalite(ctx, filepath.Join(root, o.dynalite), log)
+		if err != nil {
+			return nil, err
+		}
+		endpoint = ep
+		e.cleanup = append(e.cleanup, stop)
+	} else {
+		log.Info("using the DynamoDB endpoint from AWS_ENDPOINT_URL_DYNAMODB", "endpoint", endpoint)
+	}
+	e.endpoint = endpoint
+	if err := createTables(ctx, newDynamoClient(endpoint, o.region), tpl.Tables(), o.tablePrefix, log); err != nil {
+		e.close()
+		return nil, err
+	}
+	fnEndpoint := endpoint
+	if o.dynamoFront != nil {
+		var err error
+		if fnEndpoint, err = o.dynamoFront(endpoint); err != nil {
+			e.close()
+			return nil, err
+		}
+	}
+	logs := o.logs
+	if logs == nil {
+		logs = os.Stderr
+	}
+	resolver := localResolver(tpl, o)
+	var mu sync.Mutex
+	for _, fn := range fns {
+		vars := map[string]string{}
+		for k, v := range fn.Environment {
+			s, err := resolver.Resolve(v)
+			if err != nil {
+				e.close()
+				return nil, fmt.Errorf("%s: environment variable %s: %w", fn.LogicalID, k, err)
+			}
+			vars[k] = s
+		}
+		vars["AWS_ENDPOINT_URL_DYNAMODB"] = fnEndpoint
+		vars["AWS_ACCESS_KEY_ID"] = localAccessKey
+		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
+		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
+		f, err := runtimeapi.Start(ctx, runtimeapi.Config{
+			Binary:    binaries[fn.LogicalID],
+			Name:      fn.LogicalID,
+			Env:       vars,
+			Timeout:   time.Duration(fn.Timeout) * time.Second,
+			MemoryMB:  fn.MemorySize,
+			Region:    o.region,
+			Handler:   fn.Handler,
+			Instances: o.instances,
+			Stdout:    out,
+			Stderr:    out,
+			Logger:    log,
+		})
+		if err != nil {
+			e.close()
+			return nil, err
+		}
+		e.functions[fn.LogicalID] = f
+		log.Info("function ready", "function", fn.LogicalID, "instances", o.instances, "timeout", time.Duration(fn.Timeout)*time.Second)
+	}
+	return e, nil
+}
+
+// localResolver resolves template values for the local run: tables and other
+// resources are named by their logical id (tables after o.tablePrefix).
+func localResolver(tpl *samtemplate.Template, o options) *samtemplate.Resolver {
+	names := map[string]string{}
+	for id := range tpl.Resources {
+		names[id] = id
+	}
+	for _, t := range tpl.Tables() {
+		names[t.LogicalID] = o.tablePrefix + t.LogicalID
+	}
+	return &samtemplate.Resolver{
+		Template: tpl,
+		Params:   o.params,
+		Names:    names,
+		Pseudo:   map[string]string{"AWS::Region": o.region},
+	}
+}
+
+func functionIDs(tpl *samtemplate.Template) []string {
+	var ids []string
+	for _, fn := range tpl.Functions() {
+		ids = append(ids, fn.LogicalID)
+	}
+	return ids
+}
+
+// routes lists the template's HttpApi events.
+func routes(tpl *samtemplate.Template) []route {
+	var out []route
+	for _, fn := range tpl.Functions() {
+		for _, ev := range fn.Events {
+			if ev.Type != "HttpApi" {
+				continue
+			}
+			rt := route{method: ev.Method, path: ev.Path, function: fn.LogicalID}
+			if rt.method == "" || rt.method == "ANY" || rt.method == "X-AMAZON-APIGATEWAY-ANY-METHOD" {
+				rt.method = "ANY"
+			}
+			if rt.path == "" {
+				rt.path = "$default"
+			}
+			out = append(out, rt)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].path != out[j].path {
+			return out[i].path < out[j].path
+		}
+		return out[i].method < out[j].method
+	})
+	return out
+}
+
+// stack is a running local stack: functions, DynamoDB and the HTTP API.
+type stack struct {
+	env  *env
+	srv  *http.Server
+	url  string // http://127.0.0.1:port
+	errc chan error
+}
+
+// startStack listens on 127.0.0.1:o.port (0: a free port), sets up DynamoDB
+// and the functions and serves the HTTP API (and the Invoke API) in the
+// background until close.
+func startStack(ctx context.Context, tpl *samtemplate.Template, o options, log *slog.Logger) (*stack, error) {
+	ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", o.port))
+	if err != nil {
+		return nil, err
+	}
+	e, err := setUp(ctx, tpl, o, nil, log)
+	if err != nil {
+		ln.Close()
+		return nil, err
+	}
+	api := &httpAPI{
+		routes: routes(tpl),
+		log:    log,
+		now:    time.Now,
+		newID:  newRequestID,
+		invoke: func(ctx context.Context, id string, payload []byte) (runtimeapi.Result, error) {
+			fn, ok := e.functions[id]
+			if !ok {
+				return runtimeapi.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
+			}
+			return fn.Invoke(ctx, payload)
+		},
+	}
+	s := &stack{
+		env:  e,
+		srv:  &http.Server{Handler: api, ReadHeaderTimeout: 10 * time.Second},
+		url:  "http://" + ln.Addr().String(),
+		errc: make(chan error, 1),
+	}
+	go func() { s.errc <- s.srv.Serve(ln) }()
+	return s, nil
+}
+
+// close stops the HTTP server (waiting up to 5 s for requests in flight), the
+// functions and the DynamoDB server the stack started.
+func (s *stack) close() error {
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	err := s.srv.Shutdown(shutdownCtx)
+	s.env.close()
+	return err
+}
+
+func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
+	s, err := startStack(ctx, tpl, o, log)
+	if err != nil {
+		return err
+	}
+	printBanner(stdout, tpl, routes(tpl), s.url)
+	log.Warn("local only: no authorizer runs; a bearer JWT's claims are passed to the function UNVERIFIED")
+	select {
+	case err := <-s.errc:
+		s.env.close()
+		return err
+	case <-ctx.Done():
+		log.Info("shutting down")
+		return s.close()
+	}
+}
+
+func printBanner(w io.Writer, tpl *samtemplate.Template, rts []route, base string) {
+	fmt.Fprintf(w, "\nidemlocal: the HTTP API is on %s (local only: no authorizer; JWT claims are NOT verified)\n", base)
+	for _, rt := range rts {
+		fmt.Fprintf(w, "  %-6s %-22s -> %s\n", rt.method, rt.path, rt.function)
+	}
+	for _, fn := range tpl.Functions() {
+		for _, ev := range fn.Events {
+			if ev.Type == "SQS" {
+				fmt.Fprintf(w, "  SQS    %-22s -> %s (no local queue: make invoke FN=%s EVENT=events/sqs-orders.json)\n",
+					queueName(ev.Queue), fn.LogicalID, fn.LogicalID)
+			}
+		}
+	}
+	fmt.Fprintf(w, `
+Try it (run the first command twice: the second answer is a replay and carries "Idempotent-Replayed: true"):
+  curl -si -X POST %[1]s/payments -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \
+    -d '{"amount":1250,"currency":"EUR","customer":"c-1"}'
+The same key with another body is rejected with 422:
+  curl -si -X POST %[1]s/payments -H 'Content-Type: application/json' -H 'Idempotency-Key: demo-1' \
+    -d '{"amount":9999,"currency":"EUR","customer":"c-1"}'
+Any function through the Lambda Invoke API (sharing this stack's tables):
+  curl -s %[1]s/2015-03-31/functions/OrdersFunction/invocations -d @events/sqs-orders.json
+The scripted tour against this stack: make demo URL=%[1]s
+
+`, base)
+}
+
+func queueName(q any) string {
+	if in, ok := q.(samtemplate.Intrinsic); ok {
+		if parts, ok := in.Arg.([]any); ok && len(parts) > 0 {
+			return fmt.Sprint(parts[0])
+		}
+		return fmt.Sprint(in.Arg)
+	}
+	return fmt.Sprint(q)
+}
+
+func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
+	if o.fn == "" || o.event == "" {
+		return fmt.Errorf("invoke needs -fn (one of %s) and -event FILE", strings.Join(functionIDs(tpl), ", "))
+	}
+	var payload []byte
+	var err error
+	if o.event == "-" {
+		payload, err = io.ReadAll(os.Stdin)
+	} else {
+		payload, err = os.ReadFile(o.event)
+	}
+	if err != nil {
+		return err
+	}
+	if !json.Valid(payload) {
+		return fmt.Errorf("%s is not JSON", o.event)
+	}
+	o.instances = 1
+	e, err := setUp(ctx, tpl, o, []string{o.fn}, log)
+	if err != nil {
+		return err
+	}
+	defer e.close()
+	res, err := e.functions[o.fn].Invoke(ctx, payload)
+	if err != nil {
+		return err
+	}
+	log.Info("invoked", "function", o.fn, "requestId", res.RequestID)
+	if res.Err != nil {
+		out, _ := json.MarshalIndent(res.Err, "", "  ")
+		fmt.Fprintf(stdout, "%s\n", out)
+		return fmt.Errorf("%w: %s", errFunctionError, res.Err)
+	}
+	var pretty bytes.Buffer
+	if json.Indent(&pretty, res.Payload, "", "  ") == nil {
+		fmt.Fprintf(stdout, "%s\n", pretty.Bytes())
+	} else {
+		fmt.Fprintf(stdout, "%s\n", res.Payload)
+	}
+	return nil
+}
