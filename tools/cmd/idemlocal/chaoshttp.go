@@ -305,4 +305,3 @@ func paymentsByCustomer(ctx context.Context, db *dynamodb.Client, table string) 
 	}
 	return counts, nil
 }
-

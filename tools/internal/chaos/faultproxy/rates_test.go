@@ -36,4 +36,3 @@ func TestRates(t *testing.T) {
 		})
 	}
 }
-
