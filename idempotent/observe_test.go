@@ -141,7 +141,7 @@ func newRig(opts ...idempotent.Option) *rig {
 
 // do runs fn under key (advancing the clock by runCost when fn runs).
 func (r *rig) do(ctx context.Context, key string, fn func(context.Context) (int, error), opts ...idempotent.Option) (int, error) {
-	return idempotent.Do(ctx, r.store, key, func(ctx context.Context) (int, error) {
+	return idempotent.Do(ctx, r.store, "s", key, func(ctx context.Context) (int, error) {
 		r.clk.Advance(runCost)
 		return fn(ctx)
 	}, append(append([]idempotent.Option{}, r.opts...), opts...)...)
@@ -152,7 +152,7 @@ func ok42(context.Context) (int, error) { return 42, nil }
 func TestObserverOutcomes(t *testing.T) {
 	ctx := context.Background()
 	const key = "secret-key-material"
-	wantRecord := "pay#" + sha256Hex(key)
+	wantRecord := "pay#" + sha256Hex("s\x00"+key)
 
 	t.Run("completed, then replayed", func(t *testing.T) {
 		r := newRig()
@@ -248,7 +248,7 @@ func TestObserverOutcomes(t *testing.T) {
 		// The holder completes as soon as the waiter polls.
 		r.store.fail = nil
 		poller := &completeOnGet{scriptStore: r.store, holder: holder}
-		_, err := idempotent.Do(ctx, poller, key, ok42, append(r.opts, idempotent.WithWait(time.Minute))...)
+		_, err := idempotent.Do(ctx, poller, "s", key, ok42, append(r.opts, idempotent.WithWait(time.Minute))...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -318,7 +318,7 @@ func TestObserverOutcomes(t *testing.T) {
 		if _, err := r.do(ctx, "", ok42); !errors.Is(err, idempotent.ErrNoKey) {
 			t.Fatalf("err = %v", err)
 		}
-		if e := r.rec.only(t); e.Outcome != idempotent.OutcomeNoKey || e.Err != idempotent.ErrNoKey {
+		if e := r.rec.only(t); e.Outcome != idempotent.OutcomeNoKey || !errors.Is(e.Err, idempotent.ErrNoKey) {
 			t.Fatalf("event = %+v", e)
 		}
 	})
@@ -452,7 +452,7 @@ func TestObserversAddUp(t *testing.T) {
 	a, b := &recorder{}, &recorder{}
 	store := idempotent.NewMemoryStore()
 	opts := []idempotent.Option{idempotent.WithObserver(a.observer()), idempotent.WithObserver(idempotent.Observer{}), idempotent.WithObserver(b.observer())}
-	if _, err := idempotent.Do(context.Background(), store, "k", ok42, opts...); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "s", "k", ok42, opts...); err != nil {
 		t.Fatal(err)
 	}
 	if a.only(t).Outcome != idempotent.OutcomeCompleted || b.only(t).Outcome != idempotent.OutcomeCompleted {
@@ -514,7 +514,7 @@ func TestReplayHook(t *testing.T) {
 		n := 0
 		anyHook := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v any) any { n++; return v })
 		for range 2 {
-			if v, err := idempotent.Do(ctx, store, "k", ok42, anyHook); err != nil || v != 42 {
+			if v, err := idempotent.Do(ctx, store, "s", "k", ok42, anyHook); err != nil || v != 42 {
 				t.Fatalf("Do = %v, %v", v, err)
 			}
 		}
@@ -526,7 +526,7 @@ func TestReplayHook(t *testing.T) {
 	t.Run("wrong type", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v string) string { return v })
 		ran := false
-		_, err := idempotent.Do(ctx, store, "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
+		_, err := idempotent.Do(ctx, store, "s", "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
 		if _, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ran {
 			t.Fatalf("Do with a string hook for an int result: err = %v, ran = %v; want a *ConfigError and no run", err, ran)
 		}
@@ -538,7 +538,7 @@ func TestReplayHook(t *testing.T) {
 
 	t.Run("any hook returning another type fails closed", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, _ any) any { return "nope" })
-		if _, err := idempotent.Do(ctx, store, "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
+		if _, err := idempotent.Do(ctx, store, "s", "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -584,7 +584,7 @@ func TestEventLogs(t *testing.T) {
 	if err := json.Unmarshal([]byte(lines[1]), &lost); err != nil {
 		t.Fatal(err)
 	}
-	wantRecord := "pay#" + sha256Hex(key)
+	wantRecord := "pay#" + sha256Hex("s\x00"+key)
 	for _, c := range []struct {
 		rec     map[string]any
 		field   string
@@ -622,7 +622,7 @@ func holdKey(t *testing.T, r *rig, key string) idempotent.Record {
 	t.Helper()
 	now := r.clk.Now()
 	rec := idempotent.Record{
-		Key: "pay#" + sha256Hex(key), Status: idempotent.StatusInProgress,
+		Key: "pay#" + sha256Hex("s\x00"+key), Status: idempotent.StatusInProgress,
 		Expiration:      time.Unix(now.Add(time.Hour).Unix(), 0),
 		LeaseExpiration: time.UnixMilli(now.Add(30 * time.Second).UnixMilli()),
 		Owner:           "someone-else",

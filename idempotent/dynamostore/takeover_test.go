@@ -71,14 +71,14 @@ func TestWrapReportsTakeover(t *testing.T) {
 	ctx := context.Background()
 	// A run that crashed: it acquired and never finished.
 	crashed := idempotent.Record{
-		Key: "pay#" + sha256Hex("k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
+		Key: "pay#" + sha256Hex("s\x00k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(30 * time.Second),
 	}
 	if _, ok, err := store.Acquire(ctx, crashed, now); err != nil || !ok {
 		t.Fatalf("seed: %v, %v", ok, err)
 	}
 	now = now.Add(time.Minute)
-	v, err := idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 7, nil },
+	v, err := idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 7, nil },
 		idempotent.WithName("pay"), idempotent.WithClock(clock), obs)
 	if err != nil || v != 7 {
 		t.Fatalf("Do = %v, %v", v, err)

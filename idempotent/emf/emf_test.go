@@ -222,7 +222,7 @@ func TestLeaseTakeoverMetric(t *testing.T) {
 	defer close(never)
 	opts := []idempotent.Option{idempotent.WithName("pay"), idempotent.WithLease(time.Second), idempotent.WithClock(func() time.Time { return now }), m.Option()}
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) {
+		_, _ = idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) {
 			close(started)
 			<-never
 			return 0, nil
@@ -231,7 +231,7 @@ func TestLeaseTakeoverMetric(t *testing.T) {
 	<-started
 	now = now.Add(2 * time.Second)
 	retry := emf.Wrap(m, func(ctx context.Context, _ string) (int, error) {
-		return idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 1, nil }, opts...)
+		return idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 1, nil }, opts...)
 	})
 	if _, err := retry(context.Background(), ""); err != nil {
 		t.Fatal(err)

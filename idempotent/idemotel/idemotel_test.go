@@ -117,7 +117,7 @@ func TestSpansOfANewRunAndAReplay(t *testing.T) {
 func TestSpansOfAFailedRun(t *testing.T) {
 	exp, tp := newTracing(t)
 	boom := errors.New("card declined")
-	_, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { return 0, boom }, idemotel.Option(tp))
+	_, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 0, boom }, idemotel.Option(tp))
 	if err != boom {
 		t.Fatal(err)
 	}
@@ -144,7 +144,7 @@ func TestTakeoverAttributeAndEvent(t *testing.T) {
 	started, never := make(chan struct{}), make(chan struct{})
 	defer close(never)
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) {
+		_, _ = idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) {
 			close(started)
 			<-never
 			return 0, nil
@@ -152,7 +152,7 @@ func TestTakeoverAttributeAndEvent(t *testing.T) {
 	}()
 	<-started
 	now = now.Add(2 * time.Second)
-	if _, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 1, nil }, opts...); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) { return 1, nil }, opts...); err != nil {
 		t.Fatal(err)
 	}
 	var call tracetest.SpanStub
@@ -192,7 +192,7 @@ func TestSpansOfAPanic(t *testing.T) {
 	exp, tp := newTracing(t)
 	func() {
 		defer func() { _ = recover() }()
-		_, _ = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { panic("boom") }, idemotel.Option(tp))
+		_, _ = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { panic("boom") }, idemotel.Option(tp))
 	}()
 	spans := byName(t, exp.GetSpans())
 	for _, name := range []string{idemotel.SpanCall, idemotel.SpanRun} {

@@ -21,8 +21,6 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
-	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -306,37 +304,4 @@ func paymentsByCustomer(ctx context.Context, db *dynamodb.Client, table string) 
 		}
 	}
 	return counts, nil
-}
-
-// parseRates reads kind=rate,... fault rates.
-func parseRates(s string) (map[faultproxy.Kind]float64, error) {
-	rates := map[faultproxy.Kind]float64{}
-	if s == "" {
-		return rates, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		name, val, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("fault rates: %q is not kind=rate", part)
-		}
-		k, err := faultproxy.ParseKind(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		r, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil || r < 0 || r > 1 {
-			return nil, fmt.Errorf("fault rates: rate %q of %s is not in [0, 1]", val, k)
-		}
-		rates[k] = r
-	}
-	return rates, nil
-}
-
-func formatRates(rates map[faultproxy.Kind]float64) string {
-	var parts []string
-	for k, r := range rates {
-		parts = append(parts, fmt.Sprintf("%s=%g", k, r))
-	}
-	sort.Strings(parts)
-	return strings.Join(parts, ",")
 }

@@ -42,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
@@ -121,7 +122,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
 	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
 	ch := defaultChaosHTTP()
-	apiFaults, storeFaults := formatRates(ch.apiFaults), formatRates(ch.storeFaults)
+	apiFaults, storeFaults := faultproxy.FormatRates(ch.apiFaults), faultproxy.FormatRates(ch.storeFaults)
 	fs.Uint64Var(&ch.seed, "seed", ch.seed, "chaos-http: seed of the fault decisions and the bursts")
 	fs.IntVar(&ch.keys, "keys", ch.keys, "chaos-http: logical payments (keys)")
 	fs.IntVar(&ch.workers, "workers", ch.workers, "chaos-http: bursts in flight")
@@ -148,10 +149,10 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	}
 	switch cmd {
 	case "chaos-http":
-		if ch.apiFaults, err = parseRates(apiFaults); err != nil {
+		if ch.apiFaults, err = faultproxy.ParseRates(apiFaults); err != nil {
 			return err
 		}
-		if ch.storeFaults, err = parseRates(storeFaults); err != nil {
+		if ch.storeFaults, err = faultproxy.ParseRates(storeFaults); err != nil {
 			return err
 		}
 		return chaosHTTP(ctx, tpl, o, ch, stdout, log)
