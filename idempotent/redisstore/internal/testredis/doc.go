@@ -5,7 +5,7 @@
 // If IDEMLAMBDA_TEST_REDIS_URL is set (redis://host:port/db), tests use that
 // server. Otherwise the first call to Addr or Client in a test binary starts
 // one redis-server process on a free 127.0.0.1 port, without persistence
-// (--save '' --appendonly no) and without a unix socket, and waits until it
+// (save and appendonly off) and without a unix socket, and waits until it
 // answers PING; Main stops it when the tests end, and on Linux the process is
 // also killed if the test binary dies. Every test gets its own key prefix
 // from Prefix, so tests never share records.

@@ -39,6 +39,17 @@ var server struct {
 // started. Each call returns a fresh copy.
 func Options(tb testing.TB) *redis.Options {
 	tb.Helper()
+	o, err := Start()
+	if err != nil {
+		tb.Fatalf("testredis: %v", err)
+	}
+	return o
+}
+
+// Start is Options for code without a testing.TB (TestMain, examples): it
+// starts the server on first use and returns a fresh copy of its client
+// options.
+func Start() (*redis.Options, error) {
 	server.once.Do(func() {
 		if u := os.Getenv(EnvURL); u != "" {
 			server.opts, server.err = redis.ParseURL(u)
@@ -49,10 +60,10 @@ func Options(tb testing.TB) *redis.Options {
 		server.opts = &redis.Options{Addr: addr}
 	})
 	if server.err != nil {
-		tb.Fatalf("testredis: %v", server.err)
+		return nil, server.err
 	}
 	o := *server.opts
-	return &o
+	return &o, nil
 }
 
 // Addr returns host:port of the local server, starting it on first use.
