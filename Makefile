@@ -4,6 +4,7 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DYNAMO       := dynalite/ctl.sh
+REDIS        := redis/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
 
@@ -13,7 +14,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,13 +29,15 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install ## run every test under -race against a local dynalite (started if none runs)
+test: dynamo-install redis-install ## run every test under -race against a local dynalite (started if none runs) and private redis-servers
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m ./...
+	cd idempotent/redisstore && $(GO) test -race -count=1 -timeout 5m ./...
 
 lint: ## gofmt, go vet and staticcheck
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(GO) run $(STATICCHECK) ./...
+	cd idempotent/redisstore && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
 
 run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
 	$(GO) run ./cmd/idemlocal run -port $(PORT)
@@ -73,5 +76,8 @@ dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default
 dynamo-stop: ## stop the dynalite that dynamo-start started
 	@$(DYNAMO) stop
 
+redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
+	@$(REDIS) install
+
 clean: ## remove build outputs and local server state
-	rm -rf .build .aws-sam dynalite/.state
+	rm -rf .build .aws-sam dynalite/.state redis/.state
