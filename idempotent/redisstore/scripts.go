@@ -41,7 +41,11 @@ end
 //	ARGV[9]  "1" when ARGV[10] holds data (format ARGV[11], or "")
 //
 // Reply: 1 when written; the record array when the key is held; a type name
-// for a foreign key. The key is free when it has no record, the record is
+// for a foreign key. Every script writes with HSET before it removes
+// fields: a server out of memory under noeviction refuses a script's first
+// memory-growing write (and lets a script that already wrote finish), so with
+// HSET first a full server refuses the whole operation — a *StoreError, the
+// record untouched — rather than running it. TestOutOfMemory checks it. The key is free when it has no record, the record is
 // expired (expiration <= now_s), or it is in progress and its lease has ended
 // (lease <= now_ms) — or when it is in progress under the caller's own owner
 // token: then this very write landed before and its answer was lost (the
@@ -63,16 +67,17 @@ if r then
     end
   end
   if not free then return r end
-  redis.call('DEL', KEYS[1])
 end
-local f = {'status', ARGV[4], 'expiration', ARGV[5], 'in_progress_expiration', ARGV[6]}
-if ARGV[7] ~= '' then f[#f+1] = 'owner'; f[#f+1] = ARGV[7] end
-if ARGV[8] ~= '' then f[#f+1] = 'validation'; f[#f+1] = ARGV[8] end
-if ARGV[9] == '1' then
-  f[#f+1] = 'data'; f[#f+1] = ARGV[10]
-  if ARGV[11] ~= '' then f[#f+1] = 'data_format'; f[#f+1] = ARGV[11] end
+local f, gone = {'status', ARGV[4], 'expiration', ARGV[5], 'in_progress_expiration', ARGV[6]}, {}
+local function put(name, v, set)
+  if set then f[#f+1] = name; f[#f+1] = v else gone[#gone+1] = name end
 end
+put('owner', ARGV[7], ARGV[7] ~= '')
+put('validation', ARGV[8], ARGV[8] ~= '')
+put('data', ARGV[10], ARGV[9] == '1')
+put('data_format', ARGV[11], ARGV[9] == '1' and ARGV[11] ~= '')
 redis.call('HSET', KEYS[1], unpack(f))
+if r and #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
 return 1
 `)
@@ -103,10 +108,14 @@ end
 if r[1] ~= 'INPROGRESS' then return 0 end
 local anchor = math.max((tonumber(r[2]) or 0) * 1000, tonumber(r[3]) or 0)
 local pttl = redis.call('PTTL', KEYS[1])
-redis.call('HDEL', KEYS[1], 'in_progress_expiration', 'data_format')
 local f = {'status', 'COMPLETED', 'expiration', ARGV[2], 'data', ARGV[3]}
 if ARGV[4] ~= '' then f[#f+1] = 'data_format'; f[#f+1] = ARGV[4] end
 redis.call('HSET', KEYS[1], unpack(f))
+if ARGV[4] == '' then
+  redis.call('HDEL', KEYS[1], 'in_progress_expiration', 'data_format')
+else
+  redis.call('HDEL', KEYS[1], 'in_progress_expiration')
+end
 if pttl >= 0 then
   local ttl = tonumber(ARGV[2]) * 1000 - anchor + pttl
   if ttl < 1 then ttl = 1 end
