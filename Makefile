@@ -7,6 +7,10 @@ DYNAMO       := dynalite/ctl.sh
 REDIS        := redis/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
+# Every package of every module in go.work: the library (.), the example
+# functions (handlers/) and the tools (tools/). "./..." would stop at the
+# first nested go.mod.
+PKGS         := github.com/idemlambda/idemlambda/...
 
 # SAM builds (BuildMethod: makefile) call build-<LogicalId> with ARTIFACTS_DIR.
 ARTIFACTS_DIR ?= .build/artifacts
@@ -29,39 +33,40 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install redis-install ## run every test under -race against a local dynalite (started if none runs) and private redis-servers
-	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m ./...
-	cd idempotent/redisstore && $(GO) test -race -count=1 -timeout 5m ./...
+test: dynamo-install redis-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
+	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
-	$(GO) vet ./...
-	$(GO) run $(STATICCHECK) ./...
-	cd idempotent/redisstore && $(GO) vet ./... && $(GO) run $(STATICCHECK) ./...
+	$(GO) vet $(PKGS)
+	$(GO) run $(STATICCHECK) $(PKGS)
+	@for m in . handlers idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
+	@tools/leancheck/check.sh >/dev/null
 
 run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
-	$(GO) run ./cmd/idemlocal run -port $(PORT)
+	$(GO) run ./tools/cmd/idemlocal run -port $(PORT)
 
 invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
-	$(GO) run ./cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
+	$(GO) run ./tools/cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
 
 demo: dynamo-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
-	$(GO) run ./cmd/idemlocal demo $(if $(URL),-url $(URL))
+	$(GO) run ./tools/cmd/idemlocal demo $(if $(URL),-url $(URL))
 
-bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the floor on a local dynalite; writes bench/results.{json,png}
-	bench/run.sh
+bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
+	tools/bench/run.sh
 
 SEED     ?= 1
 FUZZTIME ?= 20s
 chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind; fails on any violation
-	$(DYNAMO) run -- $(GO) run ./cmd/chaos -seed $(SEED) -clients 16 -ops 125
+	$(DYNAMO) run -- $(GO) run ./tools/cmd/chaos -seed $(SEED) -clients 16 -ops 125
 
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$'  -fuzztime $(FUZZTIME) ./idempotent/dynamostore
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyPath$$'       -fuzztime $(FUZZTIME) ./idempotent
 	$(GO) test -run '^$$' -fuzz '^FuzzLookupScalar$$'  -fuzztime $(FUZZTIME) ./idempotent
-	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$'      -fuzztime $(FUZZTIME) ./internal/httpidem
-	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./internal/httpidem
+	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$'      -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
+	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzBodyKey$$'       -fuzztime $(FUZZTIME) ./idempotent/sqsbatch
 
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)

@@ -14,7 +14,7 @@
 // runs again. Error responses made by the library are RFC 9457
 // application/problem+json.
 //
-// The semantics are implemented once (internal/httpidem) and shared with the
+// The semantics are implemented once (idempotent/internal/httpidem) and shared with the
 // net/http middleware in idempotent/idemhttp.
 //
 // Usage:

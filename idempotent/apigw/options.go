@@ -11,7 +11,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/internal/httpidem"
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // Option configures WrapV2, WrapV1, WrapURL and WrapALB.

@@ -4,19 +4,20 @@ import (
 	"context"
 	"log"
 
-	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 )
 
+// cfg stands for the configuration a function loads once at start-up with
+// config.LoadDefaultConfig (module github.com/aws/aws-sdk-go-v2/config, which
+// this library does not depend on).
+var cfg aws.Config
+
 // A Store for the table "idempotency" with the default attribute names, as a
 // Lambda function builds it once at start-up. (No output: it needs AWS.)
 func ExampleNew() {
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
 	store := dynamostore.New(dynamodb.NewFromConfig(cfg), "idempotency")
 	_ = store // pass it to idempotent.Wrap or idempotent.Do
 }
@@ -25,10 +26,6 @@ func ExampleNew() {
 // "IDEMPOTENCY", sort key "SK" holding the record id, and a TTL attribute
 // named "ttl".
 func ExampleNew_compositeKey() {
-	cfg, err := config.LoadDefaultConfig(context.Background())
-	if err != nil {
-		log.Fatal(err)
-	}
 	store := dynamostore.New(dynamodb.NewFromConfig(cfg), "app", func(o *dynamostore.Options) {
 		o.CompositeKey = true
 		o.PartitionKeyAttr, o.SortKeyAttr = "PK", "SK"
@@ -42,10 +39,6 @@ func ExampleNew_compositeKey() {
 // the key schema, TTL on the expiration attribute.
 func ExampleCreateTable() {
 	ctx := context.Background()
-	cfg, err := config.LoadDefaultConfig(ctx)
-	if err != nil {
-		log.Fatal(err)
-	}
 	client := dynamodb.NewFromConfig(cfg)
 	if err := dynamostore.CreateTable(ctx, client, "idempotency"); err != nil {
 		log.Fatal(err)

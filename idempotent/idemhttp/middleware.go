@@ -11,7 +11,7 @@ import (
 	"strings"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/internal/httpidem"
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // Header names and media type used by the middleware.

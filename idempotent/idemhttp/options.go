@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/internal/httpidem"
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // DefaultMaxBody is the default buffering limit for request and response

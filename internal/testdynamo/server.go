@@ -170,19 +170,21 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// repoRoot walks up from the working directory to the folder with go.mod.
+// repoRoot walks up from the working directory to the repository root: the
+// folder with dynalite/ctl.sh (nested modules such as tools/ and handlers/
+// have a go.mod of their own, so go.mod does not mark the root).
 func repoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := dir; ; {
-		if _, err := os.Stat(filepath.Join(d, "go.mod")); err == nil {
+		if _, err := os.Stat(filepath.Join(d, "dynalite", "ctl.sh")); err == nil {
 			return d, nil
 		}
 		parent := filepath.Dir(d)
 		if parent == d {
-			return "", fmt.Errorf("no go.mod above %s: cannot find the repository root", dir)
+			return "", fmt.Errorf("no dynalite/ctl.sh above %s: cannot find the repository root", dir)
 		}
 		d = parent
 	}

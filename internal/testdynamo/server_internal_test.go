@@ -44,8 +44,8 @@ func TestRepoRoot(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := os.Stat(filepath.Join(root, "go.mod")); err != nil {
-		t.Fatalf("repoRoot %s has no go.mod", root)
+	if _, err := os.Stat(filepath.Join(root, "dynalite", "ctl.sh")); err != nil {
+		t.Fatalf("repoRoot %s has no dynalite/ctl.sh", root)
 	}
 	if _, err := os.Stat(filepath.Join(root, "internal", "testdynamo")); err != nil {
 		t.Fatalf("repoRoot %s is not this repository", root)

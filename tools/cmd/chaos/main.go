@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
-	"github.com/idemlambda/idemlambda/internal/chaos"
-	"github.com/idemlambda/idemlambda/internal/chaos/faultproxy"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
 func main() {

@@ -15,7 +15,7 @@ import (
 // These tests check the deployable invariants of the repository's own
 // template.yaml and samconfig.toml.
 
-const repoRoot = "../.."
+const repoRoot = "../../.."
 
 func repoTemplate(t *testing.T) *Template {
 	t.Helper()

@@ -23,7 +23,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/idemlambda/idemlambda/internal/samtemplate"
+	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
 // demo runs the scripted tour (make demo). Without -url it starts the stack

@@ -8,10 +8,10 @@
 // Every row (implementation × scenario × workers × result size) reports the
 // store calls and write units per invocation, as the proxy sees them
 // (internal/dynamocost: the same count for all three), the p50 and p99
-// latency and the throughput. It writes bench/results.json and
-// bench/results.png and prints a markdown table.
+// latency and the throughput. It writes tools/bench/results.json and
+// tools/bench/results.png and prints a markdown table.
 //
-//	dynalite/ctl.sh run -- go run ./bench     (bench/run.sh does this)
+//	dynalite/ctl.sh run -- go run ./tools/bench     (tools/bench/run.sh does this)
 //
 // AWS_ENDPOINT_URL_DYNAMODB must point at the server.
 package main
@@ -97,7 +97,7 @@ type impl interface {
 var (
 	flagDur   = flag.Duration("round", time.Second, "time per implementation per round per row")
 	flagRound = flag.Int("rounds", 3, "interleaved rounds per row")
-	flagOut   = flag.String("out", "bench", "folder for results.json and results.png")
+	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
 	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order")
@@ -600,7 +600,7 @@ func (f *floor) run(ctx context.Context, s spec) (outcome, error) {
 	}), nil
 }
 
-// powertools drives bench/powertools/driver.mjs on Node.
+// powertools drives tools/bench/powertools/driver.mjs on Node.
 type powertools struct {
 	table string
 	cmd   *exec.Cmd
@@ -609,9 +609,9 @@ type powertools struct {
 }
 
 func startPowertools(endpoint, table string) (*powertools, error) {
-	script := filepath.Join("bench", "powertools", "driver.mjs")
-	if _, err := os.Stat(filepath.Join("bench", "powertools", "node_modules", "@aws-lambda-powertools", "idempotency")); err != nil {
-		return nil, errors.New("bench/powertools is not installed: run npm ci there (bench/run.sh does)")
+	script := filepath.Join("tools", "bench", "powertools", "driver.mjs")
+	if _, err := os.Stat(filepath.Join("tools", "bench", "powertools", "node_modules", "@aws-lambda-powertools", "idempotency")); err != nil {
+		return nil, errors.New("tools/bench/powertools is not installed: run npm ci there (tools/bench/run.sh does)")
 	}
 	cmd := exec.Command("node", script)
 	cmd.Env = append(os.Environ(), "BENCH_ENDPOINT="+endpoint, "AWS_LAMBDA_FUNCTION_NAME=bench", "NODE_NO_WARNINGS=1")

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/idemlambda/idemlambda/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
 )
 
 func TestDynamoFrontCountsAndHolds(t *testing.T) {

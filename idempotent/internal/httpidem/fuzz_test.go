@@ -64,7 +64,7 @@ func FuzzParseKey(f *testing.F) {
 // their literal text) — equal objects give equal fingerprints, different
 // ones different fingerprints. Bodies that are not valid UTF-8 are left out
 // here (they are compared raw): see TestHTTPInvalidUTF8BodiesAreDifferentPayloads
-// in internal/chaos.
+// in tools/internal/chaos.
 func FuzzCanonicalJSON(f *testing.F) {
 	for _, p := range [][2]string{
 		{`{"b":1,"a":[1,2]}`, ` { "a" : [ 1 , 2 ] , "b" : 1 } `},

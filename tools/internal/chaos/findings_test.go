@@ -12,7 +12,7 @@ import (
 )
 
 // TestHTTPInvalidUTF8BodiesAreDifferentPayloads is a regression test for a
-// bug in internal/httpidem found while fuzzing the fingerprint:
+// bug in idempotent/internal/httpidem found while fuzzing the fingerprint:
 // CanonicalJSON accepts JSON that is not valid UTF-8 and encoding/json
 // replaces every invalid byte with U+FFFD, so the bodies {"note":"\xff"} and
 // {"note":"\xfe"} get the same fingerprint. A second request with the same

@@ -7,7 +7,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/idemlambda/idemlambda/internal/chaos/faultproxy"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
 // Report is the checked history of one run.

@@ -1,4 +1,4 @@
-// Command chaos runs the fault-injection workload of internal/chaos against a
+// Command chaos runs the fault-injection workload of tools/internal/chaos against a
 // local DynamoDB-compatible server (dynalite) and checks the library's
 // guarantees: no duplicate completions, no divergent answers, no lost
 // operations, no records stuck in progress. It prints a table per fault kind
@@ -11,7 +11,7 @@
 // The server is taken from -endpoint or AWS_ENDPOINT_URL_DYNAMODB, which
 // dynalite/ctl.sh run sets:
 //
-//	dynalite/ctl.sh run -- go run ./cmd/chaos -seed 1 -clients 16 -ops 75
+//	dynalite/ctl.sh run -- go run ./tools/cmd/chaos -seed 1 -clients 16 -ops 75
 //
 // Each run creates its own table and deletes it afterwards (unless -keep).
 package main

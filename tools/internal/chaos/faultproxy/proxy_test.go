@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/smithy-go"
 
-	"github.com/idemlambda/idemlambda/internal/chaos/faultproxy"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
 // upstream is a fake server that answers every request with an empty JSON

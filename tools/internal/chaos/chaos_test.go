@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/internal/chaos"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos"
 )
 
 // TestChaos runs a seconds-long profile with every fault kind, crashing,

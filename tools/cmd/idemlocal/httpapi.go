@@ -20,7 +20,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/idemlambda/idemlambda/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
 )
 
 // maxRequestBody is the largest request payload a Lambda function accepts.

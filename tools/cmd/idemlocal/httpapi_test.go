@@ -19,8 +19,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/idemlambda/idemlambda/internal/runtimeapi"
-	"github.com/idemlambda/idemlambda/internal/samtemplate"
+	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
 var testRoutes = []route{
@@ -324,7 +324,7 @@ func TestServeThroughRealFunction(t *testing.T) {
 
 func repoTemplate(t *testing.T) *samtemplate.Template {
 	t.Helper()
-	tpl, err := samtemplate.ParseFile("../../template.yaml")
+	tpl, err := samtemplate.ParseFile("../../../template.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -361,7 +361,7 @@ func TestLocalEnvironment(t *testing.T) {
 }
 
 func TestRunUsage(t *testing.T) {
-	for _, args := range [][]string{nil, {"deploy"}, {"invoke", "-template", "../../template.yaml"}, {"invoke", "-template", "../../template.yaml", "BOGUS=1"}} {
+	for _, args := range [][]string{nil, {"deploy"}, {"invoke", "-template", "../../../template.yaml"}, {"invoke", "-template", "../../../template.yaml", "BOGUS=1"}} {
 		if err := run(context.Background(), args, io.Discard, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || errors.Is(err, errFunctionError) {
 			t.Errorf("run(%q) = %v, want a usage error", args, err)
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
-	"github.com/idemlambda/idemlambda/internal/chaos/faultproxy"
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
 // Profile is the shape of one chaos run.

@@ -41,8 +41,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/idemlambda/idemlambda/internal/runtimeapi"
-	"github.com/idemlambda/idemlambda/internal/samtemplate"
+	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
 func main() {

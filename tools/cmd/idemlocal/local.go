@@ -20,7 +20,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/idemlambda/idemlambda/internal/samtemplate"
+	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
 // startDynalite runs the pinned dynalite (in memory) on a free loopback port

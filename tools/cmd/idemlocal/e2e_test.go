@@ -59,7 +59,7 @@ func startE2EStack(t *testing.T) *e2eStack {
 	logs := &lockedBuffer{}
 	e := &e2eStack{prefix: "e2e-" + strings.ToLower(rand.Text()[:8]) + "-"}
 	o := options{
-		template:    "../../template.yaml",
+		template:    "../../../template.yaml",
 		buildDir:    t.TempDir(),
 		dynalite:    "dynalite",
 		region:      "us-east-1",
@@ -194,7 +194,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 	})
 
-	event, err := os.ReadFile("../../events/sqs-orders.json")
+	event, err := os.ReadFile("../../../events/sqs-orders.json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -229,8 +229,8 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		var out bytes.Buffer
 		logs := &lockedBuffer{}
 		err := run(context.Background(), []string{
-			"invoke", "-template", "../../template.yaml", "-build-dir", t.TempDir(), "-table-prefix", e.prefix,
-			"-fn", "OrdersFunction", "-event", "../../events/sqs-orders.json",
+			"invoke", "-template", "../../../template.yaml", "-build-dir", t.TempDir(), "-table-prefix", e.prefix,
+			"-fn", "OrdersFunction", "-event", "../../../events/sqs-orders.json",
 		}, &out, slog.New(slog.NewTextHandler(logs, nil)))
 		if err != nil {
 			t.Fatalf("invoke: %v\n%s", err, logs)
@@ -249,7 +249,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		var out bytes.Buffer
 		d := &demoRun{
 			out: &out, base: e.url, http: http.DefaultClient, front: e.front, prefix: e.prefix, db: e.db,
-			root: filepath.Join("..", ".."), run: strings.ToLower(rand.Text()[:6]), suffixIDs: true,
+			root: filepath.Join("..", "..", ".."), run: strings.ToLower(rand.Text()[:6]), suffixIDs: true,
 		}
 		if err := d.steps(context.Background()); err != nil {
 			t.Errorf("%v\n%s", err, out.String())

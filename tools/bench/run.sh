@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# make bench: installs the pinned Powertools side (npm ci in tools/bench/powertools)
+# and runs go run ./tools/bench against its own dynalite (port $BENCH_DYNAMO_PORT,
+# default 8123, so it shares no server with tests or a local run). Extra
+# arguments go to the Go command (go run ./tools/bench -h lists them).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "${root}"
+if [ ! -d tools/bench/powertools/node_modules/@aws-lambda-powertools/idempotency ] ||
+	[ tools/bench/powertools/package-lock.json -nt tools/bench/powertools/node_modules/.package-lock.json ]; then
+	(cd tools/bench/powertools && npm ci --no-audit --no-fund --loglevel=error)
+fi
+export DYNAMO_PORT="${BENCH_DYNAMO_PORT:-8123}"
+exec dynalite/ctl.sh run -- "${GO:-go}" run ./tools/bench "$@"
