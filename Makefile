@@ -44,8 +44,9 @@ lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's l
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 
-run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
-	$(GO) run ./tools/cmd/idemlocal run -port $(PORT)
+STORE ?= dynamodb
+run: dynamo-install $(if $(filter redis,$(STORE)),redis-install) ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker; STORE=redis keeps idempotency records in a local redis-server
+	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(GO) run ./tools/cmd/idemlocal run -port $(PORT)
 
 invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
 	$(GO) run ./tools/cmd/idemlocal invoke -fn $(FN) -event $(EVENT)

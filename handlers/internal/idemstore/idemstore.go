@@ -1,0 +1,40 @@
+// Package idemstore picks the example functions' idempotency store from
+// their environment: the Redis/Valkey store when REDIS_URL is set, else the
+// DynamoDB table IDEMPOTENCY_TABLE.
+//
+//	REDIS_URL  redis://[user:password@]host:port[/db], or rediss:// for TLS
+//	           (ElastiCache and MemoryDB with in-transit encryption)
+package idemstore
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
+)
+
+// EnvRedisURL names the variable that selects the Redis store.
+const EnvRedisURL = "REDIS_URL"
+
+// New returns the store the environment asks for: a redisstore on REDIS_URL
+// when it is set (table is then unused), else a dynamostore on table through
+// client. A REDIS_URL that does not parse, or neither setting, is an error;
+// nothing connects yet.
+func New(getenv func(string) string, client dynamostore.API, table string) (idempotent.Store, error) {
+	if u := getenv(EnvRedisURL); u != "" {
+		opt, err := redis.ParseURL(u)
+		if err != nil {
+			// The URL may carry a password: name the variable, not the value.
+			return nil, fmt.Errorf("%s does not parse as redis:// or rediss:// URL", EnvRedisURL)
+		}
+		return redisstore.New(redis.NewClient(opt)), nil
+	}
+	if table == "" {
+		return nil, errors.New("neither " + EnvRedisURL + " nor an idempotency table is set")
+	}
+	return dynamostore.New(client, table), nil
+}
