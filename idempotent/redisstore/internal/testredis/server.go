@@ -111,10 +111,11 @@ func start() (string, error) {
 	}
 	var errs []error
 	for range 3 {
-		addr, err := launch(bin, dir)
+		addr, cmd, exited, err := launch(bin, dir)
 		if err == nil {
 			server.mu.Lock()
 			server.dir = dir
+			server.cmd, server.exited = cmd, exited
 			server.mu.Unlock()
 			return addr, nil
 		}
@@ -124,20 +125,23 @@ func start() (string, error) {
 	return "", errors.Join(errs...)
 }
 
-func launch(bin, dir string) (string, error) {
+// launch starts redis-server on a free port with its files in dir and the
+// extra arguments, and waits until it answers PING.
+func launch(bin, dir string, extra ...string) (string, *exec.Cmd, <-chan struct{}, error) {
 	port, err := freePort()
 	if err != nil {
-		return "", err
+		return "", nil, nil, err
 	}
-	cmd := exec.Command(bin,
+	args := append([]string{
 		"--bind", "127.0.0.1", "--port", strconv.Itoa(port),
 		"--save", "", "--appendonly", "no", "--dir", dir,
-		"--maxmemory-policy", "noeviction", "--loglevel", "warning")
+		"--maxmemory-policy", "noeviction", "--loglevel", "warning"}, extra...)
+	cmd := exec.Command(bin, args...)
 	var out syncBuffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
-		return "", fmt.Errorf("start redis-server: %w", err)
+		return "", nil, nil, fmt.Errorf("start redis-server: %w", err)
 	}
 	exited := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(exited) }()
@@ -146,12 +150,9 @@ func launch(bin, dir string) (string, error) {
 	if err := waitReady(addr, exited); err != nil {
 		_ = cmd.Process.Kill()
 		<-exited
-		return "", fmt.Errorf("redis-server on %s: %w; output:\n%s", addr, err, out.String())
+		return "", nil, nil, fmt.Errorf("redis-server on %s: %w; output:\n%s", addr, err, out.String())
 	}
-	server.mu.Lock()
-	server.cmd, server.exited = cmd, exited
-	server.mu.Unlock()
-	return addr, nil
+	return addr, cmd, exited, nil
 }
 
 // waitReady sends PING until the server answers, it exits, or startTimeout
