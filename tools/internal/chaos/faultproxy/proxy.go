@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 // Kind is a kind of injected fault.
@@ -248,12 +250,10 @@ func (p *Proxy) record(k Kind, op string) {
 	m[op]++
 }
 
-const targetPrefix = "DynamoDB_20120810."
-
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
-	if op == "" {
+	op, ok := amztarget.Op(r.Header)
+	if !ok {
 		op = "unknown"
 	}
 	kind, delay := None, time.Duration(0)
@@ -364,4 +364,41 @@ func awsError(w http.ResponseWriter, status int, typ, msg string) {
 	w.Header().Set("X-Amzn-Requestid", "faultproxy")
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
+}
+
+// ParseRates reads fault rates written as kind=rate,... (rates in [0, 1]),
+// the form the chaos commands take on their command lines.
+func ParseRates(s string) (map[Kind]float64, error) {
+	rates := make(map[Kind]float64)
+	if s == "" {
+		return rates, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("fault rates: %q is not kind=rate", part)
+		}
+		k, err := ParseKind(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		r, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("fault rates: rate %q of %s is not in [0, 1]", val, k)
+		}
+		rates[k] = r
+	}
+	return rates, nil
+}
+
+// FormatRates writes rates in the form ParseRates reads, in the order of
+// Kinds.
+func FormatRates(rates map[Kind]float64) string {
+	var parts []string
+	for _, k := range Kinds {
+		if r, ok := rates[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%g", k, r))
+		}
+	}
+	return strings.Join(parts, ",")
 }
