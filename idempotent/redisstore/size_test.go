@@ -3,10 +3,13 @@ package redisstore_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/redisstore"
@@ -176,6 +179,48 @@ func BenchmarkStoreOps(b *testing.B) {
 				existing, ok, err := store.Acquire(b.Context(), held("owner-2"), now)
 				if err != nil || ok || len(existing.Data) != size {
 					b.Fatal(ok, err)
+				}
+			}
+		})
+		client.FlushDB(b.Context())
+	}
+}
+
+// BenchmarkFloor is the bare floor the store is measured against: the fewest
+// plain commands that claim a key and store a result, with no script, no
+// fencing, no encoding. New: SET NX GET (claim; returns the old value) and
+// SET (the result); replay: SET NX GET finding the result. Same sizes and
+// client as BenchmarkStoreOps.
+func BenchmarkFloor(b *testing.B) {
+	client := testredis.Client(b)
+	for _, size := range []int{200, 20 << 10, 6 << 20} {
+		data := jsonData(size)
+		prefix := testredis.Prefix(b)
+		name := strconv.Itoa(size) + "B"
+		replayed := prefix + "{replayed}"
+		if err := client.Set(b.Context(), replayed, data, time.Hour).Err(); err != nil {
+			b.Fatal(err)
+		}
+		claim := func(key string) (string, error) {
+			return client.SetArgs(b.Context(), key, "INPROGRESS", redis.SetArgs{Mode: "NX", Get: true, TTL: time.Hour}).Result()
+		}
+		b.Run("new/"+name, func(b *testing.B) {
+			i := 0
+			for b.Loop() {
+				i++
+				key := prefix + "{" + strconv.Itoa(i) + "}"
+				if _, err := claim(key); !errors.Is(err, redis.Nil) {
+					b.Fatal(err)
+				}
+				if err := client.Set(b.Context(), key, data, time.Hour).Err(); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+		b.Run("replay/"+name, func(b *testing.B) {
+			for b.Loop() {
+				if v, err := claim(replayed); err != nil || len(v) != size {
+					b.Fatal(err)
 				}
 			}
 		})
