@@ -183,7 +183,7 @@ func TestChaos(t *testing.T) {
 			}
 			st := stores[rng.IntN(len(stores))]
 			var mine string
-			out, err := idempotent.Do(ctx, st, key, func(context.Context) (string, error) {
+			out, err := idempotent.Do(ctx, st, "charge", key, func(context.Context) (string, error) {
 				ran.Add(1)
 				mine = fmt.Sprintf("%s/run-%d", key, runSeq.Add(1))
 				return mine, nil
@@ -286,7 +286,7 @@ func recordID(t *testing.T, st *redisstore.Store, key string, opts []idempotent.
 	t.Helper()
 	var id string
 	probe := probeStore{Store: st, seen: &id}
-	_, _ = idempotent.Do(t.Context(), probe, key, func(context.Context) (string, error) { return "", errors.New("probe") }, opts...)
+	_, _ = idempotent.Do(t.Context(), probe, "charge", key, func(context.Context) (string, error) { return "", errors.New("probe") }, opts...)
 	return id
 }
 

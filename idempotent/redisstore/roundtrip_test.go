@@ -26,10 +26,10 @@ func TestRoundTrips(t *testing.T) {
 
 	// Teach the server every script (the first run of a script on a server
 	// costs one more round trip: EVALSHA answers NOSCRIPT, EVAL follows).
-	if _, err := idempotent.Do(t.Context(), store, "warm-up", ok, opts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up", ok, opts...); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := idempotent.Do(t.Context(), store, "warm-up-fail", fail, opts...); !errors.Is(err, boom) {
+	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up-fail", fail, opts...); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if _, err := store.Get(t.Context(), "warm-up"); err != nil {
@@ -60,7 +60,7 @@ func TestRoundTrips(t *testing.T) {
 			if tt.opts != nil {
 				o = cached
 			}
-			_, err := idempotent.Do(t.Context(), store, tt.key, tt.fn, o...)
+			_, err := idempotent.Do(t.Context(), store, "charge", tt.key, tt.fn, o...)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Do error = %v, want %v", err, tt.wantErr)
 			}
@@ -75,7 +75,7 @@ func TestRoundTrips(t *testing.T) {
 	t.Run("local cache replay", func(t *testing.T) {
 		calls.Reset()
 		runs = 0
-		if _, err := idempotent.Do(t.Context(), store, "k1", ok, cached...); err != nil || runs != 0 {
+		if _, err := idempotent.Do(t.Context(), store, "charge", "k1", ok, cached...); err != nil || runs != 0 {
 			t.Fatalf("Do = %v after %d runs", err, runs)
 		}
 		if calls.Total() != 0 {
