@@ -127,7 +127,7 @@ func stepKey(step, key string) string {
 	return step + "\x00" + key
 }
 
-// execute is the state machine of the contract, §3.
+// execute is the state machine of the contract, §3 (docs/contract.md).
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if key == "" {
