@@ -118,4 +118,7 @@
 //	if err != nil { ... }
 //	store := redisstore.New(redis.NewClient(opt))
 //	lambda.Start(idempotent.Wrap(store, handler, idempotent.WithKeyPath("id")))
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package redisstore

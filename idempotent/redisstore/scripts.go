@@ -2,7 +2,7 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// The record's hash fields: the contract's attribute names (semantics.md §2),
+// The record's hash fields: the contract's attribute names (§2),
 // so a record reads the same in Redis as in DynamoDB.
 const (
 	fieldStatus     = "status"
@@ -31,7 +31,7 @@ end
 `
 
 // acquireScript writes the record if the key is free at now, in one atomic
-// step (semantics.md §3.3), and otherwise returns the record holding it.
+// step (§3.3), and otherwise returns the record holding it.
 //
 //	KEYS[1]  the record key
 //	ARGV[1]  now, epoch seconds        ARGV[2]  now, epoch milliseconds
@@ -83,7 +83,7 @@ return 1
 `)
 
 // completeScript turns the in-progress record held by the caller into a
-// completed one (semantics.md §3.6).
+// completed one (§3.6).
 //
 //	KEYS[1]  the record key
 //	ARGV[1]  owner  ARGV[2] expiration (s)  ARGV[3] data  ARGV[4] format (or "")
@@ -125,7 +125,7 @@ return 1
 `)
 
 // releaseScript deletes the in-progress record held by the caller
-// (semantics.md §3.7).
+// (§3.7).
 //
 //	KEYS[1]  the record key    ARGV[1]  owner
 //
