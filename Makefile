@@ -4,6 +4,7 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DYNAMO       := dynalite/ctl.sh
+REDIS        := redis/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
 # Every package of every module in go.work: the library (.), the example
@@ -17,7 +18,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,19 +33,20 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install ## run every test under -race against a local dynalite (started if none runs)
+test: dynamo-install redis-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@for m in . handlers tools idempotent/idemotel; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+	@for m in . handlers idempotent/idemotel idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 
-run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
-	$(GO) run ./tools/cmd/idemlocal run -port $(PORT)
+STORE ?= dynamodb
+run: dynamo-install $(if $(filter redis,$(STORE)),redis-install) ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker; STORE=redis keeps idempotency records in a local redis-server
+	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(GO) run ./tools/cmd/idemlocal run -port $(PORT)
 
 invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
 	$(GO) run ./tools/cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
@@ -81,5 +83,8 @@ dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default
 dynamo-stop: ## stop the dynalite that dynamo-start started
 	@$(DYNAMO) stop
 
+redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
+	@$(REDIS) install
+
 clean: ## remove build outputs and local server state
-	rm -rf .build .aws-sam dynalite/.state
+	rm -rf .build .aws-sam dynalite/.state redis/.state

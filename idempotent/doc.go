@@ -63,4 +63,7 @@
 //
 // Setting IDEMPOTENCY_DISABLED=true bypasses every guard with a warning, for
 // users' unit tests.
+//
+// The full contract, whose sections the § references in this module's
+// comments name, is docs/contract.md in the repository.
 package idempotent

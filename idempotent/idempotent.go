@@ -132,8 +132,8 @@ func stepKey(step, key string) string {
 	return step + "\x00" + key
 }
 
-// execute is the state machine of the contract, §3. Every return goes
-// through t.end, the one observation point (observe.go).
+// execute is the state machine of the contract, §3 (docs/contract.md).
+// Every return goes through t.end, the one observation point (observe.go).
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if c.replayHook != nil {

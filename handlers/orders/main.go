@@ -9,7 +9,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
 	"github.com/idemlambda/idemlambda/idempotent/emf"
 	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
@@ -28,7 +28,11 @@ func main() {
 		os.Exit(1)
 	}
 	client := dynamodb.NewFromConfig(awsCfg)
-	store := dynamostore.New(client, cfg.idempotencyTable)
+	store, err := idemstore.New(os.Getenv, client, cfg.idempotencyTable)
+	if err != nil {
+		logger.Error("invalid configuration", slog.Any("error", err))
+		os.Exit(1)
+	}
 	// CloudWatch metrics of the idempotency layer: one EMF line per
 	// invocation on stdout, next to the logs (README, "Operating it").
 	metrics, err := emf.New()

@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
-	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/idempotent/emf"
 )
 
@@ -68,6 +68,10 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	client := dynamodb.NewFromConfig(cfg)
+	store, err := idemstore.New(getenv, client, e.idemTable)
+	if err != nil {
+		return nil, err
+	}
 	// CloudWatch metrics of the idempotency layer: one EMF line per
 	// invocation on stdout, next to the logs (README, "Operating it").
 	metrics, err := emf.New(func(o *emf.Options) { o.Writer = out })
@@ -81,7 +85,7 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 	return emf.Wrap(metrics, newApp(appConfig{
 		DB:            client,
 		PaymentsTable: e.paymentsTable,
-		Store:         dynamostore.New(client, e.idemTable),
+		Store:         store,
 		Options:       opts,
 		Logger:        logger,
 	})), nil
