@@ -249,7 +249,7 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		var out bytes.Buffer
 		d := &demoRun{
 			out: &out, base: e.url, http: http.DefaultClient, front: e.front, prefix: e.prefix, db: e.db,
-			root: filepath.Join("..", ".."), run: strings.ToLower(rand.Text()[:6]), suffixIDs: true,
+			root: filepath.Join("..", "..", ".."), run: strings.ToLower(rand.Text()[:6]), suffixIDs: true,
 		}
 		if err := d.steps(context.Background()); err != nil {
 			t.Errorf("%v\n%s", err, out.String())

@@ -2,8 +2,9 @@
 // without Docker, SAM CLI or an AWS account: it reads template.yaml, builds
 // each function for the host, creates the template's DynamoDB tables on a local
 // DynamoDB-compatible server (dynalite, started from ./dynalite unless
-// AWS_ENDPOINT_URL_DYNAMODB is set), runs the functions behind a Lambda Runtime
-// API emulator (internal/runtimeapi) and serves their HttpApi routes.
+// AWS_ENDPOINT_URL_DYNAMODB is set), runs each function under AWS's Lambda
+// Runtime Interface Emulator (aws-lambda-rie, one process per execution
+// environment, see tools/internal/rie) and serves their HttpApi routes.
 //
 //	idemlocal run    [-port 3000] [-template template.yaml] [-param Name=Value]...
 //	idemlocal invoke -fn OrdersFunction -event events/sqs-orders.json
@@ -41,7 +42,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/rie"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
@@ -75,6 +76,8 @@ type options struct {
 	instances int
 	fn, event string
 	demoURL   string
+	// rie is the aws-lambda-rie executable; rie.Locate finds it when empty.
+	rie string
 	// tablePrefix is put before every table's local name (tests use a fresh one).
 	tablePrefix string
 	// logs receives the functions' output (os.Stderr when nil).
@@ -113,7 +116,8 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		port = "3000"
 	}
 	fs.StringVar(&o.port, "port", port, "HTTP port on 127.0.0.1 (default $PORT or 3000)")
-	fs.IntVar(&o.instances, "instances", 2, "execution environments per function (concurrency)")
+	fs.IntVar(&o.instances, "instances", 2, "execution environments (aws-lambda-rie processes) per function, i.e. its concurrency")
+	fs.StringVar(&o.rie, "rie", "", "the aws-lambda-rie executable (default: .build/bin/aws-lambda-rie next to the template, else PATH)")
 	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
@@ -147,7 +151,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 // env is a running local stack: the DynamoDB endpoint and started functions.
 type env struct {
 	endpoint  string // DynamoDB
-	functions map[string]*runtimeapi.Function
+	functions map[string]*rie.Function
 	cleanup   []func()
 }
 
@@ -162,7 +166,7 @@ func (e *env) close() {
 
 // setUp prepares DynamoDB and starts the named functions (all when ids is empty).
 func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []string, log *slog.Logger) (*env, error) {
-	e := &env{functions: map[string]*runtimeapi.Function{}}
+	e := &env{functions: map[string]*rie.Function{}}
 	fns := tpl.Functions()
 	if len(ids) > 0 {
 		fns = nil
@@ -175,6 +179,13 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 		}
 	}
 	root := filepath.Dir(o.template)
+	emulator := o.rie
+	if emulator == "" {
+		var err error
+		if emulator, err = rie.Locate(root); err != nil {
+			return nil, err
+		}
+	}
 	binaries := map[string]string{}
 	for _, fn := range fns {
 		log.Info("building", "function", fn.LogicalID, "package", fn.HandlerPackage())
@@ -228,7 +239,8 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 		vars["AWS_ACCESS_KEY_ID"] = localAccessKey
 		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
 		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
-		f, err := runtimeapi.Start(ctx, runtimeapi.Config{
+		f, err := rie.Start(ctx, rie.Config{
+			RIE:       emulator,
 			Binary:    binaries[fn.LogicalID],
 			Name:      fn.LogicalID,
 			Env:       vars,
@@ -237,8 +249,7 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			Region:    o.region,
 			Handler:   fn.Handler,
 			Instances: o.instances,
-			Stdout:    out,
-			Stderr:    out,
+			Output:    out,
 			Logger:    log,
 		})
 		if err != nil {
@@ -246,7 +257,8 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			return nil, err
 		}
 		e.functions[fn.LogicalID] = f
-		log.Info("function ready", "function", fn.LogicalID, "instances", o.instances, "timeout", time.Duration(fn.Timeout)*time.Second)
+		log.Info("function ready under aws-lambda-rie", "function", fn.LogicalID, "instances", o.instances,
+			"timeout", time.Duration(fn.Timeout)*time.Second, "memoryMB", fn.MemorySize)
 	}
 	return e, nil
 }
@@ -330,12 +342,12 @@ func startStack(ctx context.Context, tpl *samtemplate.Template, o options, log *
 		log:    log,
 		now:    time.Now,
 		newID:  newRequestID,
-		invoke: func(ctx context.Context, id string, payload []byte) (runtimeapi.Result, error) {
+		invoke: func(ctx context.Context, id string, payload []byte) (rie.Result, error) {
 			fn, ok := e.functions[id]
 			if !ok {
-				return runtimeapi.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
+				return rie.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
 			}
-			return fn.Invoke(ctx, payload)
+			return fn.Invoke(ctx, payload, "")
 		},
 	}
 	s := &stack{
@@ -435,7 +447,7 @@ func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdou
 		return err
 	}
 	defer e.close()
-	res, err := e.functions[o.fn].Invoke(ctx, payload)
+	res, err := e.functions[o.fn].Invoke(ctx, payload, "")
 	if err != nil {
 		return err
 	}
