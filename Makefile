@@ -35,12 +35,13 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 test: dynamo-install ## run every test under -race against a local dynalite (started if none runs)
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
-lint: ## gofmt, go vet and staticcheck
+lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@for m in . handlers tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
+	@tools/leancheck/check.sh >/dev/null
 
 run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
 	$(GO) run ./tools/cmd/idemlocal run -port $(PORT)

@@ -75,7 +75,7 @@ func ptr(s string) *string { return &s }
 
 func loadEvent[E any](t *testing.T, file string) E {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "events", file))
+	b, err := os.ReadFile(filepath.Join("..", "..", "..", "events", file))
 	if err != nil {
 		t.Fatal(err)
 	}
