@@ -11,3 +11,5 @@ func killProcessGroup(cmd *exec.Cmd) {
 		_ = cmd.Process.Kill()
 	}
 }
+
+func terminate(cmd *exec.Cmd) { killProcessGroup(cmd) }

@@ -465,8 +465,10 @@ func functionError(body []byte) *FunctionError {
 	return &fe
 }
 
-// stop kills the environment's emulator and bootstrap and waits for the
-// emulator to exit.
+// stop ends the environment's emulator and waits for it to exit. SIGTERM
+// makes the emulator kill its runtime (which it starts in a process group of
+// its own) before it exits; SIGKILL to the emulator's group follows if it has
+// not exited within 2 s.
 func (inst *instance) stop() {
 	inst.mu.Lock()
 	cmd, exited := inst.cmd, inst.exited
@@ -474,8 +476,15 @@ func (inst *instance) stop() {
 	if cmd == nil {
 		return
 	}
-	killProcessGroup(cmd)
-	<-exited
+	terminate(cmd)
+	grace := time.NewTimer(2 * time.Second)
+	defer grace.Stop()
+	select {
+	case <-exited:
+	case <-grace.C:
+		killProcessGroup(cmd)
+		<-exited
+	}
 }
 
 // freeAddr returns a loopback address with a port that was free a moment ago.
