@@ -39,8 +39,8 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 		run:  strings.ToLower(rand.Text()[:6]),
 		http: &http.Client{Timeout: 30 * time.Second},
 	}
-	if o.demoURL != "" {
-		d.base, d.suffixIDs = strings.TrimSuffix(o.demoURL, "/"), true
+	if o.url != "" {
+		d.base, d.suffixIDs = strings.TrimSuffix(o.url, "/"), true
 		d.heading("Using the stack at " + d.base)
 	} else {
 		if err := os.MkdirAll(o.buildDir, 0o755); err != nil {

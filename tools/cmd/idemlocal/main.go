@@ -33,6 +33,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -59,9 +60,10 @@ func main() {
 
 const usage = `usage:
   idemlocal run    [flags]                      serve the template's HttpApi routes on 127.0.0.1:$PORT (3000)
-  idemlocal invoke [flags] -fn ID -event FILE   send one event (FILE or - for stdin) to a function, print the answer
-  idemlocal demo   [-url URL]                    scripted tour: replay, 409, 422, an SQS batch delivered twice
-  (FN=ID and EVENT=FILE arguments work too)`
+  idemlocal invoke [flags] FN=ID EVENT=FILE     send one event (FILE or - for stdin) to a function, print the answer
+                                                (on a fresh stack of its own, or on a running one with -url URL)
+  idemlocal demo   [-url URL]                   scripted tour: replay, 409, 422, an SQS batch delivered twice
+  (-fn ID and -event FILE work too)`
 
 // errFunctionError makes invoke exit non-zero after printing a handler error.
 var errFunctionError = errors.New("the function returned an error")
@@ -75,7 +77,7 @@ type options struct {
 	port      string
 	instances int
 	fn, event string
-	demoURL   string
+	url       string // -url: a running `idemlocal run` for demo and invoke
 	// rie is the aws-lambda-rie executable; rie.Locate finds it when empty.
 	rie string
 	// tablePrefix is put before every table's local name (tests use a fresh one).
@@ -121,7 +123,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
-	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
+	fs.StringVar(&o.url, "url", "", "demo, invoke: base URL of a running `idemlocal run` to use instead of a fresh stack of their own")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -373,6 +375,10 @@ func (s *stack) close() error {
 func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
 	s, err := startStack(ctx, tpl, o, log)
 	if err != nil {
+		if ctx.Err() != nil { // Ctrl-C (or SIGTERM) while starting: a normal end
+			log.Info("interrupted while starting; stopped", "err", err)
+			return nil
+		}
 		return err
 	}
 	printBanner(stdout, tpl, routes(tpl), s.url)
@@ -382,21 +388,26 @@ func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.
 		s.env.close()
 		return err
 	case <-ctx.Done():
-		log.Info("shutting down")
-		return s.close()
+		// Ctrl-C or SIGTERM is how a local server ends: exit 0 once stopped.
+		log.Info("shutting down (signal received)")
+		if err := s.close(); err != nil {
+			log.Warn("requests still in flight were cut off", "err", err)
+		}
+		log.Info("stopped")
+		return nil
 	}
 }
 
 func printBanner(w io.Writer, tpl *samtemplate.Template, rts []route, base string) {
-	fmt.Fprintf(w, "\nidemlocal: the HTTP API is on %s (local only: no authorizer; JWT claims are NOT verified)\n", base)
+	fmt.Fprintf(w, "\nidemlocal: the HTTP API is on %s, each function under aws-lambda-rie (local only: no authorizer; JWT claims are NOT verified)\n", base)
 	for _, rt := range rts {
 		fmt.Fprintf(w, "  %-6s %-22s -> %s\n", rt.method, rt.path, rt.function)
 	}
 	for _, fn := range tpl.Functions() {
 		for _, ev := range fn.Events {
 			if ev.Type == "SQS" {
-				fmt.Fprintf(w, "  SQS    %-22s -> %s (no local queue: make invoke FN=%s EVENT=events/sqs-orders.json)\n",
-					queueName(ev.Queue), fn.LogicalID, fn.LogicalID)
+				fmt.Fprintf(w, "  SQS    %-22s -> %s (no local queue: make invoke FN=%s EVENT=events/sqs-orders.json URL=%s)\n",
+					queueName(ev.Queue), fn.LogicalID, fn.LogicalID, base)
 			}
 		}
 	}
@@ -410,6 +421,7 @@ The same key with another body is rejected with 422:
 Any function through the Lambda Invoke API (sharing this stack's tables):
   curl -s %[1]s/2015-03-31/functions/OrdersFunction/invocations -d @events/sqs-orders.json
 The scripted tour against this stack: make demo URL=%[1]s
+Stop with Ctrl-C.
 
 `, base)
 }
@@ -426,7 +438,13 @@ func queueName(q any) string {
 
 func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
 	if o.fn == "" || o.event == "" {
-		return fmt.Errorf("invoke needs -fn (one of %s) and -event FILE", strings.Join(functionIDs(tpl), ", "))
+		return fmt.Errorf("invoke needs the function and the event: make invoke FN=<LogicalId> EVENT=<file.json> [URL=http://127.0.0.1:3000]\n"+
+			"  FN is one of %s; e.g. make invoke FN=OrdersFunction EVENT=events/sqs-orders.json\n"+
+			"  (without URL it runs on a fresh stack of its own; with URL, on the stack `make run` serves)",
+			strings.Join(functionIDs(tpl), ", "))
+	}
+	if _, ok := tpl.Function(o.fn); !ok && o.url == "" {
+		return fmt.Errorf("no function %q in %s (have %s)", o.fn, o.template, strings.Join(functionIDs(tpl), ", "))
 	}
 	var payload []byte
 	var err error
@@ -441,13 +459,18 @@ func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdou
 	if !json.Valid(payload) {
 		return fmt.Errorf("%s is not JSON", o.event)
 	}
-	o.instances = 1
-	e, err := setUp(ctx, tpl, o, []string{o.fn}, log)
-	if err != nil {
-		return err
+	var res rie.Result
+	if o.url != "" {
+		res, err = invokeRemote(ctx, o.url, o.fn, payload)
+	} else {
+		o.instances = 1
+		var e *env
+		if e, err = setUp(ctx, tpl, o, []string{o.fn}, log); err != nil {
+			return err
+		}
+		defer e.close()
+		res, err = e.functions[o.fn].Invoke(ctx, payload, "")
 	}
-	defer e.close()
-	res, err := e.functions[o.fn].Invoke(ctx, payload, "")
 	if err != nil {
 		return err
 	}
@@ -464,4 +487,37 @@ func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdou
 		fmt.Fprintf(stdout, "%s\n", res.Payload)
 	}
 	return nil
+}
+
+// invokeRemote calls a function through the Invoke API of a running
+// `idemlocal run` at base.
+func invokeRemote(ctx context.Context, base, fn string, payload []byte) (rie.Result, error) {
+	u := strings.TrimSuffix(base, "/") + invokePrefix + url.PathEscape(fn) + "/invocations"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return rie.Result{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rie.Result{}, fmt.Errorf("is `make run` serving %s? %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, rie.MaxPayloadSize+1))
+	if err != nil {
+		return rie.Result{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rie.Result{}, fmt.Errorf("%s: %s %s", u, resp.Status, bytes.TrimSpace(body))
+	}
+	res := rie.Result{RequestID: resp.Header.Get("X-Amzn-Requestid")}
+	if resp.Header.Get("X-Amz-Function-Error") != "" {
+		res.Err = &rie.FunctionError{}
+		if err := json.Unmarshal(body, res.Err); err != nil {
+			return rie.Result{}, fmt.Errorf("%s: malformed function error %q: %w", u, body, err)
+		}
+		return res, nil
+	}
+	res.Payload = body
+	return res, nil
 }
