@@ -3,6 +3,7 @@ package rie
 import (
 	"bytes"
 	"context"
+	"debug/buildinfo"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -453,5 +454,30 @@ func TestEmulatorOutput(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// TestPinnedVersion: the Makefile installs the version this package names, and
+// the tests run that one.
+func TestPinnedVersion(t *testing.T) {
+	mk, err := os.ReadFile(filepath.Join("..", "..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pinned string
+	for _, line := range strings.Split(string(mk), "\n") {
+		if k, v, ok := strings.Cut(line, ":="); ok && strings.TrimSpace(k) == "RIE_VERSION" {
+			pinned = strings.TrimSpace(v)
+		}
+	}
+	if pinned != Version {
+		t.Errorf("the Makefile's RIE_VERSION is %q, rie.Version %q", pinned, Version)
+	}
+	info, err := buildinfo.ReadFile(rieBinary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.Main.Path != "github.com/aws/aws-lambda-runtime-interface-emulator" || info.Main.Version != Version {
+		t.Errorf("%s is %s@%s, want the pinned %s: run make rie-install", rieBinary, info.Main.Path, info.Main.Version, Version)
 	}
 }
