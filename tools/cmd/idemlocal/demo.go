@@ -64,7 +64,7 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 			d.front = f
 			return f.url, nil
 		}
-		d.heading("Starting the local stack: template.yaml -> go build -> Runtime API emulator -> dynalite")
+		d.heading("Starting the local stack: template.yaml -> go build -> aws-lambda-rie per function -> dynalite")
 		fmt.Fprintf(stdout, "(the functions' logs go to %s)\n", logPath)
 		s, err := startStack(ctx, tpl, o, slog.New(slog.NewTextHandler(logFile, nil)))
 		if d.front != nil {

@@ -247,8 +247,8 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		before := e.front.snapshot()
 		var out bytes.Buffer
 		err := run(context.Background(), []string{
-			"invoke", "-template", "../../../template.yaml", "-url", e.url,
-			"FN=OrdersFunction", "EVENT=../../../events/sqs-orders.json",
+			"invoke", "-template", "../../../template.yaml",
+			"FN=OrdersFunction", "EVENT=../../../events/sqs-orders.json", "-url", e.url, // make invoke's order
 		}, &out, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatalf("invoke -url: %v", err)

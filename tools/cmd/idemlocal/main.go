@@ -124,10 +124,17 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
 	fs.StringVar(&o.url, "url", "", "demo, invoke: base URL of a running `idemlocal run` to use instead of a fresh stack of their own")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	for _, a := range fs.Args() {
+	// Flags and NAME=VALUE arguments in any order (make invoke passes FN= and
+	// EVENT= first and -url after them).
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		a := fs.Arg(0)
+		rest = fs.Args()[1:]
 		switch k, v, _ := strings.Cut(a, "="); k {
 		case "FN":
 			o.fn = v
