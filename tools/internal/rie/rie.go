@@ -276,16 +276,29 @@ type instance struct {
 	f     *Function
 	index int
 
-	mu     sync.Mutex
-	cmd    *exec.Cmd
-	url    string        // the emulator's invoke URL
-	exited chan struct{} // closed when the process has exited
-	client *http.Client
+	mu      sync.Mutex
+	stopped bool // Close has stopped this environment: start no new emulator
+	cmd     *exec.Cmd
+	url     string        // the emulator's invoke URL
+	exited  chan struct{} // closed when the process has exited
+	client  *http.Client
 }
 
 // start runs a new emulator process on two free ports and waits until its
-// invoke endpoint accepts connections.
+// invoke endpoint accepts connections. A port taken between the choice and
+// the emulator's listen makes the emulator exit; start then tries new ports
+// (three attempts in all).
 func (inst *instance) start(ctx context.Context) error {
+	var err error
+	for range 3 {
+		if err = inst.startOnce(ctx); err == nil || errors.Is(err, ErrClosed) || ctx.Err() != nil {
+			return err
+		}
+	}
+	return err
+}
+
+func (inst *instance) startOnce(ctx context.Context) error {
 	cfg := inst.f.cfg
 	apiAddr, err := freeAddr()
 	if err != nil {
@@ -318,6 +331,12 @@ func (inst *instance) start(ctx context.Context) error {
 		return fmt.Errorf("rie: %s: the emulator did not start: %w", cfg.Name, err)
 	}
 	inst.mu.Lock()
+	if inst.stopped { // Close ran while this one started: it must not outlive Close
+		inst.mu.Unlock()
+		terminate(cmd)
+		<-exited
+		return ErrClosed
+	}
 	inst.cmd, inst.url, inst.exited = cmd, "http://"+rieAddr+invokePath, exited
 	// The emulator answers a timed-out invocation itself; the client's own
 	// limit only guards against an emulator that hangs.
@@ -471,6 +490,7 @@ func functionError(body []byte) *FunctionError {
 // not exited within 2 s.
 func (inst *instance) stop() {
 	inst.mu.Lock()
+	inst.stopped = true
 	cmd, exited := inst.cmd, inst.exited
 	inst.mu.Unlock()
 	if cmd == nil {

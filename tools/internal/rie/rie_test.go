@@ -368,7 +368,11 @@ func TestEmulatorRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	inst := fn.instances[0]
-	inst.stop()
+	inst.mu.Lock()
+	cmd, exited := inst.cmd, inst.exited
+	inst.mu.Unlock()
+	terminate(cmd) // the emulator ends, unasked by Close
+	<-exited
 	_, reply, err := invokeEcho(t, fn, "echo", "after the emulator died")
 	if err != nil {
 		t.Fatalf("after the emulator died: %v", err)
