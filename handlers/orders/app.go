@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -72,6 +73,16 @@ type order struct {
 	Amount   *int64 `json:"amount"` // minor units (cents)
 }
 
+// orderItem is an order as the orders table holds it, written with the
+// SDK's attributevalue package from the struct tags.
+type orderItem struct {
+	ID         string `dynamodbav:"id"`
+	Customer   string `dynamodbav:"customer"`
+	Amount     int64  `dynamodbav:"amount"` // minor units (cents)
+	MessageID  string `dynamodbav:"messageId"`
+	RecordedAt string `dynamodbav:"recordedAt"` // RFC 3339, UTC
+}
+
 // invalidOrderError is the failure of a record whose body is not a valid
 // order. It is permanent: the record goes to the dead-letter queue after
 // maxReceiveCount deliveries.
@@ -121,15 +132,19 @@ func (a *app) recordOrder(ctx context.Context, m events.SQSMessage) error {
 	if err != nil {
 		return err
 	}
+	item, err := attributevalue.MarshalMap(orderItem{
+		ID:         o.OrderID,
+		Customer:   o.Customer,
+		Amount:     *o.Amount,
+		MessageID:  m.MessageId,
+		RecordedAt: a.now().UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return fmt.Errorf("orders: encode order %s: %w", o.OrderID, err)
+	}
 	_, err = a.orders.PutItem(ctx, &dynamodb.PutItemInput{
-		TableName: aws.String(a.table),
-		Item: map[string]types.AttributeValue{
-			"id":         &types.AttributeValueMemberS{Value: o.OrderID},
-			"customer":   &types.AttributeValueMemberS{Value: o.Customer},
-			"amount":     &types.AttributeValueMemberN{Value: strconv.FormatInt(*o.Amount, 10)},
-			"messageId":  &types.AttributeValueMemberS{Value: m.MessageId},
-			"recordedAt": &types.AttributeValueMemberS{Value: a.now().UTC().Format(time.RFC3339Nano)},
-		},
+		TableName:                aws.String(a.table),
+		Item:                     item,
 		ConditionExpression:      aws.String("attribute_not_exists(#id)"),
 		ExpressionAttributeNames: map[string]string{"#id": "id"},
 	})

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"reflect"
 	"slices"
 	"sync"
 	"testing"
@@ -182,5 +183,27 @@ func TestParseOrderErrorIsTyped(t *testing.T) {
 	var ie *invalidOrderError
 	if !errors.As(err, &ie) || ie.messageID != "m1" {
 		t.Errorf("error %v (%T), want an *invalidOrderError for m1", err, err)
+	}
+}
+
+// TestOrderItemLayout pins the item attributevalue writes from orderItem's
+// tags: the names and types the orders table has always held.
+func TestOrderItemLayout(t *testing.T) {
+	orders := &fakeOrders{items: map[string]map[string]types.AttributeValue{}}
+	a := newApp(config{ordersTable: "orders"}, orders, idempotent.NewMemoryStore(), quiet, sqsbatch.WithCore(idempotent.WithName("orders")))
+	a.now = func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 5, time.FixedZone("CET", 3600)) }
+	resp, err := a.handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{sqsMessage("m1", `{"orderId":"o-1","customer":"c-1","amount":1250}`)}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("%+v %v", resp, err)
+	}
+	want := map[string]types.AttributeValue{
+		"id":         &types.AttributeValueMemberS{Value: "o-1"},
+		"customer":   &types.AttributeValueMemberS{Value: "c-1"},
+		"amount":     &types.AttributeValueMemberN{Value: "1250"},
+		"messageId":  &types.AttributeValueMemberS{Value: "m1"},
+		"recordedAt": &types.AttributeValueMemberS{Value: "2026-11-29T11:00:00.000000005Z"},
+	}
+	if got := orders.items["o-1"]; !reflect.DeepEqual(got, want) {
+		t.Fatalf("item %#v\nwant %#v", got, want)
 	}
 }

@@ -18,6 +18,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/feature/dynamodb/attributevalue"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -42,60 +43,38 @@ type appConfig struct {
 	Logger        *slog.Logger
 }
 
-// payment is the resource, as stored and as answered.
+// payment is the resource, as answered (json) and as stored (dynamodbav, read
+// and written with the SDK's attributevalue package). Currency is always the
+// upper-case ISO 4217 code, whatever case the request used.
 type payment struct {
-	ID        string `json:"id"`
-	Amount    int64  `json:"amount"`
-	Currency  string `json:"currency"`
-	Customer  string `json:"customer,omitempty"`
-	CreatedAt string `json:"createdAt"`
+	ID        string `json:"id" dynamodbav:"id"`
+	Amount    int64  `json:"amount" dynamodbav:"amount"`
+	Currency  string `json:"currency" dynamodbav:"currency"`
+	Customer  string `json:"customer,omitempty" dynamodbav:"customer,omitempty"`
+	CreatedAt string `json:"createdAt" dynamodbav:"created_at"`
 }
 
-// item is the payment as a DynamoDB item.
-func (p payment) item() map[string]types.AttributeValue {
-	item := map[string]types.AttributeValue{
-		"id":         &types.AttributeValueMemberS{Value: p.ID},
-		"amount":     &types.AttributeValueMemberN{Value: strconv.FormatInt(p.Amount, 10)},
-		"currency":   &types.AttributeValueMemberS{Value: p.Currency},
-		"created_at": &types.AttributeValueMemberS{Value: p.CreatedAt},
-	}
-	if p.Customer != "" {
-		item["customer"] = &types.AttributeValueMemberS{Value: p.Customer}
-	}
-	return item
-}
-
-// decodePayment reads an item written by item.
+// decodePayment reads a payment item. attributevalue rejects members of the
+// wrong type; an item that lacks a member this function always writes, or
+// holds a value it never writes, is an error too (fail closed: the function
+// answers 500, never a half-read payment).
 func decodePayment(item map[string]types.AttributeValue) (payment, error) {
-	str := func(name string, required bool) (string, error) {
-		av, ok := item[name]
-		if !ok {
-			if required {
-				return "", fmt.Errorf("payment item: missing %s", name)
-			}
-			return "", nil
-		}
-		s, ok := av.(*types.AttributeValueMemberS)
-		if !ok {
-			return "", fmt.Errorf("payment item: %s is %T, want S", name, av)
-		}
-		return s.Value, nil
-	}
 	var p payment
+	if err := attributevalue.UnmarshalMap(item, &p); err != nil {
+		return payment{}, fmt.Errorf("payment item: %w", err)
+	}
 	var errs []error
-	var err error
-	p.ID, err = str("id", true)
-	errs = append(errs, err)
-	p.Currency, err = str("currency", true)
-	errs = append(errs, err)
-	p.Customer, err = str("customer", false)
-	errs = append(errs, err)
-	p.CreatedAt, err = str("created_at", true)
-	errs = append(errs, err)
-	if n, ok := item["amount"].(*types.AttributeValueMemberN); !ok {
-		errs = append(errs, errors.New("payment item: amount missing or not N"))
-	} else if p.Amount, err = strconv.ParseInt(n.Value, 10, 64); err != nil {
-		errs = append(errs, fmt.Errorf("payment item: amount: %w", err))
+	if !idRE.MatchString(p.ID) {
+		errs = append(errs, fmt.Errorf("payment item: id %q", p.ID))
+	}
+	if p.Amount <= 0 {
+		errs = append(errs, fmt.Errorf("payment item: amount %d", p.Amount))
+	}
+	if !currencyRE.MatchString(p.Currency) || p.Currency != strings.ToUpper(p.Currency) {
+		errs = append(errs, fmt.Errorf("payment item: currency %q", p.Currency))
+	}
+	if _, err := time.Parse(time.RFC3339, p.CreatedAt); err != nil {
+		errs = append(errs, fmt.Errorf("payment item: created_at: %w", err))
 	}
 	return p, errors.Join(errs...)
 }
@@ -151,10 +130,20 @@ type fieldError struct {
 	Detail  string `json:"detail"`
 }
 
-var currencyRE = regexp.MustCompile(`^[A-Z]{3}$`)
+// currencyRE is an ISO 4217 alphabetic code in any case: like Stripe, which
+// takes "usd", the API accepts "usd", "Usd" and "USD" and stores and answers
+// "USD".
+var currencyRE = regexp.MustCompile(`^[A-Za-z]{3}$`)
 
 // parsePayment validates a POST body: {"amount": int > 0, "currency": three
-// upper-case letters, "customer"?: string}. Other members are ignored.
+// letters, any case, "customer"?: string}. Other members are ignored. The
+// currency comes back upper-case.
+//
+// Idempotency sees the body as sent (canonical JSON: member order and
+// whitespace do not matter, values do), not as parsed here: a request with
+// "usd" and a later one with "USD" under the same Idempotency-Key have two
+// fingerprints, so the second is a 422, as Stripe answers a key reused with
+// other parameters. A retry resends the same body and replays.
 func parsePayment(body []byte) (payment, []fieldError) {
 	var doc map[string]json.RawMessage
 	if err := json.Unmarshal(body, &doc); err != nil || doc == nil {
@@ -172,7 +161,9 @@ func parsePayment(body []byte) (payment, []fieldError) {
 	if raw, ok := doc["currency"]; !ok {
 		errs = append(errs, fieldError{"/currency", "required"})
 	} else if err := json.Unmarshal(raw, &p.Currency); err != nil || !currencyRE.MatchString(p.Currency) {
-		errs = append(errs, fieldError{"/currency", "must be a three-letter upper-case currency code, e.g. EUR"})
+		errs = append(errs, fieldError{"/currency", "must be a three-letter ISO 4217 currency code, e.g. EUR or usd"})
+	} else {
+		p.Currency = strings.ToUpper(p.Currency)
 	}
 	if raw, ok := doc["customer"]; ok && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &p.Customer); err != nil || p.Customer == "" || len(p.Customer) > 256 {
@@ -205,7 +196,10 @@ func (a *app) create(ctx context.Context, req events.APIGatewayV2HTTPRequest) (e
 	}
 	p.ID = id
 	p.CreatedAt = a.now().UTC().Format(time.RFC3339)
-	item := p.item()
+	item, err := attributevalue.MarshalMap(p)
+	if err != nil {
+		return events.APIGatewayV2HTTPResponse{}, fmt.Errorf("payments: encode payment: %w", err)
+	}
 	// Database-level idempotency: the id comes from the idempotency record,
 	// so a re-run after a crash (lease ended, record never completed) finds
 	// the payment it wrote before and answers with it.
@@ -237,7 +231,7 @@ func (a *app) existing(ctx context.Context, id string, item map[string]types.Att
 	if item == nil {
 		out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
 			TableName:      a.table,
-			Key:            map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}},
+			Key:            paymentKey(id),
 			ConsistentRead: aws.Bool(true),
 		})
 		if err != nil {
@@ -253,6 +247,11 @@ func (a *app) existing(ctx context.Context, id string, item map[string]types.Att
 
 var idRE = regexp.MustCompile(`^pay_[0-9a-f]{32}$`)
 
+// paymentKey is the payments table's key of one payment.
+func paymentKey(id string) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}
+}
+
 func (a *app) get(ctx context.Context, id string) (events.APIGatewayV2HTTPResponse, error) {
 	notFound := problem(http.StatusNotFound, "not-found", "No payment with this id.", nil)
 	if !idRE.MatchString(id) {
@@ -260,7 +259,7 @@ func (a *app) get(ctx context.Context, id string) (events.APIGatewayV2HTTPRespon
 	}
 	out, err := a.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName: a.table,
-		Key:       map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}},
+		Key:       paymentKey(id),
 	})
 	if err != nil {
 		return a.unavailable(ctx, "get payment", err), nil

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"log/slog"
 	"os"
+	"reflect"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -16,6 +18,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
@@ -246,8 +249,11 @@ func TestValidation(t *testing.T) {
 		{name: "string amount", body: `{"amount":"10","currency":"EUR"}`, pointer: "/amount"},
 		{name: "huge amount", body: `{"amount":99999999999999999999,"currency":"EUR"}`, pointer: "/amount"},
 		{name: "missing currency", body: `{"amount":5}`, pointer: "/currency"},
-		{name: "lower-case currency", body: `{"amount":5,"currency":"eur"}`, pointer: "/currency"},
 		{name: "four-letter currency", body: `{"amount":5,"currency":"EURO"}`, pointer: "/currency"},
+		{name: "two-letter currency", body: `{"amount":5,"currency":"eu"}`, pointer: "/currency"},
+		{name: "currency with a digit", body: `{"amount":5,"currency":"E1R"}`, pointer: "/currency"},
+		{name: "non-ASCII currency", body: `{"amount":5,"currency":"ÉUR"}`, pointer: "/currency"},
+		{name: "empty currency", body: `{"amount":5,"currency":""}`, pointer: "/currency"},
 		{name: "numeric currency", body: `{"amount":5,"currency":978}`, pointer: "/currency"},
 		{name: "customer not a string", body: `{"amount":5,"currency":"EUR","customer":5}`, pointer: "/customer"},
 		{name: "empty customer", body: `{"amount":5,"currency":"EUR","customer":""}`, pointer: "/customer"},
@@ -304,8 +310,8 @@ func TestRerunAfterCrash(t *testing.T) {
 	if first.StatusCode != 503 {
 		t.Fatalf("crashed run: %+v", first)
 	}
-	// While the lease runs, a retry is told to wait.
-	if r := e.do(t, post(t, "crash-key", body)); r.StatusCode != 409 || r.Headers["Retry-After"] != "5" {
+	// While the lease runs, a retry is told to come back in a second (contract §4: short, capped by the lease end).
+	if r := e.do(t, post(t, "crash-key", body)); r.StatusCode != 409 || r.Headers["Retry-After"] != "1" {
 		t.Fatalf("during the lease: %+v", r)
 	}
 	e.clock.Advance(6 * time.Second)
@@ -386,5 +392,145 @@ func TestSetup(t *testing.T) {
 		if err != nil || r.StatusCode != 201 || (i == 1) != (r.Headers[apigw.HeaderReplayed] == "true") {
 			t.Fatalf("call %d: %+v %v", i, r, err)
 		}
+	}
+}
+
+// TestCurrencyAnyCase: the currency is accepted in any case (Stripe takes
+// "usd") and stored and answered upper-case. Idempotency compares the body
+// as sent: the same key with "USD" after "usd" is another request (422),
+// while the same body again is a replay.
+func TestCurrencyAnyCase(t *testing.T) {
+	e := newEnv(t)
+	first := e.do(t, post(t, "usd-key", `{"amount":500,"currency":"usd"}`))
+	if first.StatusCode != 201 {
+		t.Fatalf("lower-case currency: %+v", first)
+	}
+	p := decode(t, first)
+	if p.Currency != "USD" {
+		t.Fatalf("answered currency %q, want USD", p.Currency)
+	}
+	if got := decode(t, e.do(t, get(t, p.ID))); got != p {
+		t.Fatalf("GET %+v, want %+v", got, p)
+	}
+	item := e.item(t, p.ID)
+	if c, ok := item["currency"].(*types.AttributeValueMemberS); !ok || c.Value != "USD" {
+		t.Fatalf("stored currency %#v, want S USD", item["currency"])
+	}
+
+	if again := e.do(t, post(t, "usd-key", `{"currency":"usd","amount":500}`)); again.Headers[apigw.HeaderReplayed] != "true" || again.Body != first.Body {
+		t.Fatalf("same body again: %+v", again)
+	}
+	upper := e.do(t, post(t, "usd-key", `{"amount":500,"currency":"USD"}`))
+	var prob struct{ Type string }
+	if err := json.Unmarshal([]byte(upper.Body), &prob); err != nil || upper.StatusCode != 422 || !strings.HasSuffix(prob.Type, "payload-mismatch") {
+		t.Fatalf("same key, USD after usd: %+v (%v)", upper, err)
+	}
+
+	for i, c := range []string{"USD", "Usd", "uSd"} {
+		r := e.do(t, post(t, "case-"+strconv.Itoa(i), `{"amount":500,"currency":"`+c+`"}`))
+		if r.StatusCode != 201 || decode(t, r).Currency != "USD" {
+			t.Fatalf("%s: %+v", c, r)
+		}
+	}
+	if e.payments.Count("PutItem") != 4 || e.count(t) != 4 {
+		t.Fatalf("PutItem %d, items %d; want 4 and 4", e.payments.Count("PutItem"), e.count(t))
+	}
+	e.onlyPutAndGet(t)
+}
+
+// item reads one payment item as stored.
+func (e *testEnv) item(t *testing.T, id string) map[string]types.AttributeValue {
+	t.Helper()
+	out, err := e.admin.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(e.table), Key: paymentKey(id), ConsistentRead: aws.Bool(true)})
+	if err != nil || out.Item == nil {
+		t.Fatalf("item %s: %v %v", id, out, err)
+	}
+	return out.Item
+}
+
+// TestPaymentItemLayout pins the stored layout that attributevalue writes
+// from the struct tags: the attribute names and types the table has always
+// held (a customer-less payment has no customer attribute).
+func TestPaymentItemLayout(t *testing.T) {
+	e := newEnv(t)
+	p := decode(t, e.do(t, post(t, "layout-1", `{"amount":1250,"currency":"eur","customer":"c-1"}`)))
+	want := map[string]types.AttributeValue{
+		"id":         &types.AttributeValueMemberS{Value: p.ID},
+		"amount":     &types.AttributeValueMemberN{Value: "1250"},
+		"currency":   &types.AttributeValueMemberS{Value: "EUR"},
+		"customer":   &types.AttributeValueMemberS{Value: "c-1"},
+		"created_at": &types.AttributeValueMemberS{Value: "2026-11-29T12:00:00Z"},
+	}
+	if got := e.item(t, p.ID); !reflect.DeepEqual(got, want) {
+		t.Fatalf("item %#v\nwant %#v", got, want)
+	}
+	q := decode(t, e.do(t, post(t, "layout-2", `{"amount":7,"currency":"JPY"}`)))
+	if _, ok := e.item(t, q.ID)["customer"]; ok {
+		t.Fatal("a payment without customer stored a customer attribute")
+	}
+}
+
+// TestUndecodablePayment: an item the function cannot read as a payment is
+// a 500, never a half-filled payment.
+func TestUndecodablePayment(t *testing.T) {
+	e := newEnv(t)
+	good := func() map[string]types.AttributeValue {
+		return map[string]types.AttributeValue{
+			"id":         &types.AttributeValueMemberS{Value: "pay_0123456789abcdef0123456789abcdef"},
+			"amount":     &types.AttributeValueMemberN{Value: "1250"},
+			"currency":   &types.AttributeValueMemberS{Value: "EUR"},
+			"created_at": &types.AttributeValueMemberS{Value: "2026-11-29T12:00:00Z"},
+		}
+	}
+	if p, err := decodePayment(good()); err != nil || p.Amount != 1250 || p.Currency != "EUR" {
+		t.Fatalf("good item: %+v %v", p, err)
+	}
+	tests := []struct {
+		name   string
+		mutate func(map[string]types.AttributeValue)
+	}{
+		{"amount missing", func(m map[string]types.AttributeValue) { delete(m, "amount") }},
+		{"amount a string", func(m map[string]types.AttributeValue) { m["amount"] = &types.AttributeValueMemberS{Value: "1250"} }},
+		{"amount fractional", func(m map[string]types.AttributeValue) { m["amount"] = &types.AttributeValueMemberN{Value: "12.5"} }},
+		{"currency missing", func(m map[string]types.AttributeValue) { delete(m, "currency") }},
+		{"currency lower-case", func(m map[string]types.AttributeValue) { m["currency"] = &types.AttributeValueMemberS{Value: "eur"} }},
+		{"currency a number", func(m map[string]types.AttributeValue) { m["currency"] = &types.AttributeValueMemberN{Value: "978"} }},
+		{"created_at missing", func(m map[string]types.AttributeValue) { delete(m, "created_at") }},
+		{"customer a list", func(m map[string]types.AttributeValue) { m["customer"] = &types.AttributeValueMemberL{} }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			item := good()
+			tt.mutate(item)
+			if p, err := decodePayment(item); err == nil {
+				t.Fatalf("decoded %+v", p)
+			}
+			if _, err := e.admin.PutItem(context.Background(), &dynamodb.PutItemInput{TableName: aws.String(e.table), Item: item}); err != nil {
+				t.Fatal(err)
+			}
+			if r := e.do(t, get(t, "pay_0123456789abcdef0123456789abcdef")); r.StatusCode != 500 || r.Headers["Content-Type"] != apigw.ContentTypeProblem {
+				t.Fatalf("GET %+v", r)
+			}
+		})
+	}
+}
+
+// TestCurrencyCaseAfterRecordExpired: once the idempotency record has
+// expired, the same key runs the handler again; the payment it derives from
+// the key exists, and "USD" now matches the "usd" it was created with, so the
+// answer is that payment, not a payment conflict.
+func TestCurrencyCaseAfterRecordExpired(t *testing.T) {
+	e := newEnv(t, apigw.WithTTL(time.Hour))
+	first := e.do(t, post(t, "expired-key", `{"amount":500,"currency":"usd","customer":"c-9"}`))
+	if first.StatusCode != 201 {
+		t.Fatalf("%+v", first)
+	}
+	e.clock.Advance(2 * time.Hour)
+	again := e.do(t, post(t, "expired-key", `{"amount":500,"currency":"USD","customer":"c-9"}`))
+	if again.StatusCode != 201 || again.Headers[apigw.HeaderReplayed] != "" || decode(t, again) != decode(t, first) {
+		t.Fatalf("after expiry: %+v, want the first payment %s", again, first.Body)
+	}
+	if e.payments.Count("PutItem") != 2 || e.count(t) != 1 {
+		t.Fatalf("PutItem %d, items %d; want 2 and 1", e.payments.Count("PutItem"), e.count(t))
 	}
 }

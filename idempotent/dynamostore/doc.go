@@ -47,4 +47,7 @@
 //	cfg, err := config.LoadDefaultConfig(ctx)
 //	if err != nil { ... }
 //	store := dynamostore.New(dynamodb.NewFromConfig(cfg), "idempotency")
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package dynamostore

@@ -15,6 +15,7 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
 )
 
@@ -142,7 +143,7 @@ type fakeRequest struct {
 }
 
 func (f *fakeServer) RoundTrip(req *http.Request) (*http.Response, error) {
-	op := strings.TrimPrefix(req.Header.Get("X-Amz-Target"), "DynamoDB_20120810.")
+	op, _ := amztarget.Op(req.Header)
 	b, err := io.ReadAll(req.Body)
 	if err != nil {
 		return nil, err

@@ -3,17 +3,22 @@
 // adapters in idempotent/apigw (contract §4; both use one implementation).
 //
 // The guarantee: for one principal, method, path and key, within the TTL,
-// the handler runs to completion at most once; every duplicate with the same
-// method, path, query and body gets the first response again (status,
-// headers, body) plus Idempotent-Replayed: true. Another payload gets 422, a
-// duplicate while the first runs 409 with Retry-After, a store failure 503
+// the handler runs to completion at most once (the same key on another
+// method or path is another record); every duplicate with the same query and
+// body gets the first response again (status, headers, body) plus
+// Idempotent-Replayed: true. Another query or body gets 422, a duplicate
+// while the first runs 409 with Retry-After: 1, a store failure 503
 // (before the handler runs, or "outcome unknown" after it ran).
 // 5xx responses (and 408, 409, 425, 429) are not stored and release the key.
 // Responses are buffered up to WithMaxBody (6 MB by default); a larger one is
 // streamed through and not stored.
 //
 // The principal comes from WithScope (typically the user an authentication
-// middleware put in the context); without it every caller is "anonymous".
+// middleware put in the context); without it every caller is "anonymous",
+// except that a request carrying an Authorization header or a TLS client
+// certificate is refused (500, problem type unidentified-caller) rather than
+// put in that shared scope. Several Idempotency-Key values (header lines, or
+// commas outside double quotes) are 400 unless they are equal.
 //
 // Usage:
 //

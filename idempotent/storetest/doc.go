@@ -16,4 +16,7 @@
 //			return mystore.New(...) // a fresh, empty store for each subtest
 //		})
 //	}
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package storetest

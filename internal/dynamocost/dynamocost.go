@@ -23,6 +23,8 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 // Stats are a Meter's counts.
@@ -92,8 +94,6 @@ func (m *Meter) Reset() {
 	m.stats = Stats{}
 }
 
-const targetPrefix = "DynamoDB_20120810."
-
 type request struct {
 	TableName                 string
 	Item, Key                 map[string]json.RawMessage
@@ -108,7 +108,7 @@ func (m *Meter) RoundTrip(req *http.Request) (*http.Response, error) {
 	if next == nil {
 		next = http.DefaultTransport
 	}
-	op := strings.TrimPrefix(req.Header.Get("X-Amz-Target"), targetPrefix)
+	op, _ := amztarget.Op(req.Header)
 	write := op == "PutItem" || op == "UpdateItem" || op == "DeleteItem"
 	var in request
 	if write && req.Body != nil {
@@ -269,7 +269,7 @@ func (m *Meter) keyAttrs(orig *http.Request, next http.RoundTripper, table strin
 	}
 	req.Header = orig.Header.Clone()
 	req.Header.Del("Content-Length")
-	req.Header.Set("X-Amz-Target", targetPrefix+"DescribeTable")
+	amztarget.Set(req.Header, "DescribeTable")
 	resp, err := next.RoundTrip(req)
 	if err != nil {
 		return nil, err

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 type canned struct{ status int }
@@ -21,7 +23,7 @@ func (c canned) RoundTrip(req *http.Request) (*http.Response, error) {
 func send(t *testing.T, m *Meter, op, attempt, body string) {
 	t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, "http://x/", strings.NewReader(body))
-	req.Header.Set("X-Amz-Target", targetPrefix+op)
+	amztarget.Set(req.Header, op)
 	req.Header.Set("Amz-Sdk-Request", "attempt="+attempt+"; max=3")
 	if _, err := m.RoundTrip(req); err != nil {
 		t.Fatal(err)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 // oldItemTransport adds the existing item to the ConditionalCheckFailed
@@ -26,10 +28,8 @@ type oldItemTransport struct {
 	schemas map[string][]string // table -> key attribute names
 }
 
-const targetPrefix = "DynamoDB_20120810."
-
 func (t *oldItemTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	op := strings.TrimPrefix(req.Header.Get("X-Amz-Target"), targetPrefix)
+	op, _ := amztarget.Op(req.Header)
 	if (op != "PutItem" && op != "UpdateItem" && op != "DeleteItem") || req.Body == nil {
 		return t.next.RoundTrip(req)
 	}
@@ -143,7 +143,7 @@ func (t *oldItemTransport) call(orig *http.Request, op string, payload, out any)
 	}
 	req.Header = orig.Header.Clone()
 	req.Header.Del("Content-Length")
-	req.Header.Set("X-Amz-Target", targetPrefix+op)
+	amztarget.Set(req.Header, op)
 	resp, err := t.next.RoundTrip(req)
 	if err != nil {
 		return err

@@ -8,8 +8,9 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
-	"strings"
 	"sync"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 // dynamoFront is a reverse proxy in front of the local DynamoDB server. The
@@ -70,7 +71,7 @@ func (f *dynamoFront) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	var in struct{ TableName string }
 	_ = json.Unmarshal(body, &in)
-	_, op, _ := strings.Cut(r.Header.Get("X-Amz-Target"), ".")
+	op, _ := amztarget.Op(r.Header)
 	c := call{op: op, table: in.TableName}
 
 	f.mu.Lock()

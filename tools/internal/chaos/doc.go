@@ -38,4 +38,7 @@
 //     including the released crashed ones, has returned.
 //
 // The cmd/chaos command and TestChaos run it.
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package chaos

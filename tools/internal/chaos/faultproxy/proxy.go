@@ -16,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/idemlambda/idemlambda/internal/amztarget"
 )
 
 // Kind is a kind of injected fault.
@@ -248,12 +250,10 @@ func (p *Proxy) record(k Kind, op string) {
 	m[op]++
 }
 
-const targetPrefix = "DynamoDB_20120810."
-
 // ServeHTTP implements http.Handler.
 func (p *Proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), targetPrefix)
-	if op == "" {
+	op, ok := amztarget.Op(r.Header)
+	if !ok {
 		op = "unknown"
 	}
 	kind, delay := None, time.Duration(0)
