@@ -4,6 +4,7 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DYNAMO       := dynalite/ctl.sh
+REDIS        := redis/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
 # AWS's Lambda Runtime Interface Emulator, which make run/invoke/demo run each
@@ -22,7 +23,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop rie-install build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install rie-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -37,20 +38,21 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install rie-install ## run every test under -race against a local dynalite (started if none runs)
+test: dynamo-install redis-install rie-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@for m in . handlers tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+	@for m in . handlers idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 
-run: dynamo-install rie-install ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops
+STORE ?= dynamodb
+run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
-	$(IDEMLOCAL) run -port $(PORT)
+	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(IDEMLOCAL) run -port $(PORT)
 
 invoke: dynamo-install rie-install ## send EVENT=<file.json> to FN=<LogicalId> on a fresh stack of its own (URL=http://127.0.0.1:3000: on make run's)
 	$(if $(and $(FN),$(EVENT)),,$(error make invoke needs FN=<LogicalId> and EVENT=<file.json>, e.g. make invoke FN=OrdersFunction EVENT=events/sqs-orders.json (add URL=http://127.0.0.1:$(PORT) to use the stack make run serves)))
@@ -96,5 +98,8 @@ dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default
 dynamo-stop: ## stop the dynalite that dynamo-start started
 	@$(DYNAMO) stop
 
+redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
+	@$(REDIS) install
+
 clean: ## remove build outputs and local server state
-	rm -rf .build .aws-sam dynalite/.state
+	rm -rf .build .aws-sam dynalite/.state redis/.state

@@ -226,7 +226,7 @@ func (d *demoRun) counted(f func() error) (map[call]int, error) {
 	return d.front.since(before), err
 }
 
-// idempotencyRoles names what each call on the idempotency table is (contract §3).
+// idempotencyRoles names what each call on the idempotency table is (contract §3, docs/contract.md).
 var idempotencyRoles = map[string]string{
 	"PutItem":    "acquire",
 	"GetItem":    "read the existing record",

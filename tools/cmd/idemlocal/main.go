@@ -265,6 +265,9 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			vars[k] = s
 		}
 		vars["AWS_ENDPOINT_URL_DYNAMODB"] = fnEndpoint
+		if u := os.Getenv("REDIS_URL"); u != "" {
+			vars["REDIS_URL"] = u // the functions keep their idempotency records in Redis (make run STORE=redis)
+		}
 		vars["AWS_ACCESS_KEY_ID"] = localAccessKey
 		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
 		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
