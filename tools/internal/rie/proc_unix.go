@@ -8,9 +8,12 @@ import (
 )
 
 // ownProcessGroup puts the emulator in a process group of its own, so that
-// killProcessGroup also reaches the bootstrap it starts.
+// killProcessGroup also reaches it, and a Ctrl-C at the terminal reaches only
+// this process, which then stops the emulators in order. On Linux the
+// emulator also gets SIGTERM if this process dies without stopping it
+// (killed, a broken stdout pipe), so no emulator outlives it.
 func ownProcessGroup(cmd *exec.Cmd) {
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.SysProcAttr = sysProcAttr()
 }
 
 // killProcessGroup kills the emulator and every process it started.

@@ -45,6 +45,9 @@ func TestMain(m *testing.M) {
 		os.RemoveAll(dir)
 		os.Exit(1)
 	}
+	if os.Getenv("RIE_TEST_HELPER") == "1" {
+		holdAFunction()
+	}
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
