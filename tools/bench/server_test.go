@@ -1,0 +1,140 @@
+package main
+
+// Where the time goes on the local server (issue 15): the same invocations
+// as BenchmarkTax, sent to a real dynalite that this test binary starts,
+// reporting the CPU time per invocation of the server process (read from
+// /proc/<pid>/stat, user + system) next to that of this process. The gap
+// between idemlambda and the floor on `make bench` is the sum of the two:
+// with 2 cores and 8 workers both processes compete for the same CPUs.
+//
+//	go test -run '^$' -bench ServerCPU -benchtime 2000x -count 6 ./tools/bench
+//
+// server-cpu-ns/op has the resolution of the kernel's clock tick (10 ms)
+// over the whole run: use at least 2000 invocations.
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/internal/benchdata"
+	"github.com/idemlambda/idemlambda/internal/testdynamo"
+)
+
+func TestMain(m *testing.M) { testdynamo.Main(m) }
+
+func BenchmarkServerCPU(b *testing.B) {
+	ctx := context.Background()
+	pid := testdynamo.ServerPID(b)
+	if pid == 0 {
+		b.Skipf("the server runs elsewhere (%s is set): its CPU time cannot be read", testdynamo.EnvEndpoint)
+	}
+	client := testdynamo.NewClient(testdynamo.Endpoint(b))
+	for _, table := range []string{"tax-floor", "tax-idemlambda"} {
+		if err := dynamostore.CreateTable(ctx, client, table); err != nil {
+			b.Fatal(err)
+		}
+	}
+	payload := benchdata.JSON(200, 1)
+	sides := taxSides(client, payload)
+	const seeded = 64
+	for _, side := range []string{"floor", "idemlambda"} {
+		for i := range seeded {
+			if _, err := sides[side](ctx, "replay-"+strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	// Warm the server's JIT and both sides' connections up before measuring.
+	for i := range 300 {
+		for _, side := range []string{"floor", "idemlambda"} {
+			if _, err := sides[side](ctx, "warm-"+strconv.Itoa(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	var run atomic.Int64
+	for _, workers := range []int{1, 8} {
+		for _, scenario := range []string{"new", "replay"} {
+			for _, side := range []string{"floor", "idemlambda"} {
+				b.Run(fmt.Sprintf("%s/%s/workers=%d", scenario, side, workers), func(b *testing.B) {
+					invoke := sides[side]
+					prefix := "new-" + strconv.FormatInt(run.Add(1), 10) + "-"
+					var next atomic.Int64
+					var wg sync.WaitGroup
+					errs := make(chan error, workers)
+					srv0, err := procCPU(pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					cpu0 := cpuTime()
+					b.ResetTimer()
+					for range workers {
+						wg.Add(1)
+						go func() {
+							defer wg.Done()
+							for {
+								i := next.Add(1) - 1
+								if i >= int64(b.N) {
+									return
+								}
+								key := prefix + strconv.FormatInt(i, 10)
+								if scenario == "replay" {
+									key = "replay-" + strconv.FormatInt(i%seeded, 10)
+								}
+								out, err := invoke(ctx, key)
+								if err == nil && len(out) != len(payload) {
+									err = fmt.Errorf("got %d bytes, want %d", len(out), len(payload))
+								}
+								if err != nil {
+									errs <- err
+									return
+								}
+							}
+						}()
+					}
+					wg.Wait()
+					b.StopTimer()
+					close(errs)
+					if err := <-errs; err != nil {
+						b.Fatal(err)
+					}
+					srv1, err := procCPU(pid)
+					if err != nil {
+						b.Fatal(err)
+					}
+					b.ReportMetric(float64(srv1-srv0)/float64(b.N), "server-cpu-ns/op")
+					b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+				})
+			}
+		}
+	}
+}
+
+// procCPU is the CPU time (user + system) process pid has used so far, in
+// nanoseconds, from /proc/<pid>/stat (in clock ticks of 10 ms: USER_HZ is
+// 100 on Linux).
+func procCPU(pid int) (int64, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, err
+	}
+	// The command name may hold spaces; the fields start after its ')'.
+	i := strings.LastIndexByte(string(b), ')')
+	f := strings.Fields(string(b[i+1:]))
+	if i < 0 || len(f) < 13 {
+		return 0, fmt.Errorf("cannot read /proc/%d/stat", pid)
+	}
+	utime, err1 := strconv.ParseInt(f[11], 10, 64)
+	stime, err2 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("cannot read /proc/%d/stat: %q", pid, f[11:13])
+	}
+	return (utime + stime) * 10_000_000, nil
+}
