@@ -57,13 +57,14 @@ bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the flo
 
 SEED     ?= 1
 FUZZTIME ?= 20s
-chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind; fails on any violation
+chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind, then chaos-http through the whole HTTP stack; fails on any violation
 	$(DYNAMO) run -- $(GO) run ./tools/cmd/chaos -seed $(SEED) -clients 16 -ops 125
+	$(DYNAMO) run -- $(GO) run ./tools/cmd/idemlocal chaos-http -seed $(SEED) -keys 160 -workers 8
 
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$'  -fuzztime $(FUZZTIME) ./idempotent/dynamostore
 	$(GO) test -run '^$$' -fuzz '^FuzzKeyPath$$'       -fuzztime $(FUZZTIME) ./idempotent
-	$(GO) test -run '^$$' -fuzz '^FuzzLookupScalar$$'  -fuzztime $(FUZZTIME) ./idempotent
+	$(GO) test -run '^$$' -fuzz '^FuzzWholeEventKey$$' -fuzztime $(FUZZTIME) ./idempotent
 	$(GO) test -run '^$$' -fuzz '^FuzzParseKey$$'      -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzBodyKey$$'       -fuzztime $(FUZZTIME) ./idempotent/sqsbatch

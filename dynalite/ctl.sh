@@ -37,7 +37,7 @@ start() {
 	fi
 	install
 	mkdir -p "${state}"
-	nohup node "${here}/node_modules/dynalite/cli.js" --host 127.0.0.1 --port "${port}" \
+	nohup node "${here}/serve.js" --host 127.0.0.1 --port "${port}" \
 		--createTableMs 0 --deleteTableMs 0 --updateTableMs 0 >"${logfile}" 2>&1 &
 	echo $! >"${pidfile}"
 	for _ in $(seq 1 100); do

@@ -21,6 +21,20 @@
 //   - a store failure never lets the function run unguarded: the call fails
 //     with a *StoreError, safe to retry.
 //
+// Keys: Wrap keys an event by its whole JSON form (canonical: members
+// sorted, no insignificant whitespace, so a json.RawMessage event does not
+// depend on member order), by a JMESPath expression (WithKeyPath), or by a Go
+// function (WithKeyFunc); Do takes the key directly. Key paths use the
+// jmespath-community engine with Powertools' functions — powertools_json,
+// powertools_base64, powertools_base64_gzip — so "powertools_json(body).[user,
+// orderId]" works verbatim, and WithJMESPathFunction adds custom ones; a path
+// that does not compile or calls an unknown function is a *ConfigError on
+// every call. A missing key — null, "", an empty list or object, or a list or
+// object whose members are all missing, such as a multi-select over absent
+// fields — runs the function unguarded with a warning, or fails with ErrNoKey
+// under WithRequireKey; it is never hashed into a shared record.
+// CompileKeyPath gives the same rules to callers of Do.
+//
 // A duplicate that arrives while the first run is still going gets
 // ErrInProgress (an *InProgressError), or waits for the result with WithWait.
 // The same key with a different payload gets ErrPayloadMismatch when payload

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 )
@@ -62,4 +63,46 @@ func ExampleDo() {
 	// sent (71 chars of key) <nil>
 	// sent (71 chars of key) <nil>
 	// emails sent: 1
+}
+
+// A key path written for Powertools works verbatim, and a multi-select over
+// fields the document does not have is no key (an empty string), not the key
+// [null,null].
+func ExampleCompileKeyPath() {
+	p, err := idempotent.CompileKeyPath("powertools_json(body).[user, orderId]")
+	if err != nil {
+		panic(err)
+	}
+	for _, event := range []string{
+		`{"body": "{\"orderId\": \"o-1\", \"user\": \"u-7\", \"amount\": 5}"}`,
+		`{"body": "{\"amount\": 5}"}`,
+	} {
+		key, err := p.Key([]byte(event))
+		fmt.Printf("%q %v\n", key, err)
+	}
+	_, err = idempotent.CompileKeyPath("powertools_jsn(body).user")
+	fmt.Println(err)
+	// Output:
+	// "[\"u-7\",\"o-1\"]" <nil>
+	// "" <nil>
+	// idempotent: invalid option CompileKeyPath: JMESPath "powertools_jsn(body).user": unknown function powertools_jsn()
+}
+
+// WithJMESPathFunction adds a function to key and payload paths.
+func ExampleWithJMESPathFunction() {
+	tenant := func(args []any) (any, error) {
+		s, ok := args[0].(string)
+		if !ok {
+			return nil, errors.New("tenant() takes a string")
+		}
+		t, _, _ := strings.Cut(s, "/")
+		return strings.ToLower(t), nil
+	}
+	p, err := idempotent.CompileKeyPath("[tenant(path), orderId]", idempotent.WithJMESPathFunction("tenant", tenant))
+	if err != nil {
+		panic(err)
+	}
+	key, err := p.Key([]byte(`{"path": "ACME/orders", "orderId": "o-1"}`))
+	fmt.Println(key, err)
+	// Output: ["acme","o-1"] <nil>
 }

@@ -1,6 +1,7 @@
 package idempotent_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -37,6 +38,15 @@ func FuzzKeyPath(f *testing.F) {
 		{"a[", `{"a":[]}`},
 		{"`{\"a\":1}`", `{}`},
 		{"\"quoted key\"", `{"quoted key":"v"}`},
+		{"[customer, requestId]", `{"other":1}`},
+		{"{c: customer, r: requestId}", `{"customer":null,"requestId":""}`},
+		{"[a, {b: b}]", `{"a":[],"b":[null,{}]}`},
+		{"powertools_json(body).[user, orderId]", `{"body":"{\"user\":\"u\",\"orderId\":1}"}`},
+		{"powertools_json(body).orderId", `{"body":"not json"}`},
+		{"powertools_json(powertools_base64(data)).id", `{"data":"eyJpZCI6MX0="}`},
+		{"powertools_base64_gzip(data)", `{"data":"H4sIAAAAAAAAA6tWSlSyMqwFAK+sG1YHAAAA"}`},
+		{"nope(a)", `{"a":1}`},
+		{"length(a, b)", `{"a":1}`},
 	}
 	for _, s := range seeds {
 		f.Add(s.expr, []byte(s.event))
@@ -70,6 +80,39 @@ func FuzzKeyPath(f *testing.F) {
 			if err2 != nil || second != first || runs != 1 {
 				t.Fatalf("expr %q event %s: first %d, then %d, %v after %d runs; want a replay of the first", expr, event, first, second, err2, runs)
 			}
+		}
+	})
+}
+
+// FuzzWholeEventKey: the default key of a raw JSON event does not depend on
+// its formatting. An event and its indented form are one record (or, without
+// a key, both fail with ErrNoKey), and nothing panics.
+func FuzzWholeEventKey(f *testing.F) {
+	for _, s := range []string{`{"a":1,"b":2}`, `{"b":[1,{"d":null,"c":"x"}],"a":1}`, `[]`, `{"a":null}`, `"s"`, `1e400`, `{"a":"\u00e9<>&"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, event []byte) {
+		if !json.Valid(event) {
+			return
+		}
+		var indented bytes.Buffer
+		if err := json.Indent(&indented, event, "", "  "); err != nil {
+			t.Fatal(err)
+		}
+		runs := 0
+		h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) {
+			runs++
+			return runs, nil
+		}, idempotent.WithRequireKey())
+		first, err1 := h(context.Background(), json.RawMessage(event))
+		second, err2 := h(context.Background(), json.RawMessage(indented.Bytes()))
+		switch {
+		case errors.Is(err1, idempotent.ErrNoKey):
+			if !errors.Is(err2, idempotent.ErrNoKey) || runs != 0 {
+				t.Fatalf("event %s: no key, then %v after %d runs", event, err2, runs)
+			}
+		case err1 != nil || err2 != nil || first != 1 || second != 1:
+			t.Fatalf("event %s: %d, %v then %d, %v; want run 1 replayed", event, first, err1, second, err2)
 		}
 	})
 }

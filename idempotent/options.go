@@ -9,7 +9,7 @@ import (
 	"time"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/jmespath/go-jmespath"
+	"github.com/jmespath-community/go-jmespath"
 )
 
 // Defaults.
@@ -30,10 +30,12 @@ const (
 type Option func(*config)
 
 type config struct {
-	keyPath     *jmespath.JMESPath
-	keyFields   []string // keyPath as plain field names, for the fast path
+	keyExpr     *string // WithKeyPath, compiled into keyPath by newConfig
+	keyPath     *KeyPath
 	keyFunc     any
-	payloadPath *jmespath.JMESPath
+	payloadExpr *string // WithPayloadPath, compiled into payloadPath by newConfig
+	payloadPath *KeyPath
+	functions   []jmespath.FunctionEntry // WithJMESPathFunction
 	fingerprint *string
 	ttl         time.Duration
 	lease       time.Duration
@@ -65,6 +67,10 @@ func newConfig(opts []Option) *config {
 	if c.name == "" {
 		c.name = "idempotent"
 	}
+	// Paths are compiled once every option is known, so custom functions
+	// may be registered before or after the paths that call them.
+	c.keyPath = compilePath(c, "WithKeyPath", c.keyExpr)
+	c.payloadPath = compilePath(c, "WithPayloadPath", c.payloadExpr)
 	return c
 }
 
@@ -79,7 +85,7 @@ func CheckOptions(opts ...Option) error {
 // newDoConfig is newConfig plus the checks of options that apply to Wrap only.
 func newDoConfig(opts []Option) *config {
 	c := newConfig(opts)
-	if c.keyPath != nil || c.keyFunc != nil || c.payloadPath != nil {
+	if c.keyExpr != nil || c.keyFunc != nil || c.payloadExpr != nil {
 		c.fail("Do", errors.New("WithKeyPath, WithKeyFunc and WithPayloadPath apply to Wrap; Do takes the key and WithFingerprint"))
 	}
 	return c
@@ -89,29 +95,28 @@ func (c *config) fail(option string, err error) {
 	c.err = errors.Join(c.err, &ConfigError{Option: option, Err: err})
 }
 
-func compilePath(c *config, option, expr string) *jmespath.JMESPath {
-	if expr == "" {
-		c.fail(option, errors.New("empty JMESPath expression"))
+func compilePath(c *config, option string, expr *string) *KeyPath {
+	if expr == nil {
 		return nil
 	}
-	p, err := jmespath.Compile(expr)
+	p, err := compileKeyPath(*expr, c.functions)
 	if err != nil {
-		c.fail(option, fmt.Errorf("JMESPath %q: %w", expr, err))
+		c.fail(option, err)
 		return nil
 	}
 	return p
 }
 
 // WithKeyPath takes the idempotency key from the JSON form of the event with
-// a JMESPath expression, e.g. "body.orderId" or "[customer, requestId]".
-// Without it (and without WithKeyFunc) the whole event is the key. A path
-// that yields nothing (null, "", [] or {}) means the event has no key.
-// Wrap only.
+// a JMESPath expression, e.g. "body.orderId", "[customer, requestId]" or
+// Powertools' "powertools_json(body).[user, orderId]" (see CompileKeyPath
+// for the functions). Without it (and without WithKeyFunc) the whole event is
+// the key. A path that yields nothing — null, "", [] or {}, or a list or
+// object whose members are all missing — means the event has no key. An
+// expression that does not compile or calls an unknown function is a
+// *ConfigError on every call. Wrap only.
 func WithKeyPath(expr string) Option {
-	return func(c *config) {
-		c.keyPath = compilePath(c, "WithKeyPath", expr)
-		c.keyFields = simpleFields(expr)
-	}
+	return func(c *config) { c.keyExpr = &expr }
 }
 
 // WithKeyFunc computes the idempotency key from the event with a Go function.
@@ -135,7 +140,7 @@ func WithKeyFunc[In any](f func(In) (string, error)) Option {
 // with ErrPayloadMismatch instead of replaying. Wrap only; Do uses
 // WithFingerprint.
 func WithPayloadPath(expr string) Option {
-	return func(c *config) { c.payloadPath = compilePath(c, "WithPayloadPath", expr) }
+	return func(c *config) { c.payloadExpr = &expr }
 }
 
 // WithFingerprint turns on payload validation for Do: material is hashed and

@@ -310,8 +310,8 @@ func TestRerunAfterCrash(t *testing.T) {
 	if first.StatusCode != 503 {
 		t.Fatalf("crashed run: %+v", first)
 	}
-	// While the lease runs, a retry is told to wait.
-	if r := e.do(t, post(t, "crash-key", body)); r.StatusCode != 409 || r.Headers["Retry-After"] != "5" {
+	// While the lease runs, a retry is told to come back in a second (contract §4: short, capped by the lease end).
+	if r := e.do(t, post(t, "crash-key", body)); r.StatusCode != 409 || r.Headers["Retry-After"] != "1" {
 		t.Fatalf("during the lease: %+v", r)
 	}
 	e.clock.Advance(6 * time.Second)

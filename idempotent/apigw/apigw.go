@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"reflect"
 	"strings"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -35,23 +36,23 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 //	lambda.Start(apigw.WrapV2(store, handle))
 //
 // A guarded request (POST, PATCH) with a valid key runs h at most once per
-// caller, method, path and key within the TTL; a duplicate with the same
-// method, path, query and body replays the stored response with
-// Idempotent-Replayed: true, a duplicate with another payload gets 422, one
-// that arrives while the first runs gets 409 with Retry-After. A store
-// failure before h runs answers 503 and h does not run; one after h ran
-// (its response could not be stored) answers 503 "outcome unknown", and the
-// key stays held until the lease ends. Responses that are not stored
-// (5xx, 408, 409, 425, 429 by default) and errors returned by h release the
-// key. Every error response made here is application/problem+json.
+// caller, method, path and key within the TTL (the same key on another
+// method or path is another record); a duplicate with the same query and
+// body replays the stored response with Idempotent-Replayed: true, a
+// duplicate with another query or body gets 422, one that arrives while the
+// first runs gets 409 with Retry-After: 1. A store failure before h runs
+// answers 503 and h does not run; one after h ran (its response could not
+// be stored) answers 503 "outcome unknown", and the key stays held until
+// the lease ends. Responses that are not stored (5xx, 408, 409, 425, 429 by
+// default) and errors returned by h release the key; h's error is returned
+// as the same value (joined only with a failed release). Every error
+// response made here is application/problem+json.
 //
 // The returned handler is safe for concurrent use.
 func WrapV2(store idempotent.Store, h func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), opts ...Option) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	o := newOptions(opts)
-	scope := scopeFor[events.APIGatewayV2HTTPRequest](o)
-	check(o, store, h == nil)
+	cfg, scope := build[events.APIGatewayV2HTTPRequest](store, h == nil, opts)
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		return httpidem.Serve(ctx, o.cfg, store, &v2Request{ev: &ev, scope: scope}, v2Codec{}, func(ctx context.Context) (events.APIGatewayV2HTTPResponse, error) {
+		return httpidem.Serve(ctx, cfg, store, &v2Request{ev: &ev, scope: scope}, v2Codec{}, func(ctx context.Context) (events.APIGatewayV2HTTPResponse, error) {
 			return h(ctx, ev)
 		})
 	}
@@ -61,11 +62,9 @@ func WrapV2(store idempotent.Store, h func(context.Context, events.APIGatewayV2H
 // 1.0). Headers are read from headers and multiValueHeaders; a replay
 // restores both.
 func WrapV1(store idempotent.Store, h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error), opts ...Option) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	o := newOptions(opts)
-	scope := scopeFor[events.APIGatewayProxyRequest](o)
-	check(o, store, h == nil)
+	cfg, scope := build[events.APIGatewayProxyRequest](store, h == nil, opts)
 	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		return httpidem.Serve(ctx, o.cfg, store, &v1Request{ev: &ev, scope: scope}, v1Codec{}, func(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+		return httpidem.Serve(ctx, cfg, store, &v1Request{ev: &ev, scope: scope}, v1Codec{}, func(ctx context.Context) (events.APIGatewayProxyResponse, error) {
 			return h(ctx, ev)
 		})
 	}
@@ -73,11 +72,9 @@ func WrapV1(store idempotent.Store, h func(context.Context, events.APIGatewayPro
 
 // WrapURL is WrapV2 for Lambda Function URLs (buffered invoke mode).
 func WrapURL(store idempotent.Store, h func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error), opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-	o := newOptions(opts)
-	scope := scopeFor[events.LambdaFunctionURLRequest](o)
-	check(o, store, h == nil)
+	cfg, scope := build[events.LambdaFunctionURLRequest](store, h == nil, opts)
 	return func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-		return httpidem.Serve(ctx, o.cfg, store, &urlRequest{ev: &ev, scope: scope}, urlCodec{}, func(ctx context.Context) (events.LambdaFunctionURLResponse, error) {
+		return httpidem.Serve(ctx, cfg, store, &urlRequest{ev: &ev, scope: scope}, urlCodec{}, func(ctx context.Context) (events.LambdaFunctionURLResponse, error) {
 			return h(ctx, ev)
 		})
 	}
@@ -89,25 +86,31 @@ func WrapURL(store idempotent.Store, h func(context.Context, events.LambdaFuncti
 // use multiValueHeaders, else headers. ALB has no authorizer: the principal
 // is "anonymous" unless WithScope says otherwise.
 func WrapALB(store idempotent.Store, h func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error), opts ...Option) func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
-	o := newOptions(opts)
-	scope := scopeFor[events.ALBTargetGroupRequest](o)
-	check(o, store, h == nil)
+	cfg, scope := build[events.ALBTargetGroupRequest](store, h == nil, opts)
 	return func(ctx context.Context, ev events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
 		codec := albCodec{multi: len(ev.MultiValueHeaders) > 0}
-		return httpidem.Serve(ctx, o.cfg, store, &albRequest{ev: &ev, scope: scope}, codec, func(ctx context.Context) (events.ALBTargetGroupResponse, error) {
+		return httpidem.Serve(ctx, cfg, store, &albRequest{ev: &ev, scope: scope}, codec, func(ctx context.Context) (events.ALBTargetGroupResponse, error) {
 			return h(ctx, ev)
 		})
 	}
 }
 
-func check(o *options, store idempotent.Store, nilHandler bool) {
+// build applies opts and checks them for the adapter of event type E: the
+// scope function's type, the store, the handler.
+func build[E Event](store idempotent.Store, nilHandler bool, opts []Option) (*httpidem.Config, func(context.Context, E) (string, error)) {
+	cfg := httpidem.NewConfig(opts...)
+	scope := httpidem.ScopeFunc[func(context.Context, E) (string, error)](cfg, fmt.Sprintf("func(context.Context, %s) (string, error)", reflect.TypeFor[E]()))
+	if cfg.MaxBody != 0 {
+		cfg.Fail("WithMaxBody", errors.New("it applies to idemhttp.Middleware only: Lambda passes whole events"))
+	}
 	if store == nil {
-		o.cfg.Fail("store", errors.New("nil Store"))
+		cfg.Fail("store", errors.New("nil Store"))
 	}
 	if nilHandler {
-		o.cfg.Fail("handler", errors.New("nil handler"))
+		cfg.Fail("handler", errors.New("nil handler"))
 	}
-	o.cfg.Finish()
+	cfg.Finish()
+	return cfg, scope
 }
 
 // ---- requests ----
@@ -121,20 +124,6 @@ func decodeBody(body string, b64 bool) ([]byte, error) {
 		return nil, fmt.Errorf("isBase64Encoded is true but the body is not valid base64: %w", err)
 	}
 	return b, nil
-}
-
-func principal[E any](ctx context.Context, scope func(context.Context, E) (string, error), ev *E, detect func() string) (string, error) {
-	if scope != nil {
-		return scope(ctx, *ev)
-	}
-	return detect(), nil
-}
-
-func jwtPrincipal(iss, sub string) string {
-	if iss == "" {
-		return "jwt:" + sub
-	}
-	return "jwt:" + iss + " " + sub
 }
 
 type v2Request struct {
@@ -154,24 +143,6 @@ func (r *v2Request) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, nil, name)
 }
 func (r *v2Request) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
-func (r *v2Request) Principal(ctx context.Context) (string, error) {
-	return principal(ctx, r.scope, r.ev, func() string {
-		a := r.ev.RequestContext.Authorizer
-		if a == nil {
-			return ""
-		}
-		if a.JWT != nil && a.JWT.Claims["sub"] != "" {
-			return jwtPrincipal(a.JWT.Claims["iss"], a.JWT.Claims["sub"])
-		}
-		if a.IAM != nil && a.IAM.UserARN != "" {
-			return "iam:" + a.IAM.UserARN
-		}
-		if p, ok := a.Lambda["principalId"].(string); ok && p != "" {
-			return "lambda:" + p
-		}
-		return ""
-	})
-}
 
 type v1Request struct {
 	ev    *events.APIGatewayProxyRequest
@@ -187,27 +158,6 @@ func (r *v1Request) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, r.ev.MultiValueHeaders, name)
 }
 func (r *v1Request) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
-func (r *v1Request) Principal(ctx context.Context) (string, error) {
-	return principal(ctx, r.scope, r.ev, func() string {
-		rc := &r.ev.RequestContext
-		if claims, ok := rc.Authorizer["claims"].(map[string]any); ok {
-			if sub, _ := claims["sub"].(string); sub != "" {
-				iss, _ := claims["iss"].(string)
-				return jwtPrincipal(iss, sub)
-			}
-		}
-		if rc.Identity.UserArn != "" {
-			return "iam:" + rc.Identity.UserArn
-		}
-		if p, ok := rc.Authorizer["principalId"].(string); ok && p != "" {
-			return "lambda:" + p
-		}
-		if rc.Identity.APIKeyID != "" {
-			return "apikey:" + rc.Identity.APIKeyID
-		}
-		return ""
-	})
-}
 
 type urlRequest struct {
 	ev    *events.LambdaFunctionURLRequest
@@ -226,14 +176,6 @@ func (r *urlRequest) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, nil, name)
 }
 func (r *urlRequest) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
-func (r *urlRequest) Principal(ctx context.Context) (string, error) {
-	return principal(ctx, r.scope, r.ev, func() string {
-		if a := r.ev.RequestContext.Authorizer; a != nil && a.IAM != nil && a.IAM.UserARN != "" {
-			return "iam:" + a.IAM.UserARN
-		}
-		return ""
-	})
-}
 
 type albRequest struct {
 	ev    *events.ALBTargetGroupRequest
@@ -249,9 +191,6 @@ func (r *albRequest) Header(name string) []string {
 	return httpidem.HeaderValues(r.ev.Headers, r.ev.MultiValueHeaders, name)
 }
 func (r *albRequest) Body() ([]byte, error) { return decodeBody(r.ev.Body, r.ev.IsBase64Encoded) }
-func (r *albRequest) Principal(ctx context.Context) (string, error) {
-	return principal(ctx, r.scope, r.ev, func() string { return "" })
-}
 
 // ---- responses ----
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
+	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
 func loadV2(tb testing.TB) events.APIGatewayV2HTTPRequest {
@@ -50,6 +52,8 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 		{name: "nil predicate", store: store, opts: []apigw.Option{apigw.WithStoredStatus(nil)}},
 		{name: "nil clock", store: store, opts: []apigw.Option{apigw.WithClock(nil)}},
 		{name: "TTL under a second", store: store, opts: []apigw.Option{apigw.WithTTL(time.Millisecond)}},
+		{name: "WithMaxBody is the net/http middleware's", store: store, opts: []apigw.Option{idemhttp.WithMaxBody(10)}},
+		{name: "net/http scope function", store: store, opts: []apigw.Option{idemhttp.WithScope(func(*http.Request) (string, error) { return "x", nil })}},
 		{name: "key path through WithCore", store: store, opts: []apigw.Option{apigw.WithCore(idempotent.WithKeyPath("body"))}},
 	}
 	for _, tt := range tests {

@@ -3,16 +3,20 @@
 // idempotent by the Idempotency-Key header (contract §4).
 //
 // The guarantee: for one caller, method, path and key, within the TTL, the
-// handler runs to completion at most once; every duplicate with the same
-// method, path, query and body gets the first response again — status,
-// headers, multi-value headers, cookies, body and base64 flag — plus
-// Idempotent-Replayed: true. Duplicates with another payload get 422, those
-// that arrive while the first runs get 409 with Retry-After, and a store
+// handler runs to completion at most once (the same key on another method or
+// path is another record); every duplicate with the same query and body gets
+// the first response again — status, headers, multi-value headers, cookies,
+// body and base64 flag — plus Idempotent-Replayed: true. Duplicates with
+// another query or body get 422, those that arrive while the first runs get
+// 409 with Retry-After: 1, and a store
 // failure gets 503 without running the handler (or, when the store fails
 // only after the handler ran, 503 "outcome unknown"). 5xx responses (and 408, 409,
 // 425, 429) and Go errors are not stored: they release the key, so a retry
-// runs again. Error responses made by the library are RFC 9457
-// application/problem+json.
+// runs again; the handler's error is returned as the same value. Error
+// responses made by the library are RFC 9457 application/problem+json. The
+// Idempotency-Key header's value is split at commas outside double quotes
+// (HTTP API v2 and Function URLs join repeated headers that way): two
+// different values are 400, identical repeats are one key.
 //
 // The semantics are implemented once (idempotent/internal/httpidem) and shared with the
 // net/http middleware in idempotent/idemhttp.
@@ -22,7 +26,18 @@
 //	store := dynamostore.New(dynamodb.NewFromConfig(cfg), os.Getenv("IDEMPOTENCY_TABLE"))
 //	lambda.Start(apigw.WrapV2(store, handle, apigw.WithTTL(24*time.Hour)))
 //
-// The caller principal (key scope) is taken from the event: JWT sub (with
-// issuer), IAM user ARN, Lambda authorizer principalId, API key id — the
-// first present — or "anonymous"; WithScope overrides it.
+// The caller principal (key scope) is taken from the event, the first
+// present of: JWT or Cognito user pool sub (with issuer); for IAM
+// authentication the Cognito identity id, else the user ARN; the Lambda
+// authorizer's principalId; the API key id (REST). WithScope overrides it. A
+// request without any of these is "anonymous", a scope such callers share —
+// but only when it carries no credentials: one whose authorizer has no
+// recognisable principal (an HTTP API Lambda authorizer context without
+// principalId, a JWT without sub), ALB authentication headers
+// (x-amzn-oidc-*; see ALBOIDCScope) or an Authorization header is refused
+// with 500 (problem type unidentified-caller, logged) until WithScope names
+// the caller.
+//
+// The options are declared once for both HTTP packages: Option is the same
+// type as idemhttp.Option.
 package apigw

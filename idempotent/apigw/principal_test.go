@@ -2,9 +2,12 @@ package apigw
 
 import (
 	"context"
+	"errors"
 	"testing"
 
 	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 func TestPrincipal(t *testing.T) {
@@ -16,6 +19,8 @@ func TestPrincipal(t *testing.T) {
 			Principal(context.Context) (string, error)
 		}
 		want string
+		// unidentified: the request is refused (*httpidem.UnidentifiedCallerError)
+		unidentified bool
 	}{
 		{name: "v2 none", req: &v2Request{ev: &events.APIGatewayV2HTTPRequest{}}, want: ""},
 		{name: "v2 JWT sub and issuer", req: &v2Request{ev: &events.APIGatewayV2HTTPRequest{RequestContext: events.APIGatewayV2HTTPRequestContext{
@@ -25,7 +30,13 @@ func TestPrincipal(t *testing.T) {
 		{name: "v2 Lambda principalId", req: &v2Request{ev: &events.APIGatewayV2HTTPRequest{RequestContext: events.APIGatewayV2HTTPRequestContext{
 			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: map[string]any{"principalId": "p-9"}}}}}, want: "lambda:p-9"},
 		{name: "v2 Lambda without principalId", req: &v2Request{ev: &events.APIGatewayV2HTTPRequest{RequestContext: events.APIGatewayV2HTTPRequestContext{
-			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: map[string]any{"key": "value"}}}}}, want: ""},
+			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{Lambda: map[string]any{"key": "value"}}}}}, unidentified: true},
+		{name: "v2 Cognito identity before the shared role session", req: &v2Request{ev: &events.APIGatewayV2HTTPRequest{RequestContext: events.APIGatewayV2HTTPRequestContext{
+			Authorizer: &events.APIGatewayV2HTTPRequestContextAuthorizerDescription{IAM: &events.APIGatewayV2HTTPRequestContextAuthorizerIAMDescription{
+				UserARN:         "arn:aws:sts::1:assumed-role/R/CognitoIdentityCredentials",
+				CognitoIdentity: events.APIGatewayV2HTTPRequestContextAuthorizerCognitoIdentity{IdentityID: "id-1", IdentityPoolID: "pool"}}}}}}, want: "cognito:pool id-1"},
+		{name: "v1 shared role session, API key present", req: &v1Request{ev: &events.APIGatewayProxyRequest{RequestContext: events.APIGatewayProxyRequestContext{
+			Identity: events.APIGatewayRequestIdentity{UserArn: "arn:aws:sts::1:assumed-role/R/CognitoIdentityCredentials", APIKeyID: "k"}}}}, unidentified: true},
 		{name: "v1 Cognito claims", req: &v1Request{ev: &events.APIGatewayProxyRequest{RequestContext: events.APIGatewayProxyRequestContext{
 			Authorizer: map[string]any{"claims": map[string]any{"sub": "u-2", "iss": "https://cognito"}, "principalId": "ignored"}}}}, want: "jwt:https://cognito u-2"},
 		{name: "v1 IAM user before principalId", req: &v1Request{ev: &events.APIGatewayProxyRequest{RequestContext: events.APIGatewayProxyRequestContext{
@@ -45,6 +56,12 @@ func TestPrincipal(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			got, err := tt.req.Principal(context.Background())
+			if tt.unidentified {
+				if _, ok := errors.AsType[*httpidem.UnidentifiedCallerError](err); !ok || got != "" {
+					t.Fatalf("Principal() = %q, %v; want an *UnidentifiedCallerError", got, err)
+				}
+				return
+			}
 			if err != nil || got != tt.want {
 				t.Fatalf("Principal() = %q, %v; want %q", got, err, tt.want)
 			}

@@ -2,6 +2,7 @@ package idemhttp
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -39,8 +40,8 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // status, headers and body are captured, buffered up to the WithMaxBody
 // limit, and stored when the policy says so; the response is then sent.
 // A duplicate with the same method, path, query and body gets the stored
-// response with Idempotent-Replayed: true, another payload 422, a duplicate
-// while the first runs 409 with Retry-After, a store failure 503 (before the
+// response with Idempotent-Replayed: true, another query or body 422, a
+// duplicate while the first runs 409 with Retry-After: 1, a store failure 503 (before the
 // handler runs; after it ran, 503 "outcome unknown"). A response over the limit, or one the handler
 // flushes, is streamed through as it is written and not stored (the key is
 // released). Replays are always whole. Every error response made here is
@@ -49,15 +50,20 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // The middleware is safe for concurrent use; the handler sees the record key
 // through idempotent.KeyFromContext(r.Context()).
 func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.Handler {
-	o := newOptions(opts)
-	if store == nil {
-		o.cfg.Fail("store", errors.New("nil Store"))
+	base := httpidem.NewConfig(opts...)
+	o := &settings{
+		scope:   httpidem.ScopeFunc[func(*http.Request) (string, error)](base, "func(*http.Request) (string, error)"),
+		maxBody: cmp.Or(base.MaxBody, DefaultMaxBody),
+		log:     base.Logger,
 	}
-	o.cfg.Finish()
+	if store == nil {
+		base.Fail("store", errors.New("nil Store"))
+	}
+	base.Finish()
 	return func(next http.Handler) http.Handler {
-		cfg := o.cfg
+		cfg := base
 		if next == nil {
-			c := *o.cfg // this handler only
+			c := *base // this handler only
 			c.Fail("handler", errors.New("nil handler"))
 			cfg = &c
 		}
@@ -76,12 +82,12 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 			})
 			if err != nil {
 				if errors.Is(err, errStreamed) {
-					o.cfg.Logger.InfoContext(r.Context(), "response streamed and not stored: over the buffering limit or flushed by the handler; key released",
+					o.log.InfoContext(r.Context(), "response streamed and not stored: over the buffering limit or flushed by the handler; key released",
 						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int64("limit", o.maxBody))
 					return
 				}
 				// Not reachable: the run function returns no other error.
-				o.cfg.Logger.ErrorContext(r.Context(), "idempotency middleware failed", slog.Any("error", err))
+				o.log.ErrorContext(r.Context(), "idempotency middleware failed", slog.Any("error", err))
 				return
 			}
 			if resp == nil || resp.sent {
@@ -92,10 +98,17 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 	}
 }
 
+// settings are the middleware's own, read from its Config once.
+type settings struct {
+	scope   func(*http.Request) (string, error)
+	maxBody int64
+	log     *slog.Logger
+}
+
 // request adapts *http.Request to httpidem.Request.
 type request struct {
 	r       *http.Request
-	o       *options
+	o       *settings
 	body    []byte
 	guarded bool // Body was read: the request runs inside idempotent.Do
 }
@@ -123,11 +136,20 @@ func (q *request) Body() ([]byte, error) {
 	return b, nil
 }
 
+// Principal is the scope function's answer. Without one, a request that
+// carries credentials the middleware can see is refused rather than put in
+// the shared anonymous scope.
 func (q *request) Principal(context.Context) (string, error) {
-	if q.o.scope == nil {
-		return "", nil
+	if q.o.scope != nil {
+		return q.o.scope(q.r)
 	}
-	return q.o.scope(q.r)
+	switch {
+	case len(q.r.Header.Values("Authorization")) > 0:
+		return "", &httpidem.UnidentifiedCallerError{Credentials: "an Authorization header"}
+	case q.r.TLS != nil && len(q.r.TLS.PeerCertificates) > 0:
+		return "", &httpidem.UnidentifiedCallerError{Credentials: "a TLS client certificate"}
+	}
+	return "", nil
 }
 
 // response is what is stored for net/http: status, header and body.

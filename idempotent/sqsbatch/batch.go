@@ -69,6 +69,14 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 	if p.err == nil {
 		p.err = idempotent.CheckOptions(c.core...)
 	}
+	if p.err == nil && c.key == keyBody {
+		// Compiled here, once WithCore has brought any custom functions.
+		c.bodyPath, p.err = idempotent.CompileKeyPath(c.bodyExpr, c.core...)
+		var ce *idempotent.ConfigError
+		if errors.As(p.err, &ce) {
+			p.err = &idempotent.ConfigError{Option: keyBody.option(), Err: ce.Err}
+		}
+	}
 	return p
 }
 

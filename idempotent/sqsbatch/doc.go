@@ -18,8 +18,10 @@
 //   - fn returns nil: the record completes and is acknowledged;
 //   - completed before: acknowledged without running;
 //   - fn returns an error or panics, the key is held by a running invocation,
-//     the store fails, or the key cannot be read from the record: its
-//     itemIdentifier goes into BatchItemFailures;
+//     the store fails, or the key cannot be read from the record (a body
+//     that is not JSON, or where the body key yields nothing — null, "", an
+//     empty list or object, or a multi-select whose fields are all missing):
+//     its itemIdentifier goes into BatchItemFailures;
 //   - FIFO queues: after a failure, later records of the same message group
 //     are reported failed without running;
 //   - not started before the deadline margin: reported failed.

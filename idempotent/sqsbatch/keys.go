@@ -1,11 +1,9 @@
 package sqsbatch
 
 import (
-	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
-	"io"
 
 	"github.com/aws/aws-lambda-go/events"
 
@@ -68,37 +66,18 @@ func (c *config) sqsKey(m *events.SQSMessage, fifo bool) (string, error) {
 	return prefixMessageID + m.MessageId, nil
 }
 
-// bodyKey evaluates the body key expression on a JSON body.
-func (c *config) bodyKey(id string, body []byte) (key string, err error) {
-	d := json.NewDecoder(bytes.NewReader(body))
-	d.UseNumber()
-	var doc any
-	if err := d.Decode(&doc); err != nil {
-		return "", noKey(id, "body is not JSON: %v", err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return "", noKey(id, "body is not JSON: data after the first value")
-	}
-	defer func() {
-		// go-jmespath has panicked on unusual documents before; a bad body
-		// must fail its record, not the process.
-		if v := recover(); v != nil {
-			key, err = "", noKey(id, "body key: JMESPath panicked: %v", v)
-		}
-	}()
-	v, err := c.bodyPath.Search(doc)
+// bodyKey evaluates the body key expression on a JSON body. A body the key
+// cannot be read from (not JSON, the expression fails, or its result is
+// missing) is an error: the record fails, contract §5.
+func (c *config) bodyKey(id string, body []byte) (string, error) {
+	k, err := c.bodyPath.Key(body)
 	if err != nil {
-		return "", noKey(id, "body key: %v", err)
+		return "", fmt.Errorf("record %s: body key: %w", id, err)
 	}
-	b, err := json.Marshal(v)
-	if err != nil {
-		return "", noKey(id, "body key: %v", err)
+	if k == "" {
+		return "", noKey(id, "body key %q yields nothing", c.bodyPath)
 	}
-	switch string(b) {
-	case "null", `""`, "[]", "{}":
-		return "", noKey(id, "body key yields %s", b)
-	}
-	return prefixBody + string(b), nil
+	return prefixBody + k, nil
 }
 
 // mustJSON encodes strings and string slices, which cannot fail.

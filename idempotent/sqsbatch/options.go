@@ -6,8 +6,6 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/jmespath/go-jmespath"
-
 	"github.com/idemlambda/idemlambda/idempotent"
 )
 
@@ -42,7 +40,8 @@ func (k keyKind) option() string {
 type config struct {
 	key         keyKind
 	keySet      bool
-	bodyPath    *jmespath.JMESPath
+	bodyExpr    string // WithBodyKey, compiled into bodyPath by newProcessor
+	bodyPath    *idempotent.KeyPath
 	attribute   string
 	concurrency int
 	margin      time.Duration
@@ -81,29 +80,24 @@ func (c *config) setKey(k keyKind) bool {
 }
 
 // WithBodyKey takes each record's idempotency key from its JSON body with a
-// JMESPath expression, e.g. "orderId" or "[customer, requestId]", so that
-// duplicates sent by the producer (which carry different message ids)
-// collapse into one run. The key material is the result's JSON with object
-// keys sorted, so the string "1" and the number 1 are different keys. A body
-// that is not JSON, or where the expression yields null, "", [] or {}, fails
-// that record (it is reported in BatchItemFailures and never runs
-// unguarded). For Kinesis the body is the record's data; DynamoDB stream
-// records have no body and reject this option.
+// JMESPath expression, e.g. "orderId", "[customer, requestId]" or
+// Powertools' "powertools_json(payload).orderId", so that duplicates sent by
+// the producer (which carry different message ids) collapse into one run.
+// The expression is an idempotent.CompileKeyPath one: custom functions come
+// from idempotent.WithJMESPathFunction passed through WithCore, and an
+// expression that does not compile or calls an unknown function makes every
+// invocation fail with a *idempotent.ConfigError. The key material is the
+// result's canonical JSON, so the string "1" and the number 1 are different
+// keys. A body that is not JSON, or where the expression yields nothing
+// (null, "", [] or {}, or a list or object whose members are all missing),
+// fails that record: it is reported in BatchItemFailures, never acknowledged
+// and never run unguarded. For Kinesis the body is the record's data;
+// DynamoDB stream records have no body and reject this option.
 func WithBodyKey(expr string) Option {
 	return func(c *config) {
-		if !c.setKey(keyBody) {
-			return
+		if c.setKey(keyBody) {
+			c.bodyExpr = expr
 		}
-		if expr == "" {
-			c.fail("sqsbatch.WithBodyKey", errors.New("empty JMESPath expression"))
-			return
-		}
-		p, err := jmespath.Compile(expr)
-		if err != nil {
-			c.fail("sqsbatch.WithBodyKey", fmt.Errorf("JMESPath %q: %w", expr, err))
-			return
-		}
-		c.bodyPath = p
 	}
 }
 

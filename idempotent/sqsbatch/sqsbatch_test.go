@@ -118,6 +118,66 @@ func TestWrapPerRecord(t *testing.T) {
 			wantRan:    []string{"m2"},
 		},
 		{
+			// Contract §5 and §3.1: a multi-select over absent fields is a
+			// body the key cannot be read from. Each such record fails and
+			// is redelivered; none is acknowledged as a duplicate of another.
+			name: "body key: a multi-select of missing fields fails every such record",
+			opts: []sqsbatch.Option{sqsbatch.WithBodyKey("[customer, requestId]")},
+			batch: []events.SQSMessage{
+				raw("m1", `{"other": 1}`),
+				raw("m2", `{"other": 2}`),
+				raw("m3", `{"customer": null, "requestId": ""}`),
+				raw("m4", `{"customer": [], "requestId": [null, {}]}`),
+				raw("m5", `{"customer": "c"}`),
+			},
+			wantFailed: []string{"m1", "m2", "m3", "m4"},
+			wantRan:    []string{"m5"},
+		},
+		{
+			name: "body key: a multi-select hash of missing fields fails every such record",
+			opts: []sqsbatch.Option{sqsbatch.WithBodyKey("{c: customer, r: requestId}")},
+			batch: []events.SQSMessage{
+				raw("m1", `{"other": 1}`),
+				raw("m2", `{"other": 2}`),
+				raw("m3", `{"requestId": "r"}`),
+			},
+			wantFailed: []string{"m1", "m2"},
+			wantRan:    []string{"m3"},
+		},
+		{
+			name: "body key: Powertools' powertools_json",
+			opts: []sqsbatch.Option{sqsbatch.WithBodyKey("powertools_json(payload).[user, orderId]")},
+			batch: []events.SQSMessage{
+				raw("m1", `{"payload": "{\"user\": \"u\", \"orderId\": \"o-1\"}"}`),
+				raw("m2", `{"payload": "{\"orderId\": \"o-1\", \"user\": \"u\", \"at\": 2}"}`),
+				raw("m3", `{"payload": "{\"user\": \"u\", \"orderId\": \"o-2\"}"}`),
+				raw("m4", `{"payload": "not json"}`),
+				raw("m5", `{"payload": "{}"}`),
+			},
+			wantFailed: []string{"m4", "m5"},
+			wantRan:    []string{"m1", "m3"},
+		},
+		{
+			name: "body key: a custom function through WithCore",
+			opts: []sqsbatch.Option{
+				sqsbatch.WithBodyKey("first(ids)"),
+				sqsbatch.WithCore(idempotent.WithJMESPathFunction("first", func(args []any) (any, error) {
+					if l, ok := args[0].([]any); ok && len(l) > 0 {
+						return l[0], nil
+					}
+					return nil, errors.New("want a non-empty list")
+				})),
+			},
+			batch: []events.SQSMessage{
+				raw("m1", `{"ids": ["a", "b"]}`),
+				raw("m2", `{"ids": ["a", "c"]}`),
+				raw("m3", `{"ids": []}`),
+				raw("m4", `{"ids": ["b"]}`),
+			},
+			wantFailed: []string{"m3"},
+			wantRan:    []string{"m1", "m4"},
+		},
+		{
 			name:       "empty batch",
 			batch:      nil,
 			wantFailed: []string{},
@@ -595,6 +655,9 @@ func TestConfigErrors(t *testing.T) {
 		{name: "negative margin", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithDeadlineMargin(-time.Second)}},
 		{name: "empty body key", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("")}},
 		{name: "bad JMESPath", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("[[")}},
+		{name: "unknown JMESPath function", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("nope(orderId)")}},
+		{name: "JMESPath function arity", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("powertools_json(a, b)")}},
+		{name: "bad custom function", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("orderId"), sqsbatch.WithCore(idempotent.WithJMESPathFunction("length", nil))}},
 		{name: "empty attribute name", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithAttributeKey("")}},
 		{name: "two keys", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("orderId"), sqsbatch.WithDeduplicationKey()}},
 		{name: "bad core TTL", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithCore(idempotent.WithTTL(0))}},

@@ -97,13 +97,15 @@ func start() (string, error) {
 	return "", errors.Join(errs...)
 }
 
-// serverScript is dynalite's command-line script in the repository at root.
+// serverScript is the script that runs dynalite's command line in the
+// repository at root: dynalite/serve.js, which keeps the server up when a
+// client aborts a request. It fails when dynalite is not installed.
 func serverScript(root string) (string, error) {
 	cli := filepath.Join(root, "dynalite", "node_modules", "dynalite", "cli.js")
 	if _, err := os.Stat(cli); err != nil {
 		return "", fmt.Errorf("the local DynamoDB server is not installed (%s missing): run `make dynamo-install` (npm ci in dynalite/)", cli)
 	}
-	return cli, nil
+	return filepath.Join(root, "dynalite", "serve.js"), nil
 }
 
 func launch(node, cli string) (string, error) {

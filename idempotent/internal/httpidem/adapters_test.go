@@ -32,9 +32,15 @@ import (
 
 // req is a request in adapter-neutral terms.
 type req struct {
-	Method  string
-	Query   string  // raw query string
-	Key     *string // Idempotency-Key; nil: no header
+	Method string
+	Query  string  // raw query string
+	Key    *string // Idempotency-Key; nil: no header
+	// Keys are repeated Idempotency-Key headers, as each front delivers
+	// them: joined with a comma (v2, Function URL, ALB without multi-value
+	// headers), a multi-value list (v1, ALB multi-value), several lines
+	// (net/http).
+	Keys    []string
+	Path    string // "": /payments
 	Headers map[string]string
 	Body    string // as sent (base64 text when Base64)
 	Base64  bool
@@ -137,6 +143,15 @@ func setHeaders(single map[string]string, multi map[string][]string, r req) (map
 	if r.Key != nil {
 		set("Idempotency-Key", *r.Key)
 	}
+	if r.Keys != nil {
+		del("Idempotency-Key")
+		if single != nil {
+			single["Idempotency-Key"] = strings.Join(r.Keys, ",")
+		}
+		if multi != nil {
+			multi["Idempotency-Key"] = r.Keys
+		}
+	}
 	for k, v := range r.Headers {
 		set(k, v)
 	}
@@ -144,6 +159,13 @@ func setHeaders(single map[string]string, multi map[string][]string, r req) (map
 		set("x-test-user", r.User)
 	}
 	return single, multi
+}
+
+func path(r req) string {
+	if r.Path == "" {
+		return "/payments"
+	}
+	return r.Path
 }
 
 func method(r req) string {
@@ -188,6 +210,7 @@ var adapters = []adapter{
 				e.Headers = maps.Clone(base.Headers)
 				e.Headers, _ = setHeaders(e.Headers, nil, r)
 				e.RequestContext.HTTP.Method = method(r)
+				e.RawPath, e.RequestContext.HTTP.Path = path(r), path(r)
 				e.RawQueryString = r.Query
 				e.Body, e.IsBase64Encoded = r.Body, r.Base64
 				if r.User != "" {
@@ -212,6 +235,7 @@ var adapters = []adapter{
 				e := base
 				e.Headers, e.MultiValueHeaders = setHeaders(maps.Clone(base.Headers), maps.Clone(base.MultiValueHeaders), r)
 				e.HTTPMethod = method(r)
+				e.Path = path(r)
 				e.QueryStringParameters, e.MultiValueQueryStringParameters = queryMaps(r.Query)
 				e.Body, e.IsBase64Encoded = r.Body, r.Base64
 				if r.User != "" {
@@ -234,6 +258,7 @@ var adapters = []adapter{
 				e := base
 				e.Headers, _ = setHeaders(maps.Clone(base.Headers), nil, r)
 				e.RequestContext.HTTP.Method = method(r)
+				e.RawPath, e.RequestContext.HTTP.Path = path(r), path(r)
 				e.RawQueryString = r.Query
 				e.Body, e.IsBase64Encoded = r.Body, r.Base64
 				if r.User != "" {
@@ -299,7 +324,7 @@ var adapters = []adapter{
 				if r.Base64 {
 					body, _ = base64.StdEncoding.DecodeString(r.Body)
 				}
-				u := srv.URL + "/payments"
+				u := srv.URL + path(r)
 				if r.Query != "" {
 					u += "?" + r.Query
 				}
@@ -309,6 +334,12 @@ var adapters = []adapter{
 				}
 				hr.Header.Set("Content-Type", "application/json")
 				_, _ = setHeaders(nil, hr.Header, r)
+				if r.Keys != nil {
+					hr.Header.Del("Idempotency-Key")
+					for _, k := range r.Keys {
+						hr.Header.Add("Idempotency-Key", k) // one header line each
+					}
+				}
 				res, err := srv.Client().Do(hr)
 				if err != nil {
 					return resp{}, err
@@ -349,6 +380,7 @@ func albAdapter(name, file string) adapter {
 				e := base
 				e.Headers, e.MultiValueHeaders = setHeaders(maps.Clone(base.Headers), maps.Clone(base.MultiValueHeaders), r)
 				e.HTTPMethod = method(r)
+				e.Path = path(r)
 				single, multi := queryMaps(r.Query)
 				if base.MultiValueHeaders != nil {
 					e.MultiValueQueryStringParameters = multi

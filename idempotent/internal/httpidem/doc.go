@@ -11,14 +11,20 @@
 //
 //  1. a method that is not guarded, or a request without the header (unless
 //     the key is required), runs the handler unguarded;
-//  2. an invalid header value is answered 400 without running the handler;
-//  3. key material = principal + method + path + key, fingerprint = method,
-//     path, canonical query, canonical body (+ configured headers);
+//  2. an invalid header value (or two different values: repeated headers,
+//     or commas outside quotes) is answered 400 without running the handler;
+//  3. key material = principal + method + path + key, fingerprint =
+//     canonical query, canonical body (+ configured headers); a request with
+//     credentials but no principal is refused (UnidentifiedCallerError);
 //  4. idempotent.Do runs the handler; a response the policy does not store
 //     leaves Do as a private error that carries it, so Do releases the key,
 //     and Serve unwraps it and answers with it;
 //  5. Do's errors become problem responses: 422 payload mismatch, 409 in
-//     progress (Retry-After), 503 store failure (Retry-After), 500 corrupt
-//     record or misconfiguration. Go errors of the handler are returned as
-//     they are (after the key was released).
+//     progress (Retry-After: 1), 503 store failure (Retry-After), 500 corrupt
+//     record or misconfiguration. A Go error of the handler is returned as
+//     the same value (after the key was released; joined only with a failed
+//     release).
+//
+// The adapters' options are declared once, in options.go: apigw.Option and
+// idemhttp.Option are aliases of Option.
 package httpidem

@@ -5,9 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/http"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
@@ -30,8 +28,28 @@ type Request interface {
 	// Body returns the request body, base64-decoded when the event says so.
 	// An error is answered 400 (or 413 for a *BodyTooLargeError).
 	Body() ([]byte, error)
-	// Principal identifies the caller; "" means anonymous.
+	// Principal identifies the caller; "" means anonymous, which an
+	// adapter returns only for a request that carries no credentials (or
+	// when the user's scope function says so). A request with credentials
+	// but no principal the adapter recognises gets an
+	// *UnidentifiedCallerError: it is refused, never put in the shared
+	// anonymous scope (contract §4).
 	Principal(ctx context.Context) (string, error)
+}
+
+// UnidentifiedCallerError is returned by Request.Principal for a request
+// that carries credentials (an authorizer, IAM authentication, ALB
+// authentication headers, an Authorization header) in which the adapter
+// finds no principal: Serve answers 500 (problem type unidentified-caller)
+// and logs it, so that the operator sets the scope with WithScope.
+type UnidentifiedCallerError struct {
+	// Credentials says what the request carries, e.g. "an HTTP API Lambda
+	// authorizer whose context has no principalId".
+	Credentials string
+}
+
+func (e *UnidentifiedCallerError) Error() string {
+	return "the request carries " + e.Credentials + " but no caller principal the idempotency adapter recognises; set it with WithScope"
 }
 
 // Codec translates an adapter's response type R.
@@ -50,129 +68,6 @@ type BodyTooLargeError struct{ Limit int64 }
 
 func (e *BodyTooLargeError) Error() string {
 	return fmt.Sprintf("request body is over the %d-byte limit", e.Limit)
-}
-
-// Anonymous is the principal of a caller no authorizer identified.
-const Anonymous = "anonymous"
-
-// Config is the configuration shared by every adapter. Adapters' options set
-// its fields; NewConfig gives the defaults. A Config is read-only once the
-// adapter is built.
-type Config struct {
-	// Methods are the guarded methods, upper case (default POST, PATCH).
-	Methods []string
-	// RequireKey answers a guarded request without the header 400.
-	RequireKey bool
-	// FingerprintHeaders are extra request headers in the fingerprint.
-	FingerprintHeaders []string
-	// Stored says which statuses are stored (default DefaultStored).
-	Stored func(status int) bool
-	// Core are the options passed to idempotent.Do.
-	Core []idempotent.Option
-	// Clock is the clock for Retry-After (WithClock sets it and the core's).
-	Clock func() time.Time
-	// Logger logs decisions.
-	Logger *slog.Logger
-	// Err collects option errors (*idempotent.ConfigError); every request
-	// is then answered 500.
-	Err error
-}
-
-// NewConfig returns the defaults.
-func NewConfig() *Config {
-	return &Config{
-		Methods: []string{http.MethodPost, http.MethodPatch},
-		Stored:  DefaultStored,
-		Clock:   time.Now,
-		Logger:  slog.Default(),
-	}
-}
-
-// Fail records an option error.
-func (c *Config) Fail(option string, err error) {
-	c.Err = errors.Join(c.Err, &idempotent.ConfigError{Option: option, Err: err})
-}
-
-// Finish checks the core options as idempotent.Do will see them
-// (idempotent.CheckOptions), so a bad option is reported once, when the
-// adapter is built, and every request is then refused with 500.
-func (c *Config) Finish() {
-	if err := idempotent.CheckOptions(c.Core...); err != nil {
-		c.Err = errors.Join(c.Err, err)
-	}
-	if c.Err != nil {
-		c.Logger.Error("idempotency misconfigured; every request will be refused", slog.Any("error", c.Err))
-	}
-}
-
-// SetMethods sets the guarded methods (validated: non-empty tokens).
-func (c *Config) SetMethods(option string, methods []string) {
-	if len(methods) == 0 {
-		c.Fail(option, errors.New("no methods"))
-		return
-	}
-	out := make([]string, 0, len(methods))
-	for _, m := range methods {
-		if m == "" || strings.ContainsAny(m, " \t\r\n") {
-			c.Fail(option, fmt.Errorf("invalid method %q", m))
-			return
-		}
-		out = append(out, strings.ToUpper(m))
-	}
-	c.Methods = out
-}
-
-// SetFingerprintHeaders sets the extra fingerprint headers.
-func (c *Config) SetFingerprintHeaders(option string, names []string) {
-	out := make([]string, 0, len(names))
-	for _, n := range names {
-		if n == "" || strings.ContainsAny(n, " \t\r\n:") {
-			c.Fail(option, fmt.Errorf("invalid header name %q", n))
-			return
-		}
-		out = append(out, strings.ToLower(n))
-	}
-	slices.Sort(out)
-	c.FingerprintHeaders = slices.Compact(out)
-}
-
-// SetStored sets the stored-status predicate.
-func (c *Config) SetStored(option string, f func(int) bool) {
-	if f == nil {
-		c.Fail(option, errors.New("nil predicate"))
-		return
-	}
-	c.Stored = f
-}
-
-// SetClock sets the clock here and in the core.
-func (c *Config) SetClock(option string, now func() time.Time) {
-	if now == nil {
-		c.Fail(option, errors.New("nil clock"))
-		return
-	}
-	c.Clock = now
-	c.Core = append(c.Core, idempotent.WithClock(now))
-}
-
-// SetLogger sets the logger here and in the core.
-func (c *Config) SetLogger(l *slog.Logger) {
-	if l == nil {
-		return
-	}
-	c.Logger = l
-	c.Core = append(c.Core, idempotent.WithLogger(l))
-}
-
-// DefaultStored is the default policy: 2xx, 3xx and 4xx responses are
-// stored, except 408, 409, 425 and 429 (the client is expected to retry
-// those); 5xx and anything outside 200–499 are not.
-func DefaultStored(status int) bool {
-	switch status {
-	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
-		return false
-	}
-	return status >= 200 && status < 500
 }
 
 func (c *Config) guarded(method string) bool {
@@ -199,6 +94,22 @@ func (e *notStored[R]) Unwrap() error { return errNotStored }
 
 // storeRetryAfter is the Retry-After of a 503 after a store failure.
 const storeRetryAfter = time.Second
+
+// InProgressRetry is the Retry-After of a 409 for a key in progress: most
+// requests end well within a second, so a retry one second later usually
+// gets the replay, while the lease (the whole invocation timeout) is only
+// the worst case.
+const InProgressRetry = time.Second
+
+// inProgressRetryAfter is the Retry-After of a 409: InProgressRetry, or the
+// time left on the running request's lease when that is sooner (the key is
+// free then). The header is whole seconds rounded up, so it reads 1.
+func inProgressRetryAfter(leaseEnd, now time.Time) time.Duration {
+	if left := leaseEnd.Sub(now); left > 0 && left < InProgressRetry {
+		return left
+	}
+	return InProgressRetry
+}
 
 // Serve runs one request through the HTTP idempotency semantics. run calls
 // the user's handler with the context it is given (which carries the record
@@ -235,6 +146,12 @@ func Serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 	}
 	principal, err := req.Principal(ctx)
 	if err != nil {
+		if u, ok := errors.AsType[*UnidentifiedCallerError](err); ok {
+			log.ErrorContext(ctx, "idempotency scope unknown; request refused: set WithScope", slog.String("credentials", u.Credentials),
+				slog.String("method", method), slog.String("path", req.Path()))
+			return codec.Problem(newProblem(500, TypeUnidentifiedCaller, "This request carries "+u.Credentials+
+				", but the idempotency layer of this endpoint found no caller principal in it, so it cannot keep callers apart. Nothing ran. The endpoint's operator must name the caller with the WithScope option.")), nil
+		}
 		log.ErrorContext(ctx, "idempotency scope function failed", slog.Any("error", err))
 		return codec.Problem(newProblem(500, TypeInternal, "The caller could not be identified.")), nil
 	}
@@ -278,9 +195,25 @@ func Serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 	}
 	if handlerErr != nil {
 		var zero R
-		return zero, err
+		return zero, ownError(err, handlerErr)
 	}
 	return codec.Problem(problemFor(ctx, c, err)), nil
+}
+
+// ownError returns the handler's error value itself when Do's error is it,
+// alone or in a join with nothing else (the key was released), so that
+// errors.As, Lambda's errorType and Step Functions' Catch see the user's
+// type; a join with a failed release is returned as it is.
+func ownError(err, handlerErr error) error {
+	if err == handlerErr {
+		return handlerErr
+	}
+	if j, ok := err.(interface{ Unwrap() []error }); ok {
+		if es := j.Unwrap(); len(es) == 1 && es[0] == handlerErr {
+			return handlerErr
+		}
+	}
+	return err
 }
 
 // withoutNotStored returns the other errors joined with a notStored one (a
@@ -304,12 +237,12 @@ func problemFor(ctx context.Context, c *Config, err error) Problem {
 	var p Problem
 	switch {
 	case errors.Is(err, idempotent.ErrPayloadMismatch):
-		p = newProblem(422, TypePayloadMismatch, "This Idempotency-Key was used with a different request (method, path, query or body). Use a new key for a new request.")
+		p = newProblem(422, TypePayloadMismatch, "This Idempotency-Key was used with a different request to this method and path (another query or body). Use a new key for a new request.")
 	case errors.Is(err, idempotent.ErrInProgress):
 		p = newProblem(409, TypeInProgress, "A request with this Idempotency-Key is being processed. Retry after the time in Retry-After to get its response.")
-		p.RetryAfter = time.Second
+		p.RetryAfter = InProgressRetry
 		if ipe, ok := errors.AsType[*idempotent.InProgressError](err); ok {
-			p.RetryAfter = ipe.RetryAfter(c.Clock())
+			p.RetryAfter = inProgressRetryAfter(ipe.LeaseExpiration, c.Clock())
 		}
 	case errors.Is(err, idempotent.ErrLeaseLost):
 		log.WarnContext(ctx, "idempotency lease lost; response not stored", slog.Any("error", err))

@@ -92,9 +92,12 @@ func CanonicalQueryMaps(single map[string]string, multi map[string][]string, esc
 	return v.Encode()
 }
 
-// fingerprint hashes the payload: method, path, canonical query, the body
-// (canonical JSON, else raw bytes) and the configured extra headers. Each
-// field is length-prefixed so no two payloads share the material.
+// fingerprint hashes the payload: canonical query, the body (canonical JSON,
+// else raw bytes) and the configured extra headers. Method and path are
+// hashed too, although they are part of the scope (scopeKey), so they never
+// differ within one record: they stay so that records written by earlier
+// versions keep matching. Each field is length-prefixed so no two payloads
+// share the material.
 func fingerprint(method, path, query string, body []byte, names []string, header func(string) []string) string {
 	h := sha256.New()
 	field(h, "m", []byte(method))

@@ -3,6 +3,7 @@ package httpidem
 import (
 	"errors"
 	"fmt"
+	"iter"
 	"strings"
 )
 
@@ -29,30 +30,69 @@ func (e *KeyError) Error() string { return "invalid Idempotency-Key header: " + 
 // ParseKey validates the values of the Idempotency-Key header (all values
 // found, from single- and multi-value header maps) and returns the key.
 //
-// A value is trimmed of surrounding spaces and tabs (RFC 9110 field-value
-// whitespace), then it is either a token of 1–255 visible ASCII characters
-// (0x21–0x7E), or an RFC 8941 sf-string in double quotes whose content
-// (escapes \" and \\ only, characters 0x20–0x7E) is 1–255 characters and not
-// blank; the key is the unquoted content. Several values are accepted only
-// when they are equal.
+// A header value is a comma-separated list (RFC 9110 §5.3, §5.6.1): a front
+// that joins repeated headers (HTTP API v2, Function URLs) delivers a,b for
+// the two headers a and b, so every value is split at commas outside a
+// quoted string first, and each member is one value. A value is trimmed of
+// surrounding spaces and tabs, then it is either a token of 1–255 visible
+// ASCII characters (0x21–0x7E) other than a comma, or an RFC 8941 sf-string
+// in double quotes whose content (escapes \" and \\ only, characters
+// 0x20–0x7E, commas included) is 1–255 characters and not blank; the key is
+// the unquoted content. Several values are accepted only when they are
+// equal (a repeated header changes nothing); two different ones, or an
+// empty member (a,), are a *KeyError.
 func ParseKey(values []string) (string, error) {
 	if len(values) == 0 {
 		return "", &KeyError{Reason: "missing"}
 	}
-	key, err := parseOne(values[0])
-	if err != nil {
-		return "", err
-	}
-	for _, v := range values[1:] {
-		k, err := parseOne(v)
-		if err != nil {
-			return "", err
-		}
-		if k != key {
-			return "", &KeyError{Reason: "the header is present more than once with different values"}
+	key, n := "", 0
+	for _, v := range values {
+		for m := range members(v) {
+			k, err := parseOne(m)
+			if err != nil {
+				return "", err
+			}
+			if n > 0 && k != key {
+				return "", &KeyError{Reason: "two different values (the header is repeated, or its value has a comma outside double quotes); a key with a comma must be sent as a quoted string"}
+			}
+			key, n = k, n+1
 		}
 	}
 	return key, nil
+}
+
+// members yields the members of a comma-separated header value. A member
+// that starts with a double quote (after spaces and tabs) is a quoted
+// string: commas up to its closing quote (escapes \" and \\ honoured)
+// belong to it. A quote elsewhere is an ordinary character, left to
+// parseOne.
+func members(v string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		start := 0
+		for start <= len(v) {
+			i := start
+			for i < len(v) && (v[i] == ' ' || v[i] == '\t') {
+				i++
+			}
+			if i < len(v) && v[i] == '"' {
+				for i++; i < len(v) && v[i] != '"'; i++ {
+					if v[i] == '\\' {
+						i++
+					}
+				}
+			}
+			end := strings.IndexByte(v[min(i, len(v)):], ',')
+			if end < 0 {
+				yield(v[start:])
+				return
+			}
+			end += min(i, len(v))
+			if !yield(v[start:end]) {
+				return
+			}
+			start = end + 1
+		}
+	}
 }
 
 func parseOne(v string) (string, error) {

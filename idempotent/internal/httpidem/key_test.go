@@ -14,7 +14,14 @@ func TestParseKey(t *testing.T) {
 		ok     bool
 	}{
 		{name: "token", values: []string{"order-123"}, want: "order-123", ok: true},
-		{name: "every visible ASCII", values: []string{"!~#$%&'*+-.^_`|09azAZ,;:<>=?@[]{}()/\\"}, want: "!~#$%&'*+-.^_`|09azAZ,;:<>=?@[]{}()/\\", ok: true},
+		{name: "every visible ASCII but the comma", values: []string{"!~#$%&'*+-.^_`|09azAZ;:<>=?@[]{}()/\\\""}, want: "!~#$%&'*+-.^_`|09azAZ;:<>=?@[]{}()/\\\"", ok: true},
+		{name: "comma-joined identical", values: []string{"a,a"}, want: "a", ok: true},
+		{name: "comma-joined identical with spaces", values: []string{"a , a"}, want: "a", ok: true},
+		{name: "repeats across values and commas", values: []string{"a", "a,a"}, want: "a", ok: true},
+		{name: "sf-string with comma", values: []string{`"a,b"`}, want: "a,b", ok: true},
+		{name: "sf-strings with commas, joined", values: []string{`"a,b", "a,b"`}, want: "a,b", ok: true},
+		{name: "sf-string with escaped quote and comma", values: []string{`"a\",b"`}, want: `a",b`, ok: true},
+		{name: "quote inside a token is a character", values: []string{`a"b`}, want: `a"b`, ok: true},
 		{name: "255 chars", values: []string{strings.Repeat("k", 255)}, want: strings.Repeat("k", 255), ok: true},
 		{name: "surrounding whitespace trimmed", values: []string{" \tabc\t "}, want: "abc", ok: true},
 		{name: "sf-string", values: []string{`"abc"`}, want: "abc", ok: true},
@@ -42,6 +49,14 @@ func TestParseKey(t *testing.T) {
 		{name: "non-ASCII in sf-string", values: []string{`"clé"`}},
 		{name: "sf-string 256 unquoted", values: []string{`"` + strings.Repeat("q", 256) + `"`}},
 		{name: "two different values", values: []string{"abc", "abd"}},
+		{name: "comma-joined different (HTTP API v2, Function URL)", values: []string{"a,b"}},
+		{name: "comma-joined different across values", values: []string{"a", "a,b"}},
+		{name: "sf-string and token differ", values: []string{`"a,b",a`}},
+		{name: "trailing comma", values: []string{"a,"}},
+		{name: "leading comma", values: []string{",a"}},
+		{name: "comma only", values: []string{","}},
+		{name: "quote inside a token does not quote a comma", values: []string{`a"b,c"`}},
+		{name: "unterminated sf-string with comma", values: []string{`"a,b`}},
 		{name: "no values", values: nil},
 	}
 	for _, tt := range tests {

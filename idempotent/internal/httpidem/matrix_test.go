@@ -148,6 +148,73 @@ func TestMatrix(t *testing.T) {
 				checkProblem(t, r, 400)
 			})
 
+			t.Run("same key, other path or method → another record, not 422", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				first := call(t, send, req{Key: ptr("k"), Body: body})
+				for _, r := range []req{
+					{Key: ptr("k"), Body: body, Path: "/payments/other"},
+					{Key: ptr("k"), Body: body, Method: "PATCH"},
+				} {
+					if got := call(t, send, r); got.Status != 201 || replayed(got) || got.Body == first.Body {
+						t.Fatalf("%s %s: %+v", method(r), path(r), got)
+					}
+				}
+				if h.runs.Load() != 3 {
+					t.Fatalf("handler ran %d times, want 3 (three records)", h.runs.Load())
+				}
+				for _, r := range []req{{Key: ptr("k"), Body: body}, {Key: ptr("k"), Body: body, Path: "/payments/other"}} {
+					if got := call(t, send, r); !replayed(got) {
+						t.Fatalf("%s: want a replay of its own record, got %+v", path(r), got)
+					}
+				}
+			})
+
+			repeated := []struct {
+				name string
+				keys []string
+				ok   bool
+			}{
+				{name: "two different values → 400", keys: []string{"a", "b"}},
+				{name: "a value and a quoted other → 400", keys: []string{"a", `"b"`}},
+				{name: "an empty repeat → 400", keys: []string{"a", ""}},
+				{name: "identical values are one key", keys: []string{"a", "a"}, ok: true},
+				{name: "a token and the same quoted are one key", keys: []string{"a", `"a"`}, ok: true},
+				{name: "quoted values with commas inside are one key", keys: []string{`"a,b"`, `"a,b"`}, ok: true},
+			}
+			for _, tt := range repeated {
+				t.Run("repeated header: "+tt.name, func(t *testing.T) {
+					h := &counter{}
+					send := setup(t, nil, h, opts{})
+					r := call(t, send, req{Keys: tt.keys, Body: body})
+					if !tt.ok {
+						p := checkProblem(t, r, 400)
+						if !strings.HasSuffix(p.Type, "#invalid-idempotency-key") || h.runs.Load() != 0 {
+							t.Fatalf("%+v, runs %d", p, h.runs.Load())
+						}
+						return
+					}
+					if r.Status != 201 || h.runs.Load() != 1 {
+						t.Fatalf("%+v", r)
+					}
+					if again := call(t, send, req{Keys: tt.keys, Body: body}); !replayed(again) {
+						t.Fatalf("want a replay, got %+v", again)
+					}
+				})
+			}
+
+			t.Run("a single value with a comma is two values → 400; quoted it is one key", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				checkProblem(t, call(t, send, req{Key: ptr("a,b"), Body: body}), 400)
+				if r := call(t, send, req{Key: ptr(`"a,b"`), Body: body}); r.Status != 201 {
+					t.Fatalf("%+v", r)
+				}
+				if h.runs.Load() != 1 {
+					t.Fatalf("handler ran %d times, want 1", h.runs.Load())
+				}
+			})
+
 			mismatch := []struct {
 				name   string
 				second req
@@ -350,14 +417,22 @@ func TestMatrix(t *testing.T) {
 					done <- r
 				}()
 				<-started
+				released := false
+				defer func() { // let the first request end before cleanup, even on failure
+					if !released {
+						close(release)
+						<-done
+					}
+				}()
 				dup := call(t, send, req{Key: ptr("k"), Body: body})
 				checkProblem(t, dup, 409)
 				// No deadline in the test: the lease is 60 s on a clock that
-				// does not move.
-				if got := dup.header("Retry-After"); got != "60" {
-					t.Fatalf("Retry-After %q, want 60", got)
+				// does not move; the advertised retry is 1 s, not the lease.
+				if got := dup.header("Retry-After"); got != "1" {
+					t.Fatalf("Retry-After %q, want 1", got)
 				}
 				close(release)
+				released = true
 				first := <-done
 				if r := call(t, send, req{Key: ptr("k"), Body: body}); !replayed(r) || r.Body != first.Body {
 					t.Fatalf("after completion: %+v", r)

@@ -45,17 +45,18 @@ func (p Problem) Headers() map[string]string {
 
 // Problem types.
 const (
-	TypeInvalidKey      = ProblemBase + "invalid-idempotency-key"
-	TypeMissingKey      = ProblemBase + "missing-idempotency-key"
-	TypeInvalidBody     = ProblemBase + "invalid-body"
-	TypeBodyTooLarge    = ProblemBase + "body-too-large"
-	TypePayloadMismatch = ProblemBase + "payload-mismatch"
-	TypeInProgress      = ProblemBase + "in-progress"
-	TypeStoreError      = ProblemBase + "store-unavailable"
-	TypeOutcomeUnknown  = ProblemBase + "outcome-unknown"
-	TypeCorruptRecord   = ProblemBase + "corrupt-record"
-	TypeConfig          = ProblemBase + "configuration-error"
-	TypeInternal        = ProblemBase + "internal-error"
+	TypeInvalidKey         = ProblemBase + "invalid-idempotency-key"
+	TypeMissingKey         = ProblemBase + "missing-idempotency-key"
+	TypeInvalidBody        = ProblemBase + "invalid-body"
+	TypeBodyTooLarge       = ProblemBase + "body-too-large"
+	TypePayloadMismatch    = ProblemBase + "payload-mismatch"
+	TypeInProgress         = ProblemBase + "in-progress"
+	TypeStoreError         = ProblemBase + "store-unavailable"
+	TypeOutcomeUnknown     = ProblemBase + "outcome-unknown"
+	TypeCorruptRecord      = ProblemBase + "corrupt-record"
+	TypeConfig             = ProblemBase + "configuration-error"
+	TypeUnidentifiedCaller = ProblemBase + "unidentified-caller"
+	TypeInternal           = ProblemBase + "internal-error"
 )
 
 func newProblem(status int, typ, detail string) Problem {

@@ -58,7 +58,7 @@ func run() error {
 		return errors.New("no server: pass -endpoint or set AWS_ENDPOINT_URL_DYNAMODB (dynalite/ctl.sh run -- ... does)")
 	}
 	var err error
-	if p.Faults, err = parseRates(*rates); err != nil {
+	if p.Faults, err = faultproxy.ParseRates(*rates); err != nil {
 		return err
 	}
 	p.Paths = strings.Split(*paths, ",")
@@ -102,34 +102,4 @@ func run() error {
 	return nil
 }
 
-func defaultRates() string {
-	var parts []string
-	def := chaos.DefaultFaults()
-	for _, k := range faultproxy.Kinds {
-		parts = append(parts, fmt.Sprintf("%s=%g", k, def[k]))
-	}
-	return strings.Join(parts, ",")
-}
-
-func parseRates(s string) (map[faultproxy.Kind]float64, error) {
-	rates := make(map[faultproxy.Kind]float64)
-	if s == "" {
-		return rates, nil
-	}
-	for _, part := range strings.Split(s, ",") {
-		name, val, ok := strings.Cut(part, "=")
-		if !ok {
-			return nil, fmt.Errorf("-faults: %q is not kind=rate", part)
-		}
-		k, err := faultproxy.ParseKind(strings.TrimSpace(name))
-		if err != nil {
-			return nil, err
-		}
-		r, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
-		if err != nil || r < 0 || r > 1 {
-			return nil, fmt.Errorf("-faults: rate %q of %s is not in [0, 1]", val, k)
-		}
-		rates[k] = r
-	}
-	return rates, nil
-}
+func defaultRates() string { return faultproxy.FormatRates(chaos.DefaultFaults()) }

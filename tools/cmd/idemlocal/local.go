@@ -30,6 +30,7 @@ func startDynalite(ctx context.Context, dir string, log *slog.Logger) (string, f
 	if _, err := os.Stat(cli); err != nil {
 		return "", nil, fmt.Errorf("local DynamoDB server not installed (%v): run `npm ci --prefix %s` or set AWS_ENDPOINT_URL_DYNAMODB", err, dir)
 	}
+	cli = filepath.Join(dir, "serve.js") // dynalite's command line, kept up when a client aborts a request
 	node, err := exec.LookPath("node")
 	if err != nil {
 		return "", nil, fmt.Errorf("node (Node.js) runs the local DynamoDB server: %w", err)

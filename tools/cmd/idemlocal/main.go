@@ -9,6 +9,7 @@
 //	idemlocal invoke -fn OrdersFunction -event events/sqs-orders.json
 //	idemlocal invoke FN=OrdersFunction EVENT=events/sqs-orders.json
 //	idemlocal demo   [-url http://127.0.0.1:3000]
+//	idemlocal chaos-http [-seed 1] [-keys 160] [-workers 8] [-budget 500]
 //
 // Besides the HttpApi routes, run serves the Lambda Invoke API for every
 // function of the template, as `sam local start-lambda` does:
@@ -41,6 +42,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
@@ -60,6 +62,7 @@ const usage = `usage:
   idemlocal run    [flags]                      serve the template's HttpApi routes on 127.0.0.1:$PORT (3000)
   idemlocal invoke [flags] -fn ID -event FILE   send one event (FILE or - for stdin) to a function, print the answer
   idemlocal demo   [-url URL]                    scripted tour: replay, 409, 422, an SQS batch delivered twice
+  idemlocal chaos-http [flags]                   exactly-once check through the whole HTTP stack under faults (chaoshttp.go)
   (FN=ID and EVENT=FILE arguments work too)`
 
 // errFunctionError makes invoke exit non-zero after printing a handler error.
@@ -97,7 +100,7 @@ func (p paramFlag) Set(s string) error {
 }
 
 func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger) error {
-	if len(args) == 0 || (args[0] != "run" && args[0] != "invoke" && args[0] != "demo") {
+	if len(args) == 0 || (args[0] != "run" && args[0] != "invoke" && args[0] != "demo" && args[0] != "chaos-http") {
 		return errors.New(usage)
 	}
 	cmd := args[0]
@@ -118,6 +121,15 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
 	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
+	ch := defaultChaosHTTP()
+	apiFaults, storeFaults := faultproxy.FormatRates(ch.apiFaults), faultproxy.FormatRates(ch.storeFaults)
+	fs.Uint64Var(&ch.seed, "seed", ch.seed, "chaos-http: seed of the fault decisions and the bursts")
+	fs.IntVar(&ch.keys, "keys", ch.keys, "chaos-http: logical payments (keys)")
+	fs.IntVar(&ch.workers, "workers", ch.workers, "chaos-http: bursts in flight")
+	fs.IntVar(&ch.budget, "budget", ch.budget, "chaos-http: retry budget tokens shared by every request")
+	fs.IntVar(&ch.attempts, "attempts", ch.attempts, "chaos-http: attempts per request")
+	fs.StringVar(&apiFaults, "api-faults", apiFaults, "chaos-http: fault rates between the client and the HTTP API, kind=rate,...")
+	fs.StringVar(&storeFaults, "store-faults", storeFaults, "chaos-http: fault rates between the functions and DynamoDB, kind=rate,...")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -136,6 +148,14 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		return err
 	}
 	switch cmd {
+	case "chaos-http":
+		if ch.apiFaults, err = faultproxy.ParseRates(apiFaults); err != nil {
+			return err
+		}
+		if ch.storeFaults, err = faultproxy.ParseRates(storeFaults); err != nil {
+			return err
+		}
+		return chaosHTTP(ctx, tpl, o, ch, stdout, log)
 	case "invoke":
 		return invokeOnce(ctx, tpl, o, stdout, log)
 	case "demo":

@@ -365,3 +365,40 @@ func awsError(w http.ResponseWriter, status int, typ, msg string) {
 	w.WriteHeader(status)
 	_, _ = io.WriteString(w, body)
 }
+
+// ParseRates reads fault rates written as kind=rate,... (rates in [0, 1]),
+// the form the chaos commands take on their command lines.
+func ParseRates(s string) (map[Kind]float64, error) {
+	rates := make(map[Kind]float64)
+	if s == "" {
+		return rates, nil
+	}
+	for _, part := range strings.Split(s, ",") {
+		name, val, ok := strings.Cut(part, "=")
+		if !ok {
+			return nil, fmt.Errorf("fault rates: %q is not kind=rate", part)
+		}
+		k, err := ParseKind(strings.TrimSpace(name))
+		if err != nil {
+			return nil, err
+		}
+		r, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
+		if err != nil || r < 0 || r > 1 {
+			return nil, fmt.Errorf("fault rates: rate %q of %s is not in [0, 1]", val, k)
+		}
+		rates[k] = r
+	}
+	return rates, nil
+}
+
+// FormatRates writes rates in the form ParseRates reads, in the order of
+// Kinds.
+func FormatRates(rates map[Kind]float64) string {
+	var parts []string
+	for _, k := range Kinds {
+		if r, ok := rates[k]; ok {
+			parts = append(parts, fmt.Sprintf("%s=%g", k, r))
+		}
+	}
+	return strings.Join(parts, ",")
+}

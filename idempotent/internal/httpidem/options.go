@@ -1,0 +1,242 @@
+package httpidem
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// Anonymous is the principal of a caller that carries no credentials.
+const Anonymous = "anonymous"
+
+// Config is the configuration shared by every adapter. Options set its
+// fields; NewConfig gives the defaults. A Config is read-only once the
+// adapter is built.
+type Config struct {
+	// Methods are the guarded methods, upper case (default POST, PATCH).
+	Methods []string
+	// RequireKey answers a guarded request without the header 400.
+	RequireKey bool
+	// FingerprintHeaders are extra request headers in the fingerprint.
+	FingerprintHeaders []string
+	// Stored says which statuses are stored (default DefaultStored).
+	Stored func(status int) bool
+	// Scope is the adapter's scope function (WithScope), of the type the
+	// adapter expects; nil: the adapter finds the principal itself.
+	Scope any
+	// MaxBody is the net/http middleware's buffering limit (WithMaxBody);
+	// 0: the default.
+	MaxBody int64
+	// Core are the options passed to idempotent.Do.
+	Core []idempotent.Option
+	// Clock is the clock for Retry-After (WithClock sets it and the core's).
+	Clock func() time.Time
+	// Logger logs decisions.
+	Logger *slog.Logger
+	// Err collects option errors (*idempotent.ConfigError); every request
+	// is then answered 500.
+	Err error
+}
+
+// Option configures an HTTP adapter. It is declared once, here:
+// apigw.Option and idemhttp.Option are aliases of it, and the options both
+// packages offer are these functions.
+type Option func(*Config)
+
+// NewConfig returns the defaults with opts applied (nil options skipped).
+func NewConfig(opts ...Option) *Config {
+	c := &Config{
+		Methods: []string{http.MethodPost, http.MethodPatch},
+		Stored:  DefaultStored,
+		Clock:   time.Now,
+		Logger:  slog.Default(),
+	}
+	for _, opt := range opts {
+		if opt != nil {
+			opt(c)
+		}
+	}
+	return c
+}
+
+// Fail records an option error.
+func (c *Config) Fail(option string, err error) {
+	c.Err = errors.Join(c.Err, &idempotent.ConfigError{Option: option, Err: err})
+}
+
+// Finish checks the core options as idempotent.Do will see them
+// (idempotent.CheckOptions), so a bad option is reported once, when the
+// adapter is built, and every request is then refused with 500.
+func (c *Config) Finish() {
+	if err := idempotent.CheckOptions(c.Core...); err != nil {
+		c.Err = errors.Join(c.Err, err)
+	}
+	if c.Err != nil {
+		c.Logger.Error("idempotency misconfigured; every request will be refused", slog.Any("error", c.Err))
+	}
+}
+
+// DefaultStored is the default policy: 2xx, 3xx and 4xx responses are
+// stored, except 408, 409, 425 and 429 (the client is expected to retry
+// those); 5xx and anything outside 200–499 are not.
+func DefaultStored(status int) bool {
+	switch status {
+	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests:
+		return false
+	}
+	return status >= 200 && status < 500
+}
+
+// WithMethods sets the guarded HTTP methods (default POST and PATCH); other
+// methods pass through untouched.
+func WithMethods(methods ...string) Option {
+	return func(c *Config) {
+		if len(methods) == 0 {
+			c.Fail("WithMethods", errors.New("no methods"))
+			return
+		}
+		out := make([]string, 0, len(methods))
+		for _, m := range methods {
+			if m == "" || strings.ContainsAny(m, " \t\r\n") {
+				c.Fail("WithMethods", fmt.Errorf("invalid method %q", m))
+				return
+			}
+			out = append(out, strings.ToUpper(m))
+		}
+		c.Methods = out
+	}
+}
+
+// WithRequireKey answers a guarded request without an Idempotency-Key
+// header 400. By default such a request passes through unguarded.
+func WithRequireKey() Option {
+	return func(c *Config) { c.RequireKey = true }
+}
+
+// WithFingerprintHeaders adds request headers (names case-insensitive) to
+// the payload fingerprint, next to the query string and the body.
+func WithFingerprintHeaders(names ...string) Option {
+	return func(c *Config) {
+		out := make([]string, 0, len(names))
+		for _, n := range names {
+			if n == "" || strings.ContainsAny(n, " \t\r\n:") {
+				c.Fail("WithFingerprintHeaders", fmt.Errorf("invalid header name %q", n))
+				return
+			}
+			out = append(out, strings.ToLower(n))
+		}
+		slices.Sort(out)
+		c.FingerprintHeaders = slices.Compact(out)
+	}
+}
+
+// WithStoredStatus replaces the policy of which responses are stored and
+// replayed (default: 2xx, 3xx, 4xx except 408, 409, 425, 429). A response
+// that is not stored is returned as it is and releases the key.
+func WithStoredStatus(stored func(status int) bool) Option {
+	return func(c *Config) {
+		if stored == nil {
+			c.Fail("WithStoredStatus", errors.New("nil predicate"))
+			return
+		}
+		c.Stored = stored
+	}
+}
+
+// WithMaxBody sets the net/http middleware's buffering limit in bytes. A
+// guarded request body over it is answered 413. A response body over it is
+// streamed to the client as it is written and not stored: the key is
+// released and a retry runs again. The API Gateway adapters get whole
+// events from Lambda and refuse the option (a configuration error).
+func WithMaxBody(n int64) Option {
+	return func(c *Config) {
+		if n <= 0 {
+			c.Fail("WithMaxBody", fmt.Errorf("limit %d is not positive", n))
+			return
+		}
+		c.MaxBody = n
+	}
+}
+
+// WithTTL sets how long a stored response is replayed (idempotent.WithTTL).
+func WithTTL(d time.Duration) Option { return WithCore(idempotent.WithTTL(d)) }
+
+// WithWait makes a duplicate that finds the key in progress wait up to max
+// for the first request's response (idempotent.WithWait) instead of getting
+// 409 at once. The wait holds the duplicate's invocation (billed time and
+// concurrency), so it is off by default.
+func WithWait(max time.Duration) Option { return WithCore(idempotent.WithWait(max)) }
+
+// WithLocalCache keeps up to size stored responses in a per-process LRU
+// cache (idempotent.WithLocalCache); adapters built from this Option value
+// share it.
+func WithLocalCache(size int) Option { return WithCore(idempotent.WithLocalCache(size)) }
+
+// WithName sets the key namespace (idempotent.WithName).
+func WithName(name string) Option { return WithCore(idempotent.WithName(name)) }
+
+// WithClock sets the clock for every time decision, Retry-After included
+// (idempotent.WithClock).
+func WithClock(now func() time.Time) Option {
+	return func(c *Config) {
+		if now == nil {
+			c.Fail("WithClock", errors.New("nil clock"))
+			return
+		}
+		c.Clock = now
+		c.Core = append(c.Core, idempotent.WithClock(now))
+	}
+}
+
+// WithLogger sets the logger of the adapter and the core (default
+// slog.Default()). A nil logger is ignored.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *Config) {
+		if l == nil {
+			return
+		}
+		c.Logger = l
+		c.Core = append(c.Core, idempotent.WithLogger(l))
+	}
+}
+
+// WithCore passes options to idempotent.Do, e.g. idempotent.WithLease. The
+// adapter sets the key and the fingerprint itself: WithKeyPath, WithKeyFunc
+// and WithPayloadPath do not apply (every request is answered 500).
+func WithCore(opts ...idempotent.Option) Option {
+	return func(c *Config) { c.Core = append(c.Core, opts...) }
+}
+
+// SetScope records an adapter's scope function (its WithScope); f must not
+// be nil.
+func SetScope(f any, isNil bool) Option {
+	return func(c *Config) {
+		if isNil {
+			c.Fail("WithScope", errors.New("nil scope function"))
+			return
+		}
+		c.Scope = f
+	}
+}
+
+// ScopeFunc returns c.Scope as the scope function type F an adapter needs,
+// or nil when none was set; a scope function of another type (given to the
+// wrong adapter) is a configuration error.
+func ScopeFunc[F any](c *Config, want string) F {
+	var zero F
+	if c.Scope == nil {
+		return zero
+	}
+	f, ok := c.Scope.(F)
+	if !ok {
+		c.Fail("WithScope", fmt.Errorf("scope function is %T; this adapter needs %s", c.Scope, want))
+		return zero
+	}
+	return f
+}
