@@ -253,7 +253,7 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 			// The write is the contract's conditional put.
 			put := f.requests[0].body
 			wantPut := map[string]any{
-				"ConditionExpression":                 "attribute_not_exists(id) OR expiration <= :s OR (#a = :i AND in_progress_expiration <= :m)",
+				"ConditionExpression":                 "#a = :i AND in_progress_expiration <= :m OR attribute_not_exists(id) OR expiration <= :s",
 				"ReturnValuesOnConditionCheckFailure": "ALL_OLD",
 				"TableName":                           "idempotency",
 			}
