@@ -19,8 +19,11 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -150,4 +153,46 @@ func procCPU(pid int) (int64, error) {
 		return 0, fmt.Errorf("cannot read /proc/%d/stat: %q", pid, f[11:13])
 	}
 	return (utime + stime) * 10_000_000, nil
+}
+
+// BenchmarkServerParse reports the CPU the local server spends reading each
+// request of a new invocation before it touches any data (JSON, validation,
+// expression parsing: tools/bench/exprcost.cjs), for the floor and for
+// idemlambda, in ns per request. One iteration is one run of the script.
+//
+//	go test -run '^$' -bench ServerParse -benchtime 1x ./tools/bench
+func BenchmarkServerParse(b *testing.B) {
+	if _, err := exec.LookPath("node"); err != nil {
+		b.Skip("node is not installed")
+	}
+	payload := benchdata.JSON(200, 1)
+	bodies := map[string]string{}
+	for _, side := range []string{"floor", "idemlambda"} {
+		rec := &recorder{next: &stub{}}
+		if _, err := taxSides(stubClient(rec), payload)[side](context.Background(), "seed"); err != nil {
+			b.Fatal(err)
+		}
+		bodies[side+"/put"], bodies[side+"/update"] = string(rec.put), string(rec.upd)
+	}
+	file := filepath.Join(b.TempDir(), "requests.json")
+	js, err := json.Marshal(bodies)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(file, js, 0o600); err != nil {
+		b.Fatal(err)
+	}
+	var ns map[string]float64
+	for b.Loop() {
+		out, err := exec.Command("node", "exprcost.cjs", file).Output()
+		if err != nil {
+			b.Fatalf("exprcost.cjs: %v", err)
+		}
+		if err := json.Unmarshal(out, &ns); err != nil {
+			b.Fatalf("exprcost.cjs: %v: %s", err, out)
+		}
+	}
+	for name, v := range ns {
+		b.ReportMetric(v, strings.ReplaceAll(name, "/", "-")+"-ns")
+	}
 }
