@@ -4,8 +4,14 @@ SHELL        := /usr/bin/env bash
 GO           ?= go
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DYNAMO       := dynalite/ctl.sh
+REDIS        := redis/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
+# AWS's Lambda Runtime Interface Emulator, which make run/invoke/demo run each
+# function under (tools/internal/rie.Version names the same pin).
+RIE_VERSION  := v0.0.0-20261030222936-bef5c4ba774d
+RIE          := .build/bin/aws-lambda-rie
+IDEMLOCAL    := .build/bin/idemlocal
 # Every package of every module in go.work: the library (.), the example
 # functions (handlers/) and the tools (tools/). "./..." would stop at the
 # first nested go.mod.
@@ -17,7 +23,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install rie-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -32,32 +38,37 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install ## run every test under -race against a local dynalite (started if none runs)
+test: dynamo-install redis-install rie-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@for m in . handlers tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+	@for m in . handlers idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 
-run: dynamo-install ## serve the functions of template.yaml locally on 127.0.0.1:PORT (default 3000), no Docker
-	$(GO) run ./tools/cmd/idemlocal run -port $(PORT)
+STORE ?= dynamodb
+run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server
+	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
+	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(IDEMLOCAL) run -port $(PORT)
 
-invoke: dynamo-install ## send EVENT=events/<file>.json to FN=<LogicalId> and print the response
-	$(GO) run ./tools/cmd/idemlocal invoke -fn $(FN) -event $(EVENT)
+invoke: dynamo-install rie-install ## send EVENT=<file.json> to FN=<LogicalId> on a fresh stack of its own (URL=http://127.0.0.1:3000: on make run's)
+	$(if $(and $(FN),$(EVENT)),,$(error make invoke needs FN=<LogicalId> and EVENT=<file.json>, e.g. make invoke FN=OrdersFunction EVENT=events/sqs-orders.json (add URL=http://127.0.0.1:$(PORT) to use the stack make run serves)))
+	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
+	$(IDEMLOCAL) invoke FN=$(FN) EVENT=$(EVENT) $(if $(URL),-url $(URL))
 
-demo: dynamo-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
-	$(GO) run ./tools/cmd/idemlocal demo $(if $(URL),-url $(URL))
+demo: dynamo-install rie-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
+	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
+	$(IDEMLOCAL) demo $(if $(URL),-url $(URL))
 
 bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
 	tools/bench/run.sh
 
 SEED     ?= 1
 FUZZTIME ?= 20s
-chaos: dynamo-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind, then chaos-http through the whole HTTP stack; fails on any violation
+chaos: dynamo-install rie-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind, then chaos-http through the whole HTTP stack; fails on any violation
 	$(DYNAMO) run -- $(GO) run ./tools/cmd/chaos -seed $(SEED) -clients 16 -ops 125
 	$(DYNAMO) run -- $(GO) run ./tools/cmd/idemlocal chaos-http -seed $(SEED) -keys 160 -workers 8
 
@@ -72,6 +83,12 @@ fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build && sam deploy
 
+rie-install: ## install the pinned Lambda Runtime Interface Emulator into .build/bin (go install, once)
+	@if ! $(GO) version -m $(RIE) 2>/dev/null | grep -q '$(RIE_VERSION)'; then \
+		echo "installing aws-lambda-rie $(RIE_VERSION) into .build/bin"; \
+		GOBIN=$(CURDIR)/.build/bin GOWORK=off $(GO) install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@$(RIE_VERSION); \
+	fi
+
 dynamo-install: ## install the pinned local DynamoDB-compatible server (npm ci)
 	@$(DYNAMO) install
 
@@ -81,5 +98,8 @@ dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default
 dynamo-stop: ## stop the dynalite that dynamo-start started
 	@$(DYNAMO) stop
 
+redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
+	@$(REDIS) install
+
 clean: ## remove build outputs and local server state
-	rm -rf .build .aws-sam dynalite/.state
+	rm -rf .build .aws-sam dynalite/.state redis/.state

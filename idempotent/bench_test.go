@@ -75,19 +75,19 @@ func BenchmarkDo(b *testing.B) {
 		store := idempotent.NewMemoryStore()
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if _, err := idempotent.Do(ctx, store, strconv.Itoa(i), fn); err != nil {
+			if _, err := idempotent.Do(ctx, store, "step", strconv.Itoa(i), fn); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("replay", func(b *testing.B) {
 		store := idempotent.NewMemoryStore()
-		if _, err := idempotent.Do(ctx, store, "k", fn); err != nil {
+		if _, err := idempotent.Do(ctx, store, "step", "k", fn); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := idempotent.Do(ctx, store, "k", fn); err != nil {
+			if _, err := idempotent.Do(ctx, store, "step", "k", fn); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -95,12 +95,12 @@ func BenchmarkDo(b *testing.B) {
 	b.Run("cache-replay", func(b *testing.B) {
 		cache := idempotent.WithLocalCache(128)
 		store := idempotent.NewMemoryStore()
-		if _, err := idempotent.Do(ctx, store, "k", fn, cache); err != nil {
+		if _, err := idempotent.Do(ctx, store, "step", "k", fn, cache); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := idempotent.Do(ctx, store, "k", fn, cache); err != nil {
+			if _, err := idempotent.Do(ctx, store, "step", "k", fn, cache); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -3,7 +3,9 @@
 // running again.
 //
 // Wrap guards a whole handler and goes straight into lambda.Start; Do guards
-// one call inside a handler (per SQS record, per workflow step). Both keep one
+// one named step inside a handler (per SQS record, per workflow step; the
+// step name scopes the key, so two steps with one key keep two records).
+// Both keep one
 // record per idempotency key in a Store — the DynamoDB store in
 // idempotent/dynamostore in production, NewMemoryStore in tests — and follow
 // one contract:
@@ -45,6 +47,16 @@
 // not return the old item); a replay from the local cache (WithLocalCache)
 // takes none.
 //
+// The handler's error is returned as the same value (joined with a
+// *StoreError only when releasing the key failed), so errors.As, Lambda's
+// errorType and Step Functions Catch see the user's type. The package's own
+// errors are named types that match the sentinels with errors.Is
+// (*NoKeyError, *PayloadMismatchError, *InProgressError, *LeaseLostError,
+// *CorruptRecordError).
+//
 // Setting IDEMPOTENCY_DISABLED=true bypasses every guard with a warning, for
 // users' unit tests.
+//
+// The full contract, whose sections the § references in this module's
+// comments name, is docs/contract.md in the repository.
 package idempotent

@@ -3,27 +3,136 @@ package idempotent
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
-// Sentinel errors. Match them with errors.Is; the errors the package returns
-// wrap them with detail.
+// Sentinel errors. Match them with errors.Is. The package never returns a
+// bare sentinel: each comes as a named type that matches it (ErrNoKey as a
+// *NoKeyError, and so on), so the error keeps a meaningful type name where
+// the type is what counts — Lambda's errorType (aws-lambda-go reports the Go
+// type name of the returned error), Step Functions Retry and Catch, logs.
 var (
 	// ErrInProgress: another invocation holds the key and has not finished.
 	// The concrete error is an *InProgressError that tells when its lease
 	// ends.
 	ErrInProgress = errors.New("idempotent: another invocation with this key is in progress")
 	// ErrPayloadMismatch: the key was used before with a different payload.
+	// The concrete error is a *PayloadMismatchError.
 	ErrPayloadMismatch = errors.New("idempotent: idempotency key reused with a different payload")
-	// ErrNoKey: the key is required and the event yielded none.
+	// ErrNoKey: the key is required and the event yielded none, or the key
+	// could not be read from the event. The concrete error is a *NoKeyError.
 	ErrNoKey = errors.New("idempotent: no idempotency key in the event")
 	// ErrLeaseLost: the run finished after its lease ended and another
-	// invocation took the key over; nothing was overwritten.
+	// invocation took the key over; nothing was overwritten. The concrete
+	// error is a *LeaseLostError.
 	ErrLeaseLost = errors.New("idempotent: lease lost to another invocation; result not stored")
 	// ErrCorruptRecord: a stored record or its data cannot be decoded. The
-	// handler does not run and the record is left as it is.
+	// handler does not run and the record is left as it is. The concrete
+	// error is a *CorruptRecordError.
 	ErrCorruptRecord = errors.New("idempotent: corrupt idempotency record")
 )
+
+// NoKeyError is returned (matching ErrNoKey) when the key is required and
+// the event yields none, or when the key cannot be read from the event.
+type NoKeyError struct {
+	// Err says why the key could not be read; nil when it is simply absent.
+	Err error
+}
+
+func (e *NoKeyError) Error() string { return detail(ErrNoKey, "", e.Err) }
+
+// Is makes errors.Is(err, ErrNoKey) true.
+func (e *NoKeyError) Is(target error) bool { return target == ErrNoKey }
+
+// Unwrap returns the cause, if any.
+func (e *NoKeyError) Unwrap() error { return e.Err }
+
+// PayloadMismatchError is returned (matching ErrPayloadMismatch) when a key
+// is presented with another payload than the one it was first used with.
+type PayloadMismatchError struct {
+	// Key is the record id.
+	Key string
+}
+
+func (e *PayloadMismatchError) Error() string { return detail(ErrPayloadMismatch, e.Key, nil) }
+
+// Is makes errors.Is(err, ErrPayloadMismatch) true.
+func (e *PayloadMismatchError) Is(target error) bool { return target == ErrPayloadMismatch }
+
+// LeaseLostError is returned (matching ErrLeaseLost) when a run finished
+// after another invocation took its key over; its result was not stored.
+// Stores may return it (or any error matching ErrLeaseLost) from Complete
+// and Release.
+type LeaseLostError struct {
+	// Key is the record id.
+	Key string
+}
+
+func (e *LeaseLostError) Error() string { return detail(ErrLeaseLost, e.Key, nil) }
+
+// Is makes errors.Is(err, ErrLeaseLost) true.
+func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
+
+// CorruptRecordError is returned (matching ErrCorruptRecord) when a stored
+// record or its data cannot be decoded. Stores report undecodable records
+// with it.
+type CorruptRecordError struct {
+	// Key is the record id.
+	Key string
+	// Err says what is wrong with the record.
+	Err error
+}
+
+func (e *CorruptRecordError) Error() string { return detail(ErrCorruptRecord, e.Key, e.Err) }
+
+// Is makes errors.Is(err, ErrCorruptRecord) true.
+func (e *CorruptRecordError) Is(target error) bool { return target == ErrCorruptRecord }
+
+// Unwrap returns the cause, if any.
+func (e *CorruptRecordError) Unwrap() error { return e.Err }
+
+// detail is the message of a typed sentinel error: the sentinel's, the
+// record id and the cause — unless the cause already says the sentinel's
+// words (it wraps it), so the message does not repeat itself.
+func detail(sentinel error, key string, cause error) string {
+	msg := sentinel.Error()
+	if cause != nil && errors.Is(cause, sentinel) {
+		msg = cause.Error()
+		cause = nil
+	}
+	if key != "" && !strings.Contains(msg, key) {
+		msg += " (record " + key + ")"
+	}
+	if cause != nil {
+		msg += ": " + cause.Error()
+	}
+	return msg
+}
+
+// typed returns err as one of the package's named error types when it
+// matches a sentinel only through a generic wrapper (fmt.Errorf("%w")), so
+// that what leaves Wrap or Do has a meaningful type name. Other errors are
+// returned as they are.
+func typed(err error, key string) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, ErrNoKey):
+		if _, ok := errors.AsType[*NoKeyError](err); !ok {
+			return &NoKeyError{Err: err}
+		}
+	case errors.Is(err, ErrCorruptRecord):
+		if _, ok := errors.AsType[*CorruptRecordError](err); !ok {
+			return &CorruptRecordError{Key: key, Err: err}
+		}
+	case errors.Is(err, ErrLeaseLost):
+		if _, ok := errors.AsType[*LeaseLostError](err); !ok {
+			return &LeaseLostError{Key: key}
+		}
+	}
+	return err
+}
 
 // InProgressError is returned (wrapping ErrInProgress) when a duplicate finds
 // the key held by a running invocation.

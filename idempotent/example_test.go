@@ -46,23 +46,29 @@ func ExampleWrap() {
 
 func ExampleDo() {
 	store := idempotent.NewMemoryStore()
-	emails := 0
-	send := func(ctx context.Context) (string, error) {
-		// The record key names this run; derive downstream keys from it.
+	charges, emails := 0, 0
+	charge := func(ctx context.Context) (string, error) {
+		// The record key names this run; derive downstream keys (the
+		// payment provider's idempotency key) from it.
 		key, _ := idempotent.KeyFromContext(ctx)
-		emails++
-		return fmt.Sprintf("sent (%d chars of key)", len(key)), nil
+		charges++
+		return fmt.Sprintf("charged (%d chars of key)", len(key)), nil
 	}
-	for range 3 {
-		out, err := idempotent.Do(context.Background(), store, "welcome-email:user-42", send, idempotent.WithName("signup"))
-		fmt.Println(out, err)
+	send := func(context.Context) (string, error) { emails++; return "receipt sent", nil }
+	for range 2 {
+		// One key, two steps: each step keeps its own record.
+		paid, err := idempotent.Do(context.Background(), store, "charge", "order-42", charge, idempotent.WithName("checkout"))
+		fmt.Println(paid, err)
+		sent, err := idempotent.Do(context.Background(), store, "send-receipt", "order-42", send, idempotent.WithName("checkout"))
+		fmt.Println(sent, err)
 	}
-	fmt.Println("emails sent:", emails)
+	fmt.Println("charges:", charges, "emails:", emails)
 	// Output:
-	// sent (71 chars of key) <nil>
-	// sent (71 chars of key) <nil>
-	// sent (71 chars of key) <nil>
-	// emails sent: 1
+	// charged (73 chars of key) <nil>
+	// receipt sent <nil>
+	// charged (73 chars of key) <nil>
+	// receipt sent <nil>
+	// charges: 1 emails: 1
 }
 
 // A key path written for Powertools works verbatim, and a multi-select over

@@ -68,22 +68,38 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 		key, fp, err := keyFunc(event)
 		if err != nil {
 			var zero Out
-			return zero, err
+			return zero, typed(err, "")
 		}
 		return execute(ctx, c, store, key, fp, func(ctx context.Context) (Out, error) { return h(ctx, event) })
 	}
 }
 
-// Do runs fn at most once per key within the TTL, inside a handler: per SQS
-// record, per step of a workflow. It follows the same contract as Wrap, with
-// the key given directly; an empty key runs fn unguarded with a warning, or
-// fails with ErrNoKey under WithRequireKey. WithFingerprint turns on payload
-// validation. The result is stored as JSON and decoded into T on replay.
-func Do[T any](ctx context.Context, store Store, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
+// Do runs fn at most once per (step, key) within the TTL, inside a handler:
+// per SQS record, per step of a workflow. It follows the same contract as
+// Wrap, with the key given directly.
+//
+// step names the guarded operation and is required: the record belongs to
+// the step and the key together, so two guarded operations that use the
+// same key — "charge" and "send-receipt" for one order id — keep separate
+// records instead of one replaying the other's result:
+//
+//	receipt, err := idempotent.Do(ctx, store, "charge", order.ID, charge)
+//	...
+//	_, err = idempotent.Do(ctx, store, "send-receipt", order.ID, sendReceipt)
+//
+// Keep a step's name stable across deployments: renaming it starts new
+// records. An empty step (or one with a NUL byte) is a *ConfigError. An
+// empty key runs fn unguarded with a warning, or fails with ErrNoKey under
+// WithRequireKey. WithFingerprint turns on payload validation. The result is
+// stored as JSON and decoded into T on replay.
+func Do[T any](ctx context.Context, store Store, step, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
 	c := newDoConfig(opts)
 	var zero T
 	if c.err != nil {
 		return zero, c.err
+	}
+	if step == "" || strings.IndexByte(step, 0) >= 0 {
+		return zero, &ConfigError{Option: "step", Err: fmt.Errorf("step name %q is empty or has a NUL byte", step)}
 	}
 	if fn == nil {
 		return zero, &ConfigError{Option: "fn", Err: errors.New("nil function")}
@@ -99,15 +115,25 @@ func Do[T any](ctx context.Context, store Store, key string, fn func(context.Con
 	if c.fingerprint != nil {
 		fp = *c.fingerprint
 	}
-	return execute(ctx, c, store, key, fp, fn)
+	return execute(ctx, c, store, stepKey(step, key), fp, fn)
 }
 
-// execute is the state machine of the contract, §3.
+// stepKey is the key material of key in step: the step, a NUL byte (which
+// a step never contains, so the split is unambiguous) and the key. No key
+// stays no key.
+func stepKey(step, key string) string {
+	if key == "" {
+		return ""
+	}
+	return step + "\x00" + key
+}
+
+// execute is the state machine of the contract, §3 (docs/contract.md).
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
 	if key == "" {
 		if c.requireKey {
-			return zero, ErrNoKey
+			return zero, &NoKeyError{}
 		}
 		c.logger.WarnContext(ctx, "no idempotency key; running unguarded", slog.String("name", c.name))
 		return fn(ctx)
@@ -120,14 +146,14 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 
 	// 2. Local cache.
 	if c.cache != nil {
-		if e, ok := c.cache.Get(id); ok {
+		if e, ok := c.cache.get(id); ok {
 			if e.expiration > c.clock().Unix() {
 				if mismatch(fp, e.fingerprint) {
-					return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+					return zero, &PayloadMismatchError{Key: id}
 				}
-				return cached[T](c, id, e)
+				return decode[T](id, e.data)
 			}
-			c.cache.Remove(id)
+			c.cache.remove(id)
 		}
 	}
 
@@ -141,11 +167,12 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	backoff := firstPoll
 	for attempt := 0; ; attempt++ {
 		now := c.clock()
+		lease := time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli())
 		rec := Record{
 			Key:             id,
 			Status:          StatusInProgress,
-			Expiration:      time.Unix(now.Add(c.ttl).Unix(), 0),
-			LeaseExpiration: time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli()),
+			Expiration:      inProgressExpiration(now, c.ttl, lease),
+			LeaseExpiration: lease,
 			Owner:           owner,
 			Fingerprint:     fp,
 		}
@@ -154,12 +181,6 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			return zero, storeErr("acquire", id, err)
 		}
 		if acquired {
-			break
-		}
-		// Our own write landed but its answer was lost, and a retry (the
-		// SDK's) met the record it had written: the owner token is unique
-		// to this call, so the key is ours.
-		if existing != nil && existing.Status == StatusInProgress && existing.Owner == owner && !existing.LeaseEnded(c.clock()) {
 			break
 		}
 		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
@@ -184,7 +205,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			continue
 		}
 		if mismatch(fp, existing.Fingerprint) {
-			return zero, fmt.Errorf("%w (record %s)", ErrPayloadMismatch, id)
+			return zero, &PayloadMismatchError{Key: id}
 		}
 		switch existing.Status {
 		case StatusCompleted:
@@ -193,15 +214,20 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		case StatusInProgress:
 			return zero, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration}
 		default:
-			return zero, fmt.Errorf("%w: record %s has status %q", ErrCorruptRecord, id, existing.Status)
+			return zero, &CorruptRecordError{Key: id, Err: fmt.Errorf("unknown status %q", existing.Status)}
 		}
 	}
 
 	// 5. Run, releasing the key if fn panics or exits the goroutine.
 	out, runErr := runGuarded(ctx, c, store, id, owner, fn)
 	if runErr != nil {
-		// 7. Error → release.
-		return zero, errors.Join(runErr, release(ctx, c, store, id, owner))
+		// 7. Error → release, and return the handler's error value itself
+		// (errors.Join would wrap even a lone error), so errors.As, Lambda's
+		// errorType and Step Functions' Catch see the user's type.
+		if relErr := release(ctx, c, store, id, owner); relErr != nil {
+			return zero, errors.Join(runErr, relErr)
+		}
+		return zero, runErr
 	}
 
 	// 6. Success → complete.
@@ -221,16 +247,9 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	cctx, cancel := cleanupContext(ctx)
 	defer cancel()
 	if err = store.Complete(cctx, done); err != nil {
-		if errors.Is(err, ErrLeaseLost) && completedByUs(cctx, store, id, owner) {
-			// Our write landed but its answer was lost, and the retried
-			// write found the record already completed — by us.
-			err = nil
-		}
-	}
-	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
 			c.logger.WarnContext(ctx, "lease lost before completion; result not stored", slog.String("record", id))
-			return zero, fmt.Errorf("%w (record %s)", ErrLeaseLost, id)
+			return zero, &LeaseLostError{Key: id}
 		}
 		return zero, storeErr("complete", id, err)
 	}
@@ -238,14 +257,18 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	return out, nil
 }
 
-// completedByUs reports whether the record id is completed under owner: a
-// Complete whose answer was lost and whose retry then failed its condition
-// did complete. The owner token is unique to one call, so this is exact; a
-// store that does not keep the owner of completed records makes it false,
-// and the call reports ErrLeaseLost as before.
-func completedByUs(ctx context.Context, store Store, id, owner string) bool {
-	rec, err := store.Get(ctx, id)
-	return err == nil && rec != nil && rec.Status == StatusCompleted && rec.Owner == owner
+// inProgressExpiration is the expiration of an in-progress record acquired
+// at now with lease end lease: now + TTL, but never before the lease ends
+// (§3 step 3), in whole seconds rounded up so that it cannot end before the
+// lease either. Otherwise a TTL shorter than the lease would free the key —
+// and let DynamoDB's TTL deletion remove the record — while its run goes on.
+func inProgressExpiration(now time.Time, ttl time.Duration, lease time.Time) time.Time {
+	exp := now.Add(ttl).Unix()
+	leaseEnd := lease.Unix()
+	if lease.After(time.Unix(leaseEnd, 0)) {
+		leaseEnd++ // round up a fraction of a second
+	}
+	return time.Unix(max(exp, leaseEnd), 0)
 }
 
 const (
@@ -309,40 +332,7 @@ func (c *config) remember(r *Record) {
 	if c.cache == nil || r.Status != StatusCompleted {
 		return
 	}
-	c.cache.Add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
-}
-
-type cacheEntry struct {
-	expiration  int64
-	fingerprint string
-	data        []byte
-	// value is the result decoded from data, kept (as a private copy) once
-	// a hit decoded it, for types cloneFor can copy; nil until then.
-	value any
-}
-
-// cached answers a cache hit: a copy of the decoded result when the entry
-// holds one of type T, else the result decoded from the stored bytes (and
-// then a copy of it is kept for the next hit).
-func cached[T any](c *config, id string, e cacheEntry) (T, error) {
-	switch any((*T)(nil)).(type) {
-	case *[]byte, *json.RawMessage:
-		return decode[T](id, e.data) // a copy of the bytes already
-	}
-	if v, ok := e.value.(T); ok {
-		if out, ok := cloneFor(v); ok {
-			return out, nil
-		}
-	}
-	out, err := decode[T](id, e.data)
-	if err != nil {
-		return out, err
-	}
-	if keep, ok := cloneFor(out); ok {
-		e.value = keep
-		c.cache.Add(id, e)
-	}
-	return out, nil
+	c.cache.add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
 }
 
 func mismatch(mine, stored string) bool {
@@ -364,7 +354,7 @@ func encode[T any](v T) ([]byte, error) {
 }
 
 // decode is the inverse of encode. The bytes are copied: data may be shared
-// with the local cache.
+// with the local cache, and every replay gets memory of its own.
 func decode[T any](id string, data []byte) (T, error) {
 	var out T
 	switch p := any(&out).(type) {
@@ -376,15 +366,19 @@ func decode[T any](id string, data []byte) (T, error) {
 		return out, nil
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return out, fmt.Errorf("%w: record %s: stored result does not decode: %w", ErrCorruptRecord, id, err)
+		return out, &CorruptRecordError{Key: id, Err: fmt.Errorf("stored result does not decode: %w", err)}
 	}
 	return out, nil
 }
 
 func storeErr(op, id string, err error) error {
+	if errors.Is(err, ErrCorruptRecord) {
+		return typed(err, id)
+	}
 	var se *StoreError
-	if errors.As(err, &se) || errors.Is(err, ErrCorruptRecord) {
-		return err
+	var ce *ConfigError
+	if errors.As(err, &se) || errors.As(err, &ce) {
+		return err // a misconfigured store says so itself
 	}
 	return &StoreError{Op: op, Key: id, Err: err}
 }

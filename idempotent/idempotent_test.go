@@ -177,14 +177,14 @@ func TestLeaseDefaultsToContextDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	if _, err := idempotent.Do(ctx, store, "k", fn, idempotent.WithClock(clk.Now)); err != nil {
+	if _, err := idempotent.Do(ctx, store, "step", "k", fn, idempotent.WithClock(clk.Now)); err != nil {
 		t.Fatal(err)
 	}
 	// time.Until(deadline) is a little under an hour by the time it is read.
 	if d := lease.Sub(clk.Now()); d > time.Hour || d < 59*time.Minute {
 		t.Fatalf("lease with a 1 h deadline = now + %v, want about 1 h", d)
 	}
-	if _, err := idempotent.Do(context.Background(), store, "k2", fn, idempotent.WithClock(clk.Now)); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k2", fn, idempotent.WithClock(clk.Now)); err != nil {
 		t.Fatal(err)
 	}
 	if d := lease.Sub(clk.Now()); d != idempotent.DefaultLease {
@@ -297,7 +297,7 @@ func TestReleaseFailureIsJoined(t *testing.T) {
 		store.fail.Store(&storeDown)
 		return 0, errBoom
 	}
-	_, err := idempotent.Do(context.Background(), store, "k", fn)
+	_, err := idempotent.Do(context.Background(), store, "step", "k", fn)
 	var se *idempotent.StoreError
 	if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Op != "release" || !errors.Is(err, storeDown) {
 		t.Fatalf("err = %v, want the handler's error joined with a release *StoreError", err)
@@ -313,13 +313,13 @@ func TestPanicReleasesAndRepanics(t *testing.T) {
 				t.Fatalf("recovered %v, want the handler's panic value", p)
 			}
 		}()
-		_, _ = idempotent.Do(context.Background(), store, "k", fn)
+		_, _ = idempotent.Do(context.Background(), store, "step", "k", fn)
 		t.Fatal("Do returned after a panic")
 	}()
 	if store.release.Load() != 1 {
 		t.Fatalf("release calls = %d, want 1", store.release.Load())
 	}
-	got, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 7, nil })
+	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 7, nil })
 	if err != nil || got != 7 {
 		t.Fatalf("retry after panic = %d, %v; want 7 (runs again)", got, err)
 	}
@@ -426,11 +426,11 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 
 func TestCorruptStoredResult(t *testing.T) {
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) { return "text", nil }); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "text", nil }); err != nil {
 		t.Fatal(err)
 	}
 	ran := false
-	_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+	_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
 	if !errors.Is(err, idempotent.ErrCorruptRecord) || ran {
 		t.Fatalf("err = %v, ran = %v; want ErrCorruptRecord without running", err, ran)
 	}
@@ -464,7 +464,7 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "k", func(context.Context) (int, error) { return 1, nil }, idempotent.WithKeyPath("id")); !errors.As(err, new(*idempotent.ConfigError)) {
+	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "step", "k", func(context.Context) (int, error) { return 1, nil }, idempotent.WithKeyPath("id")); !errors.As(err, new(*idempotent.ConfigError)) {
 		t.Fatalf("Do with WithKeyPath: err = %v, want *ConfigError", err)
 	}
 }
@@ -480,7 +480,7 @@ func TestDisabledByEnvironment(t *testing.T) {
 	}
 	n := 0
 	for range 2 {
-		if _, err := idempotent.Do(context.Background(), nil, "k", func(context.Context) (int, error) { n++; return n, nil }); err != nil {
+		if _, err := idempotent.Do(context.Background(), nil, "step", "k", func(context.Context) (int, error) { n++; return n, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -501,14 +501,14 @@ func TestKeyFromContextAndNamespace(t *testing.T) {
 		return 1, nil
 	}
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, "k", fn); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k", fn); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithName("refunds")); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithName("refunds")); err != nil {
 		t.Fatal(err)
 	}
-	// sha256("k")
-	const h = "8254c329a92850f6d539dd376f4816ee2764517da5e0235514af433164480d7a"
+	// sha256("step" + NUL + "k"): the step scopes the key
+	const h = "a50fb5886e31a1702e18594ab41eafb4f49e5c4393dd1d21c55d064ccc052be4"
 	if len(keys) != 2 || keys[0] != "payments#"+h || keys[1] != "refunds#"+h {
 		t.Fatalf("record keys = %q, want payments#<sha256> and refunds#<sha256>", keys)
 	}
@@ -550,7 +550,7 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 		return n, nil
 	}
 	first := make(chan int64, 1)
-	go func() { v, _ := idempotent.Do(context.Background(), store, "k", fn); first <- v }()
+	go func() { v, _ := idempotent.Do(context.Background(), store, "step", "k", fn); first <- v }()
 	<-started
 	type answer struct {
 		v   int64
@@ -558,7 +558,7 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 	}
 	waiter := make(chan answer, 1)
 	go func() {
-		v, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithWait(time.Minute))
+		v, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithWait(time.Minute))
 		waiter <- answer{v, err}
 	}()
 	// The first run finishes only once the duplicate is polling, so the
@@ -583,11 +583,11 @@ func TestWaitGivesUp(t *testing.T) {
 	hold := make(chan struct{})
 	started := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
+		_, _ = idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
 	}()
 	<-started
 	defer close(hold)
-	_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(60*time.Millisecond))
+	_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(60*time.Millisecond))
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("err = %v, want ErrInProgress after the wait budget", err)
 	}
@@ -596,7 +596,7 @@ func TestWaitGivesUp(t *testing.T) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	_, err = idempotent.Do(ctx, store, "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
+	_, err = idempotent.Do(ctx, store, "step", "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("cancelled wait: err = %v, want ErrInProgress", err)
 	}
@@ -607,12 +607,12 @@ func TestWaitThenRunAfterRelease(t *testing.T) {
 	started := make(chan struct{})
 	fail := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
+		_, _ = idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
 	}()
 	<-started
 	res := make(chan int, 1)
 	go func() {
-		v, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { return 42, nil }, idempotent.WithWait(time.Minute))
+		v, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 42, nil }, idempotent.WithWait(time.Minute))
 		if err != nil {
 			v = -1
 		}
@@ -666,7 +666,7 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 	want := []byte{0, 1, 2, 0xff, '"'}
 	fn := func(ctx context.Context) ([]byte, error) { return want, nil }
 	var key string
-	if _, err := idempotent.Do(context.Background(), store, "k", func(ctx context.Context) ([]byte, error) {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(ctx context.Context) ([]byte, error) {
 		key, _ = idempotent.KeyFromContext(ctx)
 		return fn(ctx)
 	}); err != nil {
@@ -676,12 +676,12 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 	if err != nil || rec == nil || string(rec.Data) != string(want) {
 		t.Fatalf("stored data = %v, %v; want the raw bytes %v", rec, err, want)
 	}
-	got, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithLocalCache(2))
+	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithLocalCache(2))
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("replay = %v, %v", got, err)
 	}
 	got[0] = 'X' // the caller owns its copy
-	again, _ := idempotent.Do(context.Background(), store, "k", fn)
+	again, _ := idempotent.Do(context.Background(), store, "step", "k", fn)
 	if again[0] != 0 {
 		t.Fatal("a replayed slice aliases the stored record")
 	}
@@ -704,11 +704,11 @@ func TestCachedRawResultIsACopy(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	cache := idempotent.WithLocalCache(4)
 	buf := []byte("paid-100")
-	if _, err := idempotent.Do(context.Background(), store, "k", func(context.Context) ([]byte, error) { return buf, nil }, cache); err != nil {
+	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) ([]byte, error) { return buf, nil }, cache); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "XXXX")
-	got, err := idempotent.Do(context.Background(), store, "k", func(context.Context) ([]byte, error) { return nil, errBoom }, cache)
+	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) ([]byte, error) { return nil, errBoom }, cache)
 	if err != nil || string(got) != "paid-100" {
 		t.Fatalf("cached replay = %q, %v; want the stored %q", got, err, "paid-100")
 	}
@@ -748,7 +748,7 @@ func TestVanishedRecordRetriesAcquireAtMostTwice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &vanishing{Store: idempotent.NewMemoryStore(), n: tt.vanish}
 			runs := 0
-			_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (int, error) { runs++; return 1, nil })
+			_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { runs++; return 1, nil })
 			var se *idempotent.StoreError
 			if errors.As(err, &se) != tt.storeErr || (!tt.storeErr && err != nil) {
 				t.Fatalf("err = %v, want a *StoreError: %v", err, tt.storeErr)

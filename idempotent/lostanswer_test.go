@@ -39,20 +39,21 @@ func (s *retriedStore) Complete(ctx context.Context, rec idempotent.Record) erro
 // lost and the retried write found the caller's own record, the call owns
 // the key: it runs once and completes, instead of failing with ErrInProgress
 // against itself until its own lease ends (found by the chaos workload's
-// drop fault).
+// drop fault). The store recognises the repeated write (a store contract,
+// see storetest); the core relies on it.
 func TestAcquireAnswerLost(t *testing.T) {
 	clk := newClock()
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"acquire": true}}
 	runs := 0
 	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-	got, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
 	if err != nil {
 		t.Fatalf("Do = %v, want the run's result", err)
 	}
 	if got != "paid" || runs != 1 {
 		t.Fatalf("Do = %q after %d runs, want %q after 1", got, runs, "paid")
 	}
-	again, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithClock(clk.Now))
+	again, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
 	if err != nil || again != "paid" || runs != 1 {
 		t.Fatalf("replay = %q, %v after %d runs, want %q after 1", again, err, runs, "paid")
 	}
@@ -61,13 +62,14 @@ func TestAcquireAnswerLost(t *testing.T) {
 // TestCompleteAnswerLost: when the complete write landed but its answer was
 // lost and the retried write failed its condition (the record is already
 // completed), the run did complete: the caller gets its result, not
-// ErrLeaseLost (found by the chaos workload's drop fault).
+// ErrLeaseLost (found by the chaos workload's drop fault). As above, the
+// store recognises the repeated write.
 func TestCompleteAnswerLost(t *testing.T) {
 	clk := newClock()
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"complete": true}}
 	runs := 0
 	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-	got, err := idempotent.Do(context.Background(), store, "k", fn, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
 	if err != nil {
 		t.Fatalf("Do = %v, want the run's result", err)
 	}
@@ -85,7 +87,7 @@ func TestLateCompletionStillLosesLease(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
 			close(started)
 			<-release
 			return "late", nil
@@ -94,7 +96,7 @@ func TestLateCompletionStillLosesLease(t *testing.T) {
 	}()
 	<-started
 	clk.Advance(2 * time.Second)
-	got, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) { return "winner", nil }, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "winner", nil }, idempotent.WithClock(clk.Now))
 	if err != nil || got != "winner" {
 		t.Fatalf("takeover = %q, %v, want winner", got, err)
 	}
@@ -102,7 +104,7 @@ func TestLateCompletionStillLosesLease(t *testing.T) {
 	if err := <-errc; !errors.Is(err, idempotent.ErrLeaseLost) {
 		t.Fatalf("late run = %v, want ErrLeaseLost", err)
 	}
-	again, err := idempotent.Do(context.Background(), store, "k", func(context.Context) (string, error) { return "third", nil }, idempotent.WithClock(clk.Now))
+	again, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "third", nil }, idempotent.WithClock(clk.Now))
 	if err != nil || again != "winner" {
 		t.Fatalf("replay = %q, %v, want winner", again, err)
 	}

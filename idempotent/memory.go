@@ -37,6 +37,9 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 		m.records = make(map[string]Record)
 	}
 	if old, ok := m.records[rec.Key]; ok && !old.Free(now) {
+		if rec.Owner != "" && old.Owner == rec.Owner && old.Status == StatusInProgress {
+			return nil, true, nil // a repeated Acquire by the lease's owner
+		}
 		cp := clone(old)
 		return &cp, false, nil
 	}
@@ -69,8 +72,11 @@ func (m *MemoryStore) Complete(_ context.Context, rec Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	old, ok := m.records[rec.Key]
+	if ok && old.Status == StatusCompleted && rec.Owner != "" && old.Owner == rec.Owner {
+		return nil // a repeated Complete by the record's owner
+	}
 	if !ok || old.Status != StatusInProgress || old.Owner != rec.Owner {
-		return ErrLeaseLost
+		return &LeaseLostError{Key: rec.Key}
 	}
 	old.Status = StatusCompleted
 	old.Data = bytes.Clone(rec.Data)
@@ -89,7 +95,7 @@ func (m *MemoryStore) Release(_ context.Context, key, owner string) error {
 	defer m.mu.Unlock()
 	old, ok := m.records[key]
 	if !ok || old.Status != StatusInProgress || old.Owner != owner {
-		return ErrLeaseLost
+		return &LeaseLostError{Key: key}
 	}
 	delete(m.records, key)
 	return nil

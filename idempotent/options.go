@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"time"
 
-	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/jmespath-community/go-jmespath"
 )
 
@@ -26,6 +25,14 @@ const (
 	FunctionNameEnv = "AWS_LAMBDA_FUNCTION_NAME"
 )
 
+// Disabled reports whether the environment turns idempotency off: DisabledEnv
+// set to a true value ("true", "1"). Wrap, Do and every adapter read the
+// switch here, and only here, when they are built (Do: when it is called).
+func Disabled() bool {
+	v, err := strconv.ParseBool(os.Getenv(DisabledEnv))
+	return err == nil && v
+}
+
 // Option configures Wrap and Do.
 type Option func(*config)
 
@@ -40,7 +47,7 @@ type config struct {
 	ttl         time.Duration
 	lease       time.Duration
 	name        string
-	cache       *lru.Cache[string, cacheEntry]
+	cache       *localCache
 	wait        time.Duration
 	requireKey  bool
 	clock       func() time.Time
@@ -56,9 +63,7 @@ func newConfig(opts []Option) *config {
 		clock:  time.Now,
 		logger: slog.Default(),
 	}
-	if v, err := strconv.ParseBool(os.Getenv(DisabledEnv)); err == nil && v {
-		c.disabled = true
-	}
+	c.disabled = Disabled()
 	for _, o := range opts {
 		if o != nil {
 			o(c)
@@ -151,7 +156,9 @@ func WithFingerprint(material string) Option {
 }
 
 // WithTTL sets how long a completed result is kept and replayed (default 1 h).
-// Records are written with second precision.
+// Records are written with second precision. An in-progress record lives at
+// least until its lease ends, even when the TTL is shorter, so a duplicate
+// never runs beside a run that still holds the key.
 func WithTTL(d time.Duration) Option {
 	return func(c *config) {
 		if d < time.Second {
@@ -190,22 +197,39 @@ func WithName(name string) Option {
 }
 
 // WithLocalCache keeps up to size completed records in a per-process LRU
-// cache, so a replay within the same container makes no store call.
-// In-progress records are never cached. The cache is created when
-// WithLocalCache is called: handlers built from the same Option value share
-// it, and Do calls should reuse one Option value to benefit from it.
+// cache, so a replay within the same container makes no store call. The
+// cache is also bounded by bytes: it holds at most DefaultLocalCacheBytes
+// (16 MiB) of stored results, evicting the least recently used ones, and a
+// result larger than that is not cached (WithLocalCacheLimits sets both
+// bounds). It keeps each result's stored bytes only; every hit decodes
+// them, so callers never share memory. In-progress records are never cached.
+// The cache is created when WithLocalCache is called: handlers built from
+// the same Option value share it, and Do calls should reuse one Option value
+// to benefit from it.
 func WithLocalCache(size int) Option {
-	cache, err := lru.New[string, cacheEntry](max(size, 1))
+	return withLocalCache("WithLocalCache", size, DefaultLocalCacheBytes)
+}
+
+// WithLocalCacheLimits is WithLocalCache with both bounds given: at most
+// entries records and maxBytes bytes of stored results (a record counts its
+// stored bytes, its id and fingerprint, and about 128 bytes of bookkeeping).
+func WithLocalCacheLimits(entries int, maxBytes int64) Option {
+	return withLocalCache("WithLocalCacheLimits", entries, maxBytes)
+}
+
+func withLocalCache(option string, entries int, maxBytes int64) Option {
+	cache, err := newLocalCache(max(entries, 1), maxBytes)
 	return func(c *config) {
-		if size <= 0 {
-			c.fail("WithLocalCache", fmt.Errorf("size %d is not positive", size))
-			return
+		switch {
+		case entries <= 0:
+			c.fail(option, fmt.Errorf("size %d is not positive", entries))
+		case maxBytes <= 0:
+			c.fail(option, fmt.Errorf("byte bound %d is not positive", maxBytes))
+		case err != nil:
+			c.fail(option, err)
+		default:
+			c.cache = cache
 		}
-		if err != nil {
-			c.fail("WithLocalCache", err)
-			return
-		}
-		c.cache = cache
 	}
 }
 

@@ -73,6 +73,14 @@ func (r *Record) Free(now time.Time) bool {
 // hashing, encoding or policy; they never read a clock of their own (the core
 // passes now), so WithClock governs every time decision.
 //
+// Retried writes: the owner token is unique to one acquisition, so a write
+// repeated by its owner after it landed (a client that retries a write whose
+// answer was lost, as the AWS SDK does) must be recognised as the caller's
+// own: a repeated Acquire by the owner of the running lease reports
+// acquired, a repeated Complete by the owner of the completed record returns
+// nil; neither changes the record. The core relies on it and does not check
+// again. (The store contract suite, package storetest, tests it.)
+//
 // Errors: Complete and Release return ErrLeaseLost when the fencing condition
 // fails; any other failure should be a *StoreError (the core wraps plain
 // errors into one). Undecodable records are reported with an error wrapping

@@ -10,6 +10,7 @@ require (
 	github.com/aws/aws-sdk-go-v2/service/dynamodb v1.74.0
 	github.com/aws/smithy-go v1.28.9
 	github.com/idemlambda/idemlambda v0.0.0-00010101000000-000000000000
+	github.com/pelletier/go-toml/v2 v2.4.3
 	golang.org/x/image v0.34.0
 	gopkg.in/yaml.v3 v3.0.1
 )
@@ -30,6 +31,7 @@ require (
 	github.com/jmespath-community/go-jmespath v1.1.1 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect
 	golang.org/x/exp v0.0.0-20230314191032-db074128a8ec // indirect
+	golang.org/x/sync v0.22.0 // indirect
 )
 
 replace github.com/idemlambda/idemlambda => ../

@@ -14,6 +14,8 @@
 //
 //	ORDERS_TABLE       the orders table (PutItem only)
 //	IDEMPOTENCY_TABLE  the idempotency table (idempotent/dynamostore)
+//	REDIS_URL          optional: keep the idempotency records in Redis/Valkey
+//	                   (idempotent/redisstore) instead of IDEMPOTENCY_TABLE
 //	IDEMPOTENCY_TTL    seconds a completed record is kept (optional; default 1 h)
 //	LOG_LEVEL          DEBUG, INFO (default), WARN or ERROR; logs are slog JSON
 //

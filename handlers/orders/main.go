@@ -9,7 +9,7 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
-	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
 )
 
 func main() {
@@ -26,6 +26,10 @@ func main() {
 		os.Exit(1)
 	}
 	client := dynamodb.NewFromConfig(awsCfg)
-	store := dynamostore.New(client, cfg.idempotencyTable)
+	store, err := idemstore.New(os.Getenv, client, cfg.idempotencyTable)
+	if err != nil {
+		logger.Error("invalid configuration", slog.Any("error", err))
+		os.Exit(1)
+	}
 	lambda.Start(newApp(cfg, client, store, logger).handle)
 }

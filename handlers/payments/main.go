@@ -5,8 +5,9 @@
 //	GET  /payments/{id}  read one
 //
 // It builds to bootstrap for the provided.al2023 runtime. Environment:
-// PAYMENTS_TABLE and IDEMPOTENCY_TABLE (required), IDEMPOTENCY_TTL (seconds,
-// optional), LOG_LEVEL (DEBUG, INFO, WARN, ERROR; default INFO); the AWS
+// PAYMENTS_TABLE and IDEMPOTENCY_TABLE (required), REDIS_URL (optional: keep
+// the idempotency records in Redis/Valkey instead of IDEMPOTENCY_TABLE),
+// IDEMPOTENCY_TTL (seconds, optional), LOG_LEVEL (DEBUG, INFO, WARN, ERROR; default INFO); the AWS
 // configuration (region, credentials, AWS_ENDPOINT_URL_DYNAMODB) comes from
 // the SDK's defaults.
 package main

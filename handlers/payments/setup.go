@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
+	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
-	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 )
 
 // env is what setup reads from the environment.
@@ -67,6 +67,10 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 		return nil, fmt.Errorf("load AWS configuration: %w", err)
 	}
 	client := dynamodb.NewFromConfig(cfg)
+	store, err := idemstore.New(getenv, client, e.idemTable)
+	if err != nil {
+		return nil, err
+	}
 	opts := []apigw.Option{apigw.WithLogger(logger)}
 	if e.ttl > 0 {
 		opts = append(opts, apigw.WithTTL(e.ttl))
@@ -74,7 +78,7 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 	return newApp(appConfig{
 		DB:            client,
 		PaymentsTable: e.paymentsTable,
-		Store:         dynamostore.New(client, e.idemTable),
+		Store:         store,
 		Options:       opts,
 		Logger:        logger,
 	}), nil

@@ -103,7 +103,7 @@ func build[E Event](store idempotent.Store, nilHandler bool, opts []Option) (*ht
 	if cfg.MaxBody != 0 {
 		cfg.Fail("WithMaxBody", errors.New("it applies to idemhttp.Middleware only: Lambda passes whole events"))
 	}
-	if store == nil {
+	if store == nil && !idempotent.Disabled() { // disabled: requests pass through
 		cfg.Fail("store", errors.New("nil Store"))
 	}
 	if nilHandler {

@@ -40,4 +40,7 @@
 //
 // The options are declared once for both HTTP packages: Option is the same
 // type as idemhttp.Option.
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package apigw

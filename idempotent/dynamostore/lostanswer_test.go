@@ -54,9 +54,42 @@ func TestCompleteAnswerLostKeepsChunks(t *testing.T) {
 	runs := 0
 	fn := func(context.Context) ([]byte, error) { runs++; return data, nil }
 	for range 2 {
-		out, err := idempotent.Do(t.Context(), store, "lost-answer", fn)
+		out, err := idempotent.Do(t.Context(), store, "step", "lost-answer", fn)
 		if err != nil || !bytes.Equal(out, data) {
 			t.Fatalf("Do = %d bytes, %v", len(out), err)
+		}
+	}
+	if runs != 1 {
+		t.Fatalf("runs = %d, want 1", runs)
+	}
+}
+
+// repeatedPut sends every PutItem twice, as the SDK's retryer does when the
+// first answer is lost after the write landed.
+type repeatedPut struct {
+	dynamostore.API
+}
+
+func (r repeatedPut) PutItem(ctx context.Context, in *dynamodb.PutItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.PutItemOutput, error) {
+	if _, err := r.API.PutItem(ctx, in, optFns...); err != nil {
+		return nil, err
+	}
+	return r.API.PutItem(ctx, in, optFns...)
+}
+
+// TestAnswerLostSmallResult: with every acquire and complete write landing
+// twice, the store recognises its own landed writes (the core no longer
+// checks): the run happens once, completes, and replays.
+func TestAnswerLostSmallResult(t *testing.T) {
+	client := testdynamo.Client(t)
+	table := testdynamo.NewTable(t, client)
+	store := dynamostore.New(repeatedUpdate{repeatedPut{client}}, table)
+	runs := 0
+	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
+	for range 2 {
+		out, err := idempotent.Do(t.Context(), store, "step", "lost-answer-small", fn)
+		if err != nil || out != "paid" {
+			t.Fatalf("Do = %q, %v; want paid", out, err)
 		}
 	}
 	if runs != 1 {

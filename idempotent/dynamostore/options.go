@@ -1,8 +1,12 @@
 package dynamostore
 
 import (
+	"errors"
+	"fmt"
 	"log/slog"
 	"strings"
+
+	"github.com/idemlambda/idemlambda/idempotent"
 )
 
 // Default attribute names and values, as fixed by the contract's record layout.
@@ -148,4 +152,46 @@ func (o *Options) logger() *slog.Logger {
 		return o.Logger
 	}
 	return slog.Default()
+}
+
+// validate reports attribute names that cannot work: an empty name, or one
+// name used for two attributes (a partition key that is also the sort key, a
+// record attribute that overwrites another or the key). DynamoDB itself
+// would reject some of these only on the first write, others never (the
+// item would silently lose an attribute).
+func (o *Options) validate() error {
+	type named struct{ field, name string }
+	attrs := []named{}
+	if o.CompositeKey {
+		attrs = append(attrs, named{"PartitionKeyAttr", o.PartitionKeyAttr}, named{"SortKeyAttr", o.SortKeyAttr})
+	} else {
+		attrs = append(attrs, named{"KeyAttr", o.KeyAttr})
+	}
+	attrs = append(attrs,
+		named{"StatusAttr", o.StatusAttr},
+		named{"ExpirationAttr", o.ExpirationAttr},
+		named{"LeaseAttr", o.LeaseAttr},
+		named{"OwnerAttr", o.OwnerAttr},
+		named{"FingerprintAttr", o.FingerprintAttr},
+		named{"DataAttr", o.DataAttr},
+		named{"DataFormatAttr", o.DataFormatAttr},
+		named{"ChunksAttr", o.ChunksAttr},
+	)
+	var errs []error
+	seen := make(map[string]string, len(attrs))
+	for _, a := range attrs {
+		if a.name == "" {
+			errs = append(errs, fmt.Errorf("%s is empty", a.field))
+			continue
+		}
+		if first, dup := seen[a.name]; dup {
+			errs = append(errs, fmt.Errorf("%s and %s are both %q", first, a.field, a.name))
+			continue
+		}
+		seen[a.name] = a.field
+	}
+	if len(errs) == 0 {
+		return nil
+	}
+	return &idempotent.ConfigError{Option: "dynamostore.Options", Err: errors.Join(errs...)}
 }

@@ -32,6 +32,8 @@ type Store struct {
 	client API
 	table  *string
 	opts   Options
+	// err is the configuration error every call returns, or nil.
+	err error
 
 	// Expressions and their name maps, built once. The maps are only read.
 	acquireCond      *string
@@ -67,10 +69,25 @@ var (
 
 // New returns a Store that keeps its records in table through client.
 // Options start from the defaults (see Options) and optFns are applied in
-// order. The attribute names must be distinct.
+// order.
+//
+// The attribute names must be non-empty and distinct (a partition key that
+// is also the sort key, or two record attributes with one name, would
+// corrupt records), and client and table must be given. New checks this at
+// once; a Store built with a mistake fails every call with that
+// *idempotent.ConfigError — so the guarded function never runs — and Err
+// reports it, for a check at start-up. (New keeps the error-free signature
+// of the SDK's constructors, and the core treats a bad option the same way.)
 func New(client API, table string, optFns ...func(*Options)) *Store {
 	o := resolveOptions(optFns)
 	s := &Store{client: client, table: aws.String(table), opts: o}
+	s.err = o.validate()
+	if client == nil {
+		s.err = errors.Join(s.err, &idempotent.ConfigError{Option: "dynamostore.New", Err: errors.New("nil client")})
+	}
+	if table == "" {
+		s.err = errors.Join(s.err, &idempotent.ConfigError{Option: "dynamostore.New", Err: errors.New("empty table name")})
+	}
 
 	// Attributes are named bare where DynamoDB allows it (expr.go), and
 	// value placeholders are one letter: every byte is sent on every call
@@ -127,10 +144,17 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	return s
 }
 
+// Err returns the configuration error that every call of s fails with, or
+// nil when s is usable.
+func (s *Store) Err() error { return s.err }
+
 // Acquire implements idempotent.Store. It is one conditional PutItem; on a
 // conflict the existing record comes from the failed write's ALL_OLD item
 // or, when the server returns none, from one consistent GetItem.
 func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	if s.err != nil {
+		return nil, false, s.err
+	}
 	if rec.Status == "" {
 		rec.Status = idempotent.StatusInProgress
 	}
@@ -171,6 +195,12 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if err != nil {
 		return nil, false, err
 	}
+	if ownWrite(existing, rec, now) {
+		// This very write landed, its answer was lost, and the SDK's retry
+		// of it met the record it had written: the owner token is unique
+		// to one acquisition, so the key is the caller's.
+		return nil, true, nil
+	}
 	// The chunks of a large result are read only when the caller will
 	// replay it: not for a dead record (its chunks may be gone already; the
 	// caller takes the key over) nor for a payload mismatch.
@@ -185,6 +215,9 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 
 // Get implements idempotent.Store with one strongly consistent GetItem.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	if s.err != nil {
+		return nil, s.err
+	}
 	return s.get(ctx, opGet, key)
 }
 
@@ -226,6 +259,9 @@ func (s *Store) getItem(ctx context.Context, op, key string) (map[string]types.A
 // are first written as chunk items (PutItem each, in parallel), which the
 // UpdateItem then references; if its condition fails, they are deleted again.
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
+	if s.err != nil {
+		return s.err
+	}
 	st, err := s.encodeData(rec.Data)
 	if err != nil {
 		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
@@ -262,23 +298,33 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 		ExpressionAttributeValues: values,
 	})
 	var ccf *types.ConditionalCheckFailedException
-	if cleanup != nil && errors.As(err, &ccf) {
-		// The condition failed. Either another run holds the key, and
-		// nothing references the chunks (delete them); or this very update
-		// landed, its answer was lost and the SDK's retry of it failed its
-		// condition — then the record references the chunks: keep them, and
-		// report the success it was. When the record cannot be read, the
-		// chunks stay (they expire with their TTL). After any other failure
-		// the update may have landed; the chunks stay too.
+	if errors.As(err, &ccf) {
+		// The condition failed. Either another run holds the key (lease
+		// lost), and nothing references the chunks, if any (delete them);
+		// or this very update landed, its answer was lost and the SDK's
+		// retry of it failed its condition — then the result is stored
+		// (and the record references the chunks: keep them), so report the
+		// success it was. When the record cannot be read, the chunks stay
+		// (they expire with their TTL) and the lease counts as lost. After
+		// any other failure the update may have landed; the chunks stay too.
 		mine, rerr := s.completedBy(ctx, rec.Key, rec.Owner)
 		if rerr == nil && mine {
 			return nil
 		}
-		if rerr == nil {
+		if rerr == nil && cleanup != nil {
 			cleanup()
 		}
 	}
 	return s.fenced(opComplete, rec.Key, err)
+}
+
+// ownWrite reports whether existing, the record a conditional Acquire of
+// rec failed against, is rec itself: the same owner, in progress, its lease
+// running. This is the one place where "our write landed, its answer was
+// lost" is recognised for Acquire (completedBy does it for Complete).
+func ownWrite(existing *idempotent.Record, rec idempotent.Record, now time.Time) bool {
+	return rec.Owner != "" && existing.Owner == rec.Owner &&
+		existing.Status == idempotent.StatusInProgress && !existing.LeaseEnded(now)
 }
 
 // completedBy reports whether record key is COMPLETED under owner, with one
@@ -313,6 +359,9 @@ const (
 // Release implements idempotent.Store with one DeleteItem fenced by
 // owner = owner AND status = INPROGRESS.
 func (s *Store) Release(ctx context.Context, key, owner string) error {
+	if s.err != nil {
+		return s.err
+	}
 	_, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
 		TableName:                s.table,
 		Key:                      s.itemKey(key),
@@ -334,7 +383,7 @@ func (s *Store) fenced(op, key string, err error) error {
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return fmt.Errorf("%w (record %s)", idempotent.ErrLeaseLost, key)
+		return &idempotent.LeaseLostError{Key: key}
 	}
 	return &idempotent.StoreError{Op: op, Key: key, Err: err}
 }

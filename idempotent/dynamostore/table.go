@@ -37,9 +37,13 @@ const tableWaitMax = 5 * time.Minute
 // enables TTL). A server without the TTL API, such as a local test server, is
 // fine too: CreateTable logs a notice and returns nil, and expired records
 // stay until overwritten (the store judges expiry itself). Any other failure
-// is returned.
+// is returned. Attribute names that New rejects are rejected here too, with
+// the same *idempotent.ConfigError, before any call.
 func CreateTable(ctx context.Context, client TableAPI, table string, optFns ...func(*Options)) error {
 	o := resolveOptions(optFns)
+	if err := o.validate(); err != nil {
+		return err
+	}
 	in := &dynamodb.CreateTableInput{
 		TableName:   aws.String(table),
 		BillingMode: types.BillingModePayPerRequest,

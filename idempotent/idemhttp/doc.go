@@ -62,4 +62,7 @@
 // go-hclog into every user's module graph. Keys are 10 lines over
 // crypto/rand rather than github.com/google/uuid: one function of it would
 // be used. The core library module stays dependency-light for every user.
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package idemhttp

@@ -5,11 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime/debug"
-	"strconv"
-	"sync"
-	"sync/atomic"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 )
@@ -28,15 +26,23 @@ type item[R any] struct {
 	ordered bool
 }
 
-// outcome is what became of one record.
+// outcome is what became of one record. The zero value is pending: a record
+// whose processing never positively ended (its goroutine exited through
+// runtime.Goexit, say) is a failure, like every outcome but completed and
+// replayed.
 type outcome int
 
 const (
-	completed outcome = iota // ran and completed
+	pending   outcome = iota // not finished: a failure
+	completed                // ran and completed
 	replayed                 // completed before; acknowledged without running
 	failed                   // key unreadable, error, panic, in progress, store error
 	skipped                  // not started: earlier failure in its group, or deadline
 )
+
+// acknowledged reports whether the record is done with and leaves the queue.
+// Fail closed: only the two positive outcomes are.
+func (o outcome) acknowledged() bool { return o == completed || o == replayed }
 
 // processor is the batch engine shared by Wrap, WrapKinesis and WrapDynamoDB.
 type processor[R any] struct {
@@ -63,7 +69,7 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 	if p.err == nil && fn == nil {
 		p.err = &idempotent.ConfigError{Option: "fn", Err: errors.New("nil function")}
 	}
-	if p.err == nil && store == nil && !disabled() {
+	if p.err == nil && store == nil && !idempotent.Disabled() {
 		p.err = &idempotent.ConfigError{Option: "store", Err: errors.New("nil Store")}
 	}
 	if p.err == nil {
@@ -78,11 +84,6 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 		}
 	}
 	return p
-}
-
-func disabled() bool {
-	v, err := strconv.ParseBool(os.Getenv(idempotent.DisabledEnv))
-	return err == nil && v
 }
 
 // run processes items and reports, per item, whether it failed (it goes
@@ -100,7 +101,7 @@ func (p *processor[R]) run(ctx context.Context, items []item[R]) []bool {
 	}
 	failures := make([]bool, len(items))
 	for i, o := range out {
-		failures[i] = o == failed || o == skipped
+		failures[i] = !o.acknowledged()
 	}
 	return failures
 }
@@ -117,7 +118,7 @@ func (p *processor[R]) sequential(ctx context.Context, items []item[R], out []ou
 			continue
 		}
 		out[i] = p.one(ctx, it)
-		if it.ordered && (out[i] == failed || out[i] == skipped) {
+		if it.ordered && !out[i].acknowledged() {
 			if stopped == nil {
 				stopped = make(map[string]bool)
 			}
@@ -146,22 +147,20 @@ func (p *processor[R]) parallel(ctx context.Context, items []item[R], out []outc
 		byKey[k] = len(lanes)
 		lanes = append(lanes, []int{i})
 	}
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range min(p.c.concurrency, len(lanes)) {
-		wg.Go(func() {
-			for {
-				l := int(next.Add(1) - 1)
-				if l >= len(lanes) {
-					return
-				}
-				for _, i := range lanes[l] {
-					out[i] = p.one(ctx, &items[i])
-				}
+	// A lane whose goroutine ends early (fn called runtime.Goexit) leaves
+	// its remaining outcomes pending, hence failed; errgroup's deferred
+	// bookkeeping still runs, so Wait returns.
+	var g errgroup.Group
+	g.SetLimit(p.c.concurrency)
+	for _, lane := range lanes {
+		g.Go(func() error {
+			for _, i := range lane {
+				out[i] = p.one(ctx, &items[i])
 			}
+			return nil
 		})
 	}
-	wg.Wait()
+	_ = g.Wait() // the lanes report through out, never an error
 }
 
 // one processes a single record: it never panics.
@@ -192,6 +191,10 @@ func (p *processor[R]) one(ctx context.Context, it *item[R]) outcome {
 	return completed
 }
 
+// doStep is the step name of every record's idempotent.Do: the key material
+// already says which kind of key it is.
+const doStep = "sqsbatch"
+
 // guard runs fn for the record under idempotent.Do; a panic in fn (after the
 // core has released the record) becomes a *panicError.
 func (p *processor[R]) guard(ctx context.Context, it *item[R]) (ran bool, err error) {
@@ -200,7 +203,7 @@ func (p *processor[R]) guard(ctx context.Context, it *item[R]) (ran bool, err er
 			err = &panicError{id: it.id, value: v, stack: debug.Stack()}
 		}
 	}()
-	_, err = idempotent.Do(ctx, p.store, it.key, func(ctx context.Context) (struct{}, error) {
+	_, err = idempotent.Do(ctx, p.store, doStep, it.key, func(ctx context.Context) (struct{}, error) {
 		ran = true
 		return struct{}{}, p.fn(ctx, it.rec)
 	}, p.c.core...)

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ var errRecord = errors.New("record failed")
 var quiet = slog.New(slog.DiscardHandler)
 
 // msg is a standard-queue message whose body tells the test function what
-// to do: {"orderId": key, "do": "" | "fail" | "panic"}.
+// to do: {"orderId": key, "do": "" | "fail" | "panic" | "goexit"}.
 func msg(id, key, do string) events.SQSMessage {
 	body, _ := json.Marshal(map[string]string{"orderId": key, "do": do})
 	return events.SQSMessage{
@@ -105,6 +106,8 @@ func (r *recorder) handle(ctx context.Context, m events.SQSMessage) error {
 		return fmt.Errorf("message %s: %w", m.MessageId, errRecord)
 	case body.Do == "panic":
 		panic("test panic in " + m.MessageId)
+	case body.Do == "goexit":
+		runtime.Goexit()
 	}
 	return nil
 }

@@ -6,8 +6,11 @@
 // explicit now values (it never reads a clock), including the boundaries
 // where a record becomes free (Expiration == now in epoch seconds,
 // LeaseExpiration == now in epoch milliseconds), owner fencing of Complete
-// and Release, exact round trips of every Record field, and one winner among
-// concurrent Acquires.
+// and Release, exact round trips of every Record field, one winner among
+// concurrent Acquires, and retried writes: an Acquire or Complete repeated by
+// its owner after it landed (a client retrying a write whose answer was
+// lost) succeeds without changing the record — the core relies on the store
+// for this and does not check again.
 //
 // Usage, in a store's tests:
 //

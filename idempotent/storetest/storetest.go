@@ -20,6 +20,7 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 	t.Run("AcquireEmpty", s.acquireEmpty)
 	t.Run("AcquireConflictReturnsExisting", s.acquireConflict)
 	t.Run("AcquireOverExisting", s.acquireOver)
+	t.Run("RetriedWrites", s.retriedWrites)
 	t.Run("Complete", s.complete)
 	t.Run("Release", s.release)
 	t.Run("GetMissing", s.getMissing)
@@ -282,6 +283,38 @@ func (s *suite) acquireOver(t *testing.T) {
 	}
 }
 
+// retriedWrites: a client that retries a write whose answer was lost sends
+// it again after it landed. The owner token is unique to one acquisition, so
+// a store recognises its own landed write: a repeated Acquire by the owner
+// of the running lease is acquired, a repeated Complete by the owner of the
+// completed record succeeds; neither changes the record.
+func (s *suite) retriedWrites(t *testing.T) {
+	t.Run("Acquire repeated by its owner", func(t *testing.T) {
+		st := s.newStore(t)
+		rec := inProgress(keyA, "owner-1")
+		if _, ok, err := st.Acquire(t.Context(), rec, now); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v; want acquired", ok, err)
+		}
+		existing, ok, err := st.Acquire(t.Context(), rec, now.Add(time.Second))
+		if err != nil || !ok || existing != nil {
+			t.Fatalf("repeated Acquire = %+v, %v, %v; want nil, true, nil", existing, ok, err)
+		}
+		expect(t, st, rec)
+	})
+	t.Run("Complete repeated by its owner", func(t *testing.T) {
+		st := s.newStore(t)
+		held := seed(t, st, inProgress(keyA, "owner-1"))
+		done := completed(held, []byte(`{"ok":true}`), sec.Add(6*time.Hour))
+		if err := st.Complete(t.Context(), done); err != nil {
+			t.Fatalf("Complete = %v", err)
+		}
+		if err := st.Complete(t.Context(), done); err != nil {
+			t.Fatalf("repeated Complete = %v, want nil", err)
+		}
+		expect(t, st, done)
+	})
+}
+
 func (s *suite) complete(t *testing.T) {
 	exp := sec.Add(6 * time.Hour)
 	data := []byte(`{"ok":true}`)
@@ -338,10 +371,10 @@ func (s *suite) complete(t *testing.T) {
 			wantErr: idempotent.ErrLeaseLost,
 		},
 		{
-			name: "on a completed record",
+			name: "on a record completed by another owner",
 			setup: func(t *testing.T, st idempotent.Store) (idempotent.Record, *idempotent.Record) {
 				held := seed(t, st, completed(inProgress(keyA, "owner-1"), []byte("first"), sec.Add(time.Hour)))
-				return completed(inProgress(keyA, "owner-1"), []byte("second"), exp), &held
+				return completed(inProgress(keyA, "owner-2"), []byte("second"), exp), &held
 			},
 			wantErr: idempotent.ErrLeaseLost,
 		},

@@ -27,4 +27,7 @@
 //
 // The adapters' options are declared once, in options.go: apigw.Option and
 // idemhttp.Option are aliases of Option.
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
 package httpidem

@@ -39,8 +39,8 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 		run:  strings.ToLower(rand.Text()[:6]),
 		http: &http.Client{Timeout: 30 * time.Second},
 	}
-	if o.demoURL != "" {
-		d.base, d.suffixIDs = strings.TrimSuffix(o.demoURL, "/"), true
+	if o.url != "" {
+		d.base, d.suffixIDs = strings.TrimSuffix(o.url, "/"), true
 		d.heading("Using the stack at " + d.base)
 	} else {
 		if err := os.MkdirAll(o.buildDir, 0o755); err != nil {
@@ -64,7 +64,7 @@ func demo(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.W
 			d.front = f
 			return f.url, nil
 		}
-		d.heading("Starting the local stack: template.yaml -> go build -> Runtime API emulator -> dynalite")
+		d.heading("Starting the local stack: template.yaml -> go build -> aws-lambda-rie per function -> dynalite")
 		fmt.Fprintf(stdout, "(the functions' logs go to %s)\n", logPath)
 		s, err := startStack(ctx, tpl, o, slog.New(slog.NewTextHandler(logFile, nil)))
 		if d.front != nil {
@@ -226,7 +226,7 @@ func (d *demoRun) counted(f func() error) (map[call]int, error) {
 	return d.front.since(before), err
 }
 
-// idempotencyRoles names what each call on the idempotency table is (contract §3).
+// idempotencyRoles names what each call on the idempotency table is (contract §3, docs/contract.md).
 var idempotencyRoles = map[string]string{
 	"PutItem":    "acquire",
 	"GetItem":    "read the existing record",

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/rie"
 )
 
 func TestDynamoFrontCountsAndHolds(t *testing.T) {
@@ -71,16 +71,16 @@ func TestDynamoFrontCountsAndHolds(t *testing.T) {
 }
 
 func TestServeInvoke(t *testing.T) {
-	invoke := func(_ context.Context, fn string, payload []byte) (runtimeapi.Result, error) {
+	invoke := func(_ context.Context, fn string, payload []byte) (rie.Result, error) {
 		switch fn {
 		case "OrdersFunction":
-			return runtimeapi.Result{RequestID: "r-1", Payload: []byte(`{"batchItemFailures":[]}`)}, nil
+			return rie.Result{RequestID: "r-1", Payload: []byte(`{"batchItemFailures":[]}`)}, nil
 		case "Failing":
-			return runtimeapi.Result{RequestID: "r-2", Err: &runtimeapi.FunctionError{Type: "invalidOrderError", Message: "bad"}}, nil
+			return rie.Result{RequestID: "r-2", Err: &rie.FunctionError{Type: "invalidOrderError", Message: "bad"}}, nil
 		case "Crashing":
-			return runtimeapi.Result{}, runtimeapi.ErrExited
+			return rie.Result{}, rie.ErrExited
 		}
-		return runtimeapi.Result{}, errNoFunction
+		return rie.Result{}, errNoFunction
 	}
 	tests := []struct {
 		name, method, path, body, invocationType string

@@ -40,7 +40,7 @@ func (b *lockedBuffer) String() string {
 }
 
 // e2eStack is the whole local stack as make run starts it (template, host
-// builds, Runtime API emulator, HTTP API on a free port, DynamoDB from
+// builds, each function under aws-lambda-rie, HTTP API on a free port, DynamoDB from
 // AWS_ENDPOINT_URL_DYNAMODB or a dynalite of its own), with the counting
 // proxy in front of DynamoDB and tables of its own.
 type e2eStack struct {
@@ -241,6 +241,27 @@ func TestLocalStackEndToEnd(t *testing.T) {
 		}
 		if got := scanOrders(t, e.db, ordersTable); !maps.Equal(got, recorded) {
 			t.Errorf("orders table %v after the redelivery, want it unchanged: %v", got, recorded)
+		}
+	})
+	t.Run("SQS batch through make invoke URL= (this stack)", func(t *testing.T) {
+		before := e.front.snapshot()
+		var out bytes.Buffer
+		err := run(context.Background(), []string{
+			"invoke", "-template", "../../../template.yaml",
+			"FN=OrdersFunction", "EVENT=../../../events/sqs-orders.json", "-url", e.url, // make invoke's order
+		}, &out, slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatalf("invoke -url: %v", err)
+		}
+		var res events.SQSEventResponse
+		if err := json.Unmarshal(out.Bytes(), &res); err != nil || len(res.BatchItemFailures) != 0 {
+			t.Errorf("printed %s (%v), want no batch item failures", out.Bytes(), err)
+		}
+		if got := e.front.since(before); len(got) == 0 {
+			t.Error("the stack's functions made no DynamoDB call: the invocation did not reach this stack")
+		}
+		if n := writes(e.front.since(before), ordersTable); n != 0 {
+			t.Errorf("%d writes to the orders table on a redelivery, want 0", n)
 		}
 	})
 	// make demo's steps, on this stack (fresh keys and order ids), so the

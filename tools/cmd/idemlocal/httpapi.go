@@ -20,11 +20,11 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/rie"
 )
 
 // maxRequestBody is the largest request payload a Lambda function accepts.
-const maxRequestBody = runtimeapi.MaxResponseSize
+const maxRequestBody = rie.MaxPayloadSize
 
 // route is one HttpApi event: METHOD /path with {param} and {greedy+} segments.
 type route struct {
@@ -86,7 +86,7 @@ func (r route) match(method, path string) (params map[string]string, score int, 
 }
 
 // invoker runs a function by logical id.
-type invoker func(ctx context.Context, function string, payload []byte) (runtimeapi.Result, error)
+type invoker func(ctx context.Context, function string, payload []byte) (rie.Result, error)
 
 // httpAPI serves an HTTP API (payload format 2.0) in front of local functions.
 type httpAPI struct {
@@ -145,7 +145,7 @@ func (a *httpAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Apigw-Requestid", ev.RequestContext.RequestID)
 	res, err := a.invoke(r.Context(), rt.function, payload)
 	switch {
-	case errors.Is(err, runtimeapi.ErrTimeout):
+	case errors.Is(err, rie.ErrTimeout):
 		log.Error("function timed out", "err", err)
 		writeMessage(w, http.StatusServiceUnavailable, "Service Unavailable")
 		return

@@ -19,7 +19,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/rie"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
@@ -256,20 +256,20 @@ func TestServeHTTPErrors(t *testing.T) {
 	tests := []struct {
 		name       string
 		path       string
-		res        runtimeapi.Result
+		res        rie.Result
 		err        error
 		wantStatus int
 		wantMsg    string
 	}{
 		{name: "no route", path: "/nope", wantStatus: 404, wantMsg: "Not Found"},
-		{name: "handler error", path: "/payments", res: runtimeapi.Result{Err: &runtimeapi.FunctionError{Type: "boom", Message: "x"}}, wantStatus: 500, wantMsg: "Internal Server Error"},
-		{name: "timeout", path: "/payments", err: runtimeapi.ErrTimeout, wantStatus: 503, wantMsg: "Service Unavailable"},
-		{name: "crash", path: "/payments", err: runtimeapi.ErrExited, wantStatus: 500, wantMsg: "Internal Server Error"},
-		{name: "malformed response", path: "/payments", res: runtimeapi.Result{Payload: []byte(`{"statusCode":"x"}`)}, wantStatus: 500, wantMsg: "Internal Server Error"},
+		{name: "handler error", path: "/payments", res: rie.Result{Err: &rie.FunctionError{Type: "boom", Message: "x"}}, wantStatus: 500, wantMsg: "Internal Server Error"},
+		{name: "timeout", path: "/payments", err: rie.ErrTimeout, wantStatus: 503, wantMsg: "Service Unavailable"},
+		{name: "crash", path: "/payments", err: rie.ErrExited, wantStatus: 500, wantMsg: "Internal Server Error"},
+		{name: "malformed response", path: "/payments", res: rie.Result{Payload: []byte(`{"statusCode":"x"}`)}, wantStatus: 500, wantMsg: "Internal Server Error"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			api := testAPI(io.Discard, func(context.Context, string, []byte) (runtimeapi.Result, error) { return tt.res, tt.err })
+			api := testAPI(io.Discard, func(context.Context, string, []byte) (rie.Result, error) { return tt.res, tt.err })
 			rec := httptest.NewRecorder()
 			api.ServeHTTP(rec, httptest.NewRequest("POST", tt.path, strings.NewReader(`{}`)))
 			var msg map[string]string
@@ -282,20 +282,24 @@ func TestServeHTTPErrors(t *testing.T) {
 }
 
 // TestServeThroughRealFunction sends real HTTP requests through the API to a
-// real aws-lambda-go function run by runtimeapi.
+// real aws-lambda-go function run by rie.
 func TestServeThroughRealFunction(t *testing.T) {
 	bin := filepath.Join(t.TempDir(), "bootstrap")
 	build := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", bin, "./testdata/apiecho")
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("build: %v\n%s", err, out)
 	}
-	fn, err := runtimeapi.Start(context.Background(), runtimeapi.Config{Binary: bin, Name: "PaymentsFunction", Stdout: io.Discard, Stderr: io.Discard, Timeout: 10 * time.Second})
+	emulator, err := rie.Locate("../../..")
+	if err != nil {
+		t.Fatal(err) // never a skip: make test installs it
+	}
+	fn, err := rie.Start(context.Background(), rie.Config{RIE: emulator, Binary: bin, Name: "PaymentsFunction", Output: io.Discard, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { fn.Close() })
-	api := testAPI(io.Discard, func(ctx context.Context, _ string, payload []byte) (runtimeapi.Result, error) {
-		return fn.Invoke(ctx, payload)
+	api := testAPI(io.Discard, func(ctx context.Context, _ string, payload []byte) (rie.Result, error) {
+		return fn.Invoke(ctx, payload, "")
 	})
 	srv := httptest.NewServer(api)
 	t.Cleanup(srv.Close)

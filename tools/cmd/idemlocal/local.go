@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
@@ -108,6 +109,7 @@ func newDynamoClient(endpoint, region string) *dynamodb.Client {
 
 // createTables creates the template's tables (named prefix + logical id) if missing.
 func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate.Table, prefix string, log *slog.Logger) error {
+	var noTTL []string // tables whose TTL the local server cannot enable
 	for _, t := range tables {
 		name := prefix + t.LogicalID
 		in := &dynamodb.CreateTableInput{
@@ -145,11 +147,19 @@ func createTables(ctx context.Context, db *dynamodb.Client, tables []samtemplate
 				AttributeName: aws.String(t.TTLAttribute), Enabled: aws.Bool(true),
 			},
 		})
-		if err != nil {
-			// dynalite has no TTL; the library treats expired records as dead anyway.
-			log.Info("the local server does not support TTL; expired records stay until overwritten",
-				"table", name, "attribute", t.TTLAttribute, "err", err)
+		var apiErr smithy.APIError
+		switch {
+		case errors.As(err, &apiErr) && apiErr.ErrorCode() == "UnknownOperationException":
+			noTTL = append(noTTL, name)
+		case err != nil:
+			log.Warn("could not enable TTL; expired records stay until overwritten", "table", name, "err", err)
 		}
+	}
+	if len(noTTL) > 0 {
+		// dynalite has no UpdateTimeToLive; the library treats an expired
+		// record as absent whether or not DynamoDB has deleted it yet.
+		log.Info("expected: the local DynamoDB server (dynalite) has no TTL, so expired records are not deleted; "+
+			"the library ignores them anyway (on AWS, DynamoDB's TTL deletes them)", "tables", strings.Join(noTTL, ","))
 	}
 	return nil
 }

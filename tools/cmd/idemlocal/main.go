@@ -2,8 +2,9 @@
 // without Docker, SAM CLI or an AWS account: it reads template.yaml, builds
 // each function for the host, creates the template's DynamoDB tables on a local
 // DynamoDB-compatible server (dynalite, started from ./dynalite unless
-// AWS_ENDPOINT_URL_DYNAMODB is set), runs the functions behind a Lambda Runtime
-// API emulator (internal/runtimeapi) and serves their HttpApi routes.
+// AWS_ENDPOINT_URL_DYNAMODB is set), runs each function under AWS's Lambda
+// Runtime Interface Emulator (aws-lambda-rie, one process per execution
+// environment, see tools/internal/rie) and serves their HttpApi routes.
 //
 //	idemlocal run    [-port 3000] [-template template.yaml] [-param Name=Value]...
 //	idemlocal invoke -fn OrdersFunction -event events/sqs-orders.json
@@ -33,6 +34,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -43,7 +45,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
-	"github.com/idemlambda/idemlambda/tools/internal/runtimeapi"
+	"github.com/idemlambda/idemlambda/tools/internal/rie"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
 
@@ -60,10 +62,11 @@ func main() {
 
 const usage = `usage:
   idemlocal run    [flags]                      serve the template's HttpApi routes on 127.0.0.1:$PORT (3000)
-  idemlocal invoke [flags] -fn ID -event FILE   send one event (FILE or - for stdin) to a function, print the answer
-  idemlocal demo   [-url URL]                    scripted tour: replay, 409, 422, an SQS batch delivered twice
-  idemlocal chaos-http [flags]                   exactly-once check through the whole HTTP stack under faults (chaoshttp.go)
-  (FN=ID and EVENT=FILE arguments work too)`
+  idemlocal invoke [flags] FN=ID EVENT=FILE     send one event (FILE or - for stdin) to a function, print the answer
+                                                (on a fresh stack of its own, or on a running one with -url URL)
+  idemlocal demo   [-url URL]                   scripted tour: replay, 409, 422, an SQS batch delivered twice
+  idemlocal chaos-http [flags]                  exactly-once check through the whole HTTP stack under faults (chaoshttp.go)
+  (-fn ID and -event FILE work too)`
 
 // errFunctionError makes invoke exit non-zero after printing a handler error.
 var errFunctionError = errors.New("the function returned an error")
@@ -77,7 +80,9 @@ type options struct {
 	port      string
 	instances int
 	fn, event string
-	demoURL   string
+	url       string // -url: a running `idemlocal run` for demo and invoke
+	// rie is the aws-lambda-rie executable; rie.Locate finds it when empty.
+	rie string
 	// tablePrefix is put before every table's local name (tests use a fresh one).
 	tablePrefix string
 	// logs receives the functions' output (os.Stderr when nil).
@@ -116,11 +121,12 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 		port = "3000"
 	}
 	fs.StringVar(&o.port, "port", port, "HTTP port on 127.0.0.1 (default $PORT or 3000)")
-	fs.IntVar(&o.instances, "instances", 2, "execution environments per function (concurrency)")
+	fs.IntVar(&o.instances, "instances", 2, "execution environments (aws-lambda-rie processes) per function, i.e. its concurrency")
+	fs.StringVar(&o.rie, "rie", "", "the aws-lambda-rie executable (default: .build/bin/aws-lambda-rie next to the template, else PATH)")
 	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
 	fs.StringVar(&o.tablePrefix, "table-prefix", "", "name the local tables <prefix><LogicalId>, to share one DynamoDB server")
-	fs.StringVar(&o.demoURL, "url", "", "demo: base URL of a running `idemlocal run` (default: start one on a free port)")
+	fs.StringVar(&o.url, "url", "", "demo, invoke: base URL of a running `idemlocal run` to use instead of a fresh stack of their own")
 	ch := defaultChaosHTTP()
 	apiFaults, storeFaults := faultproxy.FormatRates(ch.apiFaults), faultproxy.FormatRates(ch.storeFaults)
 	fs.Uint64Var(&ch.seed, "seed", ch.seed, "chaos-http: seed of the fault decisions and the bursts")
@@ -130,10 +136,17 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	fs.IntVar(&ch.attempts, "attempts", ch.attempts, "chaos-http: attempts per request")
 	fs.StringVar(&apiFaults, "api-faults", apiFaults, "chaos-http: fault rates between the client and the HTTP API, kind=rate,...")
 	fs.StringVar(&storeFaults, "store-faults", storeFaults, "chaos-http: fault rates between the functions and DynamoDB, kind=rate,...")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	for _, a := range fs.Args() {
+	// Flags and NAME=VALUE arguments in any order (make invoke passes FN= and
+	// EVENT= first and -url after them).
+	for rest := args[1:]; ; {
+		if err := fs.Parse(rest); err != nil {
+			return err
+		}
+		if fs.NArg() == 0 {
+			break
+		}
+		a := fs.Arg(0)
+		rest = fs.Args()[1:]
 		switch k, v, _ := strings.Cut(a, "="); k {
 		case "FN":
 			o.fn = v
@@ -167,7 +180,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 // env is a running local stack: the DynamoDB endpoint and started functions.
 type env struct {
 	endpoint  string // DynamoDB
-	functions map[string]*runtimeapi.Function
+	functions map[string]*rie.Function
 	cleanup   []func()
 }
 
@@ -182,7 +195,7 @@ func (e *env) close() {
 
 // setUp prepares DynamoDB and starts the named functions (all when ids is empty).
 func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []string, log *slog.Logger) (*env, error) {
-	e := &env{functions: map[string]*runtimeapi.Function{}}
+	e := &env{functions: map[string]*rie.Function{}}
 	fns := tpl.Functions()
 	if len(ids) > 0 {
 		fns = nil
@@ -195,6 +208,13 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 		}
 	}
 	root := filepath.Dir(o.template)
+	emulator := o.rie
+	if emulator == "" {
+		var err error
+		if emulator, err = rie.Locate(root); err != nil {
+			return nil, err
+		}
+	}
 	binaries := map[string]string{}
 	for _, fn := range fns {
 		log.Info("building", "function", fn.LogicalID, "package", fn.HandlerPackage())
@@ -245,10 +265,14 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			vars[k] = s
 		}
 		vars["AWS_ENDPOINT_URL_DYNAMODB"] = fnEndpoint
+		if u := os.Getenv("REDIS_URL"); u != "" {
+			vars["REDIS_URL"] = u // the functions keep their idempotency records in Redis (make run STORE=redis)
+		}
 		vars["AWS_ACCESS_KEY_ID"] = localAccessKey
 		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
 		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
-		f, err := runtimeapi.Start(ctx, runtimeapi.Config{
+		f, err := rie.Start(ctx, rie.Config{
+			RIE:       emulator,
 			Binary:    binaries[fn.LogicalID],
 			Name:      fn.LogicalID,
 			Env:       vars,
@@ -257,8 +281,7 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			Region:    o.region,
 			Handler:   fn.Handler,
 			Instances: o.instances,
-			Stdout:    out,
-			Stderr:    out,
+			Output:    out,
 			Logger:    log,
 		})
 		if err != nil {
@@ -266,7 +289,8 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			return nil, err
 		}
 		e.functions[fn.LogicalID] = f
-		log.Info("function ready", "function", fn.LogicalID, "instances", o.instances, "timeout", time.Duration(fn.Timeout)*time.Second)
+		log.Info("function ready under aws-lambda-rie", "function", fn.LogicalID, "instances", o.instances,
+			"timeout", time.Duration(fn.Timeout)*time.Second, "memoryMB", fn.MemorySize)
 	}
 	return e, nil
 }
@@ -350,12 +374,12 @@ func startStack(ctx context.Context, tpl *samtemplate.Template, o options, log *
 		log:    log,
 		now:    time.Now,
 		newID:  newRequestID,
-		invoke: func(ctx context.Context, id string, payload []byte) (runtimeapi.Result, error) {
+		invoke: func(ctx context.Context, id string, payload []byte) (rie.Result, error) {
 			fn, ok := e.functions[id]
 			if !ok {
-				return runtimeapi.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
+				return rie.Result{}, fmt.Errorf("%w: %s (have %s)", errNoFunction, id, strings.Join(functionIDs(tpl), ", "))
 			}
-			return fn.Invoke(ctx, payload)
+			return fn.Invoke(ctx, payload, "")
 		},
 	}
 	s := &stack{
@@ -381,6 +405,10 @@ func (s *stack) close() error {
 func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
 	s, err := startStack(ctx, tpl, o, log)
 	if err != nil {
+		if ctx.Err() != nil { // Ctrl-C (or SIGTERM) while starting: a normal end
+			log.Info("interrupted while starting; stopped", "err", err)
+			return nil
+		}
 		return err
 	}
 	printBanner(stdout, tpl, routes(tpl), s.url)
@@ -390,21 +418,26 @@ func serve(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.
 		s.env.close()
 		return err
 	case <-ctx.Done():
-		log.Info("shutting down")
-		return s.close()
+		// Ctrl-C or SIGTERM is how a local server ends: exit 0 once stopped.
+		log.Info("shutting down (signal received)")
+		if err := s.close(); err != nil {
+			log.Warn("requests still in flight were cut off", "err", err)
+		}
+		log.Info("stopped")
+		return nil
 	}
 }
 
 func printBanner(w io.Writer, tpl *samtemplate.Template, rts []route, base string) {
-	fmt.Fprintf(w, "\nidemlocal: the HTTP API is on %s (local only: no authorizer; JWT claims are NOT verified)\n", base)
+	fmt.Fprintf(w, "\nidemlocal: the HTTP API is on %s, each function under aws-lambda-rie (local only: no authorizer; JWT claims are NOT verified)\n", base)
 	for _, rt := range rts {
 		fmt.Fprintf(w, "  %-6s %-22s -> %s\n", rt.method, rt.path, rt.function)
 	}
 	for _, fn := range tpl.Functions() {
 		for _, ev := range fn.Events {
 			if ev.Type == "SQS" {
-				fmt.Fprintf(w, "  SQS    %-22s -> %s (no local queue: make invoke FN=%s EVENT=events/sqs-orders.json)\n",
-					queueName(ev.Queue), fn.LogicalID, fn.LogicalID)
+				fmt.Fprintf(w, "  SQS    %-22s -> %s (no local queue: make invoke FN=%s EVENT=events/sqs-orders.json URL=%s)\n",
+					queueName(ev.Queue), fn.LogicalID, fn.LogicalID, base)
 			}
 		}
 	}
@@ -418,6 +451,7 @@ The same key with another body is rejected with 422:
 Any function through the Lambda Invoke API (sharing this stack's tables):
   curl -s %[1]s/2015-03-31/functions/OrdersFunction/invocations -d @events/sqs-orders.json
 The scripted tour against this stack: make demo URL=%[1]s
+Stop with Ctrl-C.
 
 `, base)
 }
@@ -434,7 +468,13 @@ func queueName(q any) string {
 
 func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdout io.Writer, log *slog.Logger) error {
 	if o.fn == "" || o.event == "" {
-		return fmt.Errorf("invoke needs -fn (one of %s) and -event FILE", strings.Join(functionIDs(tpl), ", "))
+		return fmt.Errorf("invoke needs the function and the event: make invoke FN=<LogicalId> EVENT=<file.json> [URL=http://127.0.0.1:3000]\n"+
+			"  FN is one of %s; e.g. make invoke FN=OrdersFunction EVENT=events/sqs-orders.json\n"+
+			"  (without URL it runs on a fresh stack of its own; with URL, on the stack `make run` serves)",
+			strings.Join(functionIDs(tpl), ", "))
+	}
+	if _, ok := tpl.Function(o.fn); !ok && o.url == "" {
+		return fmt.Errorf("no function %q in %s (have %s)", o.fn, o.template, strings.Join(functionIDs(tpl), ", "))
 	}
 	var payload []byte
 	var err error
@@ -449,13 +489,18 @@ func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdou
 	if !json.Valid(payload) {
 		return fmt.Errorf("%s is not JSON", o.event)
 	}
-	o.instances = 1
-	e, err := setUp(ctx, tpl, o, []string{o.fn}, log)
-	if err != nil {
-		return err
+	var res rie.Result
+	if o.url != "" {
+		res, err = invokeRemote(ctx, o.url, o.fn, payload)
+	} else {
+		o.instances = 1
+		var e *env
+		if e, err = setUp(ctx, tpl, o, []string{o.fn}, log); err != nil {
+			return err
+		}
+		defer e.close()
+		res, err = e.functions[o.fn].Invoke(ctx, payload, "")
 	}
-	defer e.close()
-	res, err := e.functions[o.fn].Invoke(ctx, payload)
 	if err != nil {
 		return err
 	}
@@ -472,4 +517,37 @@ func invokeOnce(ctx context.Context, tpl *samtemplate.Template, o options, stdou
 		fmt.Fprintf(stdout, "%s\n", res.Payload)
 	}
 	return nil
+}
+
+// invokeRemote calls a function through the Invoke API of a running
+// `idemlocal run` at base.
+func invokeRemote(ctx context.Context, base, fn string, payload []byte) (rie.Result, error) {
+	u := strings.TrimSuffix(base, "/") + invokePrefix + url.PathEscape(fn) + "/invocations"
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(payload))
+	if err != nil {
+		return rie.Result{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return rie.Result{}, fmt.Errorf("is `make run` serving %s? %w", base, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, rie.MaxPayloadSize+1))
+	if err != nil {
+		return rie.Result{}, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return rie.Result{}, fmt.Errorf("%s: %s %s", u, resp.Status, bytes.TrimSpace(body))
+	}
+	res := rie.Result{RequestID: resp.Header.Get("X-Amzn-Requestid")}
+	if resp.Header.Get("X-Amz-Function-Error") != "" {
+		res.Err = &rie.FunctionError{}
+		if err := json.Unmarshal(body, res.Err); err != nil {
+			return rie.Result{}, fmt.Errorf("%s: malformed function error %q: %w", u, body, err)
+		}
+		return res, nil
+	}
+	res.Payload = body
+	return res, nil
 }

@@ -46,7 +46,7 @@ func (doPath) name() string { return "do" }
 
 func (doPath) call(ctx context.Context, w *workload, a *attempt) ([]byte, bool, error) {
 	opts := append(a.container.options(a.lease, w.logger), idempotent.WithFingerprint(a.op.key+"/"+strconv.Itoa(a.op.amount)))
-	res, err := idempotent.Do(ctx, a.container.store, a.op.key, func(ctx context.Context) (Payment, error) {
+	res, err := idempotent.Do(ctx, a.container.store, "payment", a.op.key, func(ctx context.Context) (Payment, error) {
 		return w.handle(ctx, a)
 	}, opts...)
 	if err != nil {

@@ -9,7 +9,9 @@
 // overridden by the function).
 //
 // It reads what this project's template uses; it is not a CloudFormation
-// implementation.
+// implementation. (AWS's goformation rejects this valid template, so the model
+// stays small and our own.) samconfig.toml is decoded by
+// github.com/pelletier/go-toml/v2.
 //
 //	t, err := samtemplate.ParseFile("template.yaml")
 //	for _, fn := range t.Functions() {

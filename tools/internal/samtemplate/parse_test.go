@@ -290,6 +290,10 @@ tags = ['a=b', "c=\"d\""]
 [default.deploy.parameters]
 resolve_s3 = true
 retries = 1_000
+parameter_overrides = [
+  "LogLevel=DEBUG",   # multi-line arrays and comments, as sam deploy --guided writes
+  """Name=multi""",
+]
 `))
 	if err != nil {
 		t.Fatal(err)
@@ -305,6 +309,7 @@ retries = 1_000
 		{command: "deploy", key: "resolve_s3", want: true},
 		{command: "deploy", key: "retries", want: int64(1000)},
 		{command: "build", key: "tags", want: []any{"a=b", `c="d"`}},
+		{command: "deploy", key: "parameter_overrides", want: []any{"LogLevel=DEBUG", "Name=multi"}},
 	} {
 		if got, ok := c.Get("default", tt.command, tt.key); !ok || !reflect.DeepEqual(got, tt.want) {
 			t.Errorf("Get(default, %s, %s) = %#v, %v; want %#v", tt.command, tt.key, got, ok, tt.want)
@@ -316,9 +321,17 @@ retries = 1_000
 		"version = 0.1\n[[arr]]\n",
 		"version = 0.1\nx = nope\n",
 		"x = 1\n",
+		"version = 0.1\ndefault = 1\n",
+		"version = 0.1\n[default]\ndeploy = \"x\"\n",
+		"version = 0.1\n[default.deploy]\nparameters = [1]\n",
+		"version = [0]\n",
 	} {
 		if _, err := ParseSAMConfig([]byte(bad)); err == nil {
 			t.Errorf("no error for %q", bad)
 		}
+	}
+	_, err = ParseSAMConfig([]byte("version = 0.1\n[default.deploy.parameters]\nstack_name = \"unterminated\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 3") {
+		t.Errorf("syntax error %v, want one that names line 3", err)
 	}
 }

@@ -1,22 +1,22 @@
 package samtemplate
 
 import (
-	"bufio"
-	"bytes"
+	"errors"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
-	"strings"
+
+	"github.com/pelletier/go-toml/v2"
 )
 
 // SAMConfig is a parsed samconfig.toml: a version and tables named
-// "<environment>.<command>.parameters" (command "global" applies to all).
+// "<environment>.<command>.<section>" (SAM CLI uses the section "parameters";
+// the command "global" applies to every command).
 //
-// The reader covers the flat TOML subset the SAM CLI writes: [dotted.table]
-// headers and key = value lines, where a value is a basic or literal string,
-// a boolean, a number or a one-line array of those. Anything else is an error,
-// never a silent misread. (A TOML module would do, but this file is all the
-// project reads; the subset keeps go.mod unchanged.)
+// The file is decoded by github.com/pelletier/go-toml/v2 (TOML 1.0), so every
+// valid TOML file reads as SAM CLI reads it; this type only checks the shape
+// SAM CLI expects: a version, and tables three levels deep.
 type SAMConfig struct {
 	Version string
 	Tables  map[string]map[string]any
@@ -35,61 +35,52 @@ func ReadSAMConfig(path string) (*SAMConfig, error) {
 	return c, nil
 }
 
-// ParseSAMConfig parses samconfig.toml content.
+// ParseSAMConfig parses samconfig.toml content. A TOML syntax error names its
+// line and column; a value where SAM CLI expects a table is an error too.
 func ParseSAMConfig(data []byte) (*SAMConfig, error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			return nil, fmt.Errorf("samconfig: line %d, column %d: %w", row, col, err)
+		}
+		return nil, fmt.Errorf("samconfig: %w", err)
+	}
 	c := &SAMConfig{Tables: map[string]map[string]any{}}
-	top := map[string]any{}
-	cur := top
-	sc := bufio.NewScanner(bytes.NewReader(data))
-	for line := 1; sc.Scan(); line++ {
-		text := strings.TrimSpace(stripComment(sc.Text()))
-		if text == "" {
-			continue
-		}
-		if strings.HasPrefix(text, "[") {
-			if !strings.HasSuffix(text, "]") || strings.HasPrefix(text, "[[") {
-				return nil, fmt.Errorf("samconfig: line %d: unsupported table header %q", line, text)
-			}
-			name := strings.TrimSpace(text[1 : len(text)-1])
-			if name == "" {
-				return nil, fmt.Errorf("samconfig: line %d: empty table name", line)
-			}
-			if _, dup := c.Tables[name]; dup {
-				return nil, fmt.Errorf("samconfig: line %d: table [%s] defined twice", line, name)
-			}
-			cur = map[string]any{}
-			c.Tables[name] = cur
-			continue
-		}
-		key, raw, ok := strings.Cut(text, "=")
-		if !ok {
-			return nil, fmt.Errorf("samconfig: line %d: want key = value, got %q", line, text)
-		}
-		key = strings.TrimSpace(key)
-		if key == "" || strings.ContainsAny(key, " \t\"'.") {
-			return nil, fmt.Errorf("samconfig: line %d: unsupported key %q", line, key)
-		}
-		v, err := parseTOMLValue(strings.TrimSpace(raw))
-		if err != nil {
-			return nil, fmt.Errorf("samconfig: line %d: %s: %w", line, key, err)
-		}
-		if _, dup := cur[key]; dup {
-			return nil, fmt.Errorf("samconfig: line %d: key %s set twice", line, key)
-		}
-		cur[key] = v
-	}
-	if err := sc.Err(); err != nil {
-		return nil, err
-	}
-	switch v := top["version"].(type) {
+	switch v := doc["version"].(type) {
 	case float64:
 		c.Version = strconv.FormatFloat(v, 'f', -1, 64)
+	case int64:
+		c.Version = strconv.FormatInt(v, 10)
 	case string:
 		c.Version = v
 	case nil:
-		return nil, fmt.Errorf("samconfig: no version")
+		return nil, errors.New("samconfig: no version")
 	default:
-		return nil, fmt.Errorf("samconfig: version is %T", v)
+		return nil, fmt.Errorf("samconfig: version is a %T", v)
+	}
+	for _, env := range sortedKeys(doc) {
+		if env == "version" {
+			continue
+		}
+		commands, ok := doc[env].(map[string]any)
+		if !ok {
+			return nil, fmt.Errorf("samconfig: %s is a %T, want a table of commands ([%s.<command>.parameters])", env, doc[env], env)
+		}
+		for _, cmd := range sortedKeys(commands) {
+			sections, ok := commands[cmd].(map[string]any)
+			if !ok {
+				return nil, fmt.Errorf("samconfig: %s.%s is a %T, want a table ([%s.%s.parameters])", env, cmd, commands[cmd], env, cmd)
+			}
+			for _, sec := range sortedKeys(sections) {
+				params, ok := sections[sec].(map[string]any)
+				if !ok {
+					return nil, fmt.Errorf("samconfig: %s.%s.%s is a %T, want a table", env, cmd, sec, sections[sec])
+				}
+				c.Tables[env+"."+cmd+"."+sec] = params
+			}
+		}
 	}
 	return c, nil
 }
@@ -105,94 +96,11 @@ func (c *SAMConfig) Get(env, command, key string) (any, bool) {
 	return nil, false
 }
 
-// stripComment removes a # comment that is outside quotes.
-func stripComment(s string) string {
-	var quote byte
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case quote != 0:
-			if ch == '\\' && quote == '"' {
-				i++
-			} else if ch == quote {
-				quote = 0
-			}
-		case ch == '"' || ch == '\'':
-			quote = ch
-		case ch == '#':
-			return s[:i]
-		}
+func sortedKeys(m map[string]any) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
 	}
-	return s
-}
-
-func parseTOMLValue(s string) (any, error) {
-	switch {
-	case s == "":
-		return nil, fmt.Errorf("missing value")
-	case s == "true":
-		return true, nil
-	case s == "false":
-		return false, nil
-	case strings.HasPrefix(s, `"""`) || strings.HasPrefix(s, "'''"):
-		return nil, fmt.Errorf("multi-line strings are not supported")
-	case s[0] == '"':
-		v, err := strconv.Unquote(s)
-		if err != nil {
-			return nil, fmt.Errorf("bad string %s", s)
-		}
-		return v, nil
-	case s[0] == '\'':
-		if len(s) < 2 || s[len(s)-1] != '\'' || strings.Contains(s[1:len(s)-1], "'") {
-			return nil, fmt.Errorf("bad literal string %s", s)
-		}
-		return s[1 : len(s)-1], nil
-	case s[0] == '[':
-		if s[len(s)-1] != ']' {
-			return nil, fmt.Errorf("arrays must be on one line")
-		}
-		var out []any
-		for _, e := range splitArray(s[1 : len(s)-1]) {
-			e = strings.TrimSpace(e)
-			if e == "" {
-				continue // trailing comma
-			}
-			v, err := parseTOMLValue(e)
-			if err != nil {
-				return nil, err
-			}
-			out = append(out, v)
-		}
-		return out, nil
-	}
-	clean := strings.ReplaceAll(s, "_", "")
-	if n, err := strconv.ParseInt(clean, 10, 64); err == nil {
-		return n, nil
-	}
-	if f, err := strconv.ParseFloat(clean, 64); err == nil {
-		return f, nil
-	}
-	return nil, fmt.Errorf("unsupported value %s", s)
-}
-
-// splitArray splits the inside of a one-line array at commas outside quotes.
-func splitArray(s string) []string {
-	var parts []string
-	var quote byte
-	start := 0
-	for i := 0; i < len(s); i++ {
-		switch ch := s[i]; {
-		case quote != 0:
-			if ch == '\\' && quote == '"' {
-				i++
-			} else if ch == quote {
-				quote = 0
-			}
-		case ch == '"' || ch == '\'':
-			quote = ch
-		case ch == ',':
-			parts = append(parts, s[start:i])
-			start = i + 1
-		}
-	}
-	return append(parts, s[start:])
+	sort.Strings(keys)
+	return keys
 }

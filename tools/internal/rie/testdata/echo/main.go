@@ -1,4 +1,4 @@
-// Command echo is a tiny Lambda function used by the runtimeapi tests. It is a
+// Command echo is a tiny Lambda function used by the rie tests. It is a
 // real aws-lambda-go handler, built by the tests with `go build`.
 //
 // At init, ECHO_INIT selects a failure: "error" posts to /runtime/init/error
@@ -61,6 +61,7 @@ func handle(ctx context.Context, ev event) (reply, error) {
 	for _, k := range []string{
 		"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
 		"_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "LAMBDA_TASK_ROOT", "CUSTOM", "_X_AMZN_TRACE_ID",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT", "IDEM_TEST_LEAK",
 	} {
 		env[k] = os.Getenv(k)
 	}

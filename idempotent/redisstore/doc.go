@@ -1,0 +1,124 @@
+// Package redisstore is the Redis (7 or later) and Valkey implementation of
+// idempotent.Store. It lives in a module of its own, so the Redis client
+// stays out of the module graph of everyone who does not import it.
+//
+// # Operations
+//
+// Each idempotency key is one hash, and each operation is one Lua script run
+// atomically by the server (EVALSHA, falling back to EVAL the first time a
+// server sees the script), so every decision is a compare-and-set on the
+// record itself, never a decision on a stale read:
+//
+//   - Acquire writes the in-progress record only if there is no record, the
+//     record is expired (expiration <= now, epoch seconds), or it is in
+//     progress and its lease has ended (in_progress_expiration <= now, epoch
+//     milliseconds); otherwise it returns the record holding the key in the
+//     same reply. A new key costs 2 round trips (Acquire, Complete), a
+//     replay 1, a replay from the core's local cache 0.
+//   - Complete is fenced by status = INPROGRESS and owner = me; Release
+//     deletes the record under the same fence. A fencing failure is
+//     idempotent.ErrLeaseLost and changes nothing.
+//   - Get reads the record from the primary.
+//
+// Lost answers: go-redis resends a command whose connection broke before the
+// reply came (MaxRetries, 3 by default), so a script can run twice. A resent
+// Acquire finds the in-progress record under its own owner token and reports
+// the key acquired; a resent Complete finds the record completed by its own
+// token with the same data and expiration and reports success. (A resent
+// Release finds no record and reports ErrLeaseLost, which the core only
+// logs.) Owner tokens are random 128-bit values, one per invocation.
+//
+// # Time
+//
+// The store reads no clock; every decision uses the caller's now (the core's
+// WithClock), as the contract requires, so library and server agree at every
+// boundary. The key's time to live is a garbage collector only, never a
+// judge: the record's own expiration and lease fields decide. Acquire sets it
+// to max(expiration, lease end) - now with PEXPIRE, relative to the caller's
+// now — an in-progress key never disappears before its lease ends.
+// Complete moves it to the new expiration without a clock: the remaining PTTL
+// of the in-progress key tells how far the server is from that key's
+// max(expiration, lease end), so the completed key lives PTTL + (new
+// expiration - old max) more milliseconds — the TTL of the core from the
+// completion, measured in the server's elapsed time. Absolute PEXPIREAT
+// times are never used: a caller clock that differs from the server's (or the
+// fixed clock of a test) would make the server delete live claims, or keep
+// dead ones.
+//
+// # Keys and clusters
+//
+// The record of id lives at KeyPrefix + "{" + id + "}" (default prefix
+// "idempotency:"), with the fields of the contract's record: status,
+// expiration, in_progress_expiration, owner, validation, data, data_format.
+// Every script touches exactly that one key, passed in KEYS, and the braces
+// are a hash tag, so the store runs unchanged on Redis Cluster, ElastiCache
+// (including Serverless) and MemoryDB: pass a *redis.ClusterClient or any
+// redis.UniversalClient. The store only needs Client (redis.Scripter).
+//
+// # Results of any size
+//
+// Results of at least Options.CompressThreshold bytes (512) are stored
+// zstd-compressed when that makes them smaller, tagged by the data_format
+// field, as in dynamostore. No chunking is needed: a Redis string holds 512
+// MB, and Lambda's largest response (6 MB) travels as one script argument;
+// the tests replay 6 MB byte for byte (a 6 MB JSON result is stored in about
+// 155 KB). A record the store cannot decode — a key of another type, a
+// missing or non-numeric field, an unknown status or format, data that does
+// not decompress — is reported as idempotent.ErrCorruptRecord and is never
+// taken over.
+//
+// # What it guarantees, and what it does not
+//
+// On one Redis primary that keeps its data, the store gives the full contract
+// of the idempotent package: at most one completed run per key within its
+// retention, the same stored result for every retry, fenced completion.
+// Redis is not DynamoDB, though, and these events lose a claim or a result,
+// after which a retry runs the handler again — a duplicate:
+//
+//   - Failover. Replication is asynchronous: a write acknowledged by the
+//     primary may not have reached the replica that is promoted. WAIT does
+//     not make it durable either. ElastiCache (Redis OSS and Valkey, including
+//     Serverless) has this window; MemoryDB does not (it acknowledges a
+//     write only once its multi-AZ transaction log holds it).
+//   - Eviction. Under memory pressure a server with a volatile-* or allkeys-*
+//     policy deletes keys, and every record has a time to live. Set
+//     maxmemory-policy noeviction, so a full server refuses the write (the
+//     core then fails closed with a *StoreError: HTTP 503, nothing runs)
+//     instead of dropping a claim. ElastiCache Serverless evicts
+//     (volatile-lru) and cannot be set to noeviction: size its limits with
+//     headroom and watch its evictions metric.
+//   - A restart without persistence, FLUSHALL/FLUSHDB, or an operator's
+//     DEL: the records are gone.
+//   - Clock: the caller's clocks decide leases and expiry, as on DynamoDB;
+//     the server's elapsed time only bounds how long keys are kept.
+//
+// Choose DynamoDB (dynamostore) when a duplicate is worse than a few
+// milliseconds of latency — payments, orders, anything not otherwise
+// idempotent downstream: its conditional writes are durable and
+// synchronously replicated. Choose MemoryDB when you want Redis latency with
+// durable, failover-safe writes. Choose ElastiCache or a self-run Redis when
+// you already have it, the work behind the key is cheap to repeat in a rare
+// failover, and you set noeviction (or watch evictions).
+//
+// # Client
+//
+// The store uses github.com/redis/go-redis/v9, the client most Go services
+// already have, through the narrow redis.Scripter interface that
+// *redis.Client, *redis.ClusterClient, *redis.Ring and redis.UniversalClient
+// all satisfy. github.com/redis/rueidis was read as the alternative: faster
+// pipelining and client-side caching, but its Lua helper takes the whole
+// rueidis.Client interface (hard to wrap in a test, and a second Redis client
+// for users who have go-redis), and it retries only read-only commands,
+// so a lost answer surfaces as an error instead of a resend — which this
+// store handles either way.
+//
+// Example:
+//
+//	opt, err := redis.ParseURL(os.Getenv("REDIS_URL")) // rediss:// for TLS
+//	if err != nil { ... }
+//	store := redisstore.New(redis.NewClient(opt))
+//	lambda.Start(idempotent.Wrap(store, handler, idempotent.WithKeyPath("id")))
+//
+// § references in this package's comments are to the contract,
+// docs/contract.md in the repository.
+package redisstore

@@ -1,0 +1,152 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// Client is the part of a go-redis client the Store calls: the scripting
+// commands (EVALSHA, with EVAL when the server does not know the script yet).
+// *redis.Client, *redis.ClusterClient, *redis.Ring and every
+// redis.UniversalClient satisfy it; tests can wrap one.
+type Client = redis.Scripter
+
+// Store is an idempotent.Store backed by Redis (7 or later) or Valkey. It is
+// safe for concurrent use; it holds no state besides its configuration, so
+// any number of Stores (in any number of processes) may share a database.
+type Store struct {
+	client Client
+	opts   Options
+}
+
+var _ idempotent.Store = (*Store)(nil)
+
+// Store operation names, as reported in idempotent.StoreError.Op.
+const (
+	opAcquire  = "acquire"
+	opGet      = "get"
+	opComplete = "complete"
+	opRelease  = "release"
+)
+
+// New returns a Store that keeps its records in the database client talks
+// to. Options start from the defaults (see Options) and optFns are applied
+// in order.
+func New(client Client, optFns ...func(*Options)) *Store {
+	return &Store{client: client, opts: resolveOptions(optFns)}
+}
+
+// Key returns the Redis key that holds record id: KeyPrefix + "{" + id + "}".
+func (s *Store) Key(id string) string {
+	return s.opts.KeyPrefix + "{" + id + "}"
+}
+
+// Acquire implements idempotent.Store with one script run (one round trip):
+// it writes rec when the key is free at now and otherwise returns the record
+// that holds it, read in the same atomic step.
+//
+// The key's time to live is max(rec.Expiration, rec.LeaseExpiration) - now,
+// set relative to the caller's now, so the key never disappears before the
+// record's own expiration or its lease, whatever the server's clock says.
+func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	if rec.Status == "" {
+		rec.Status = idempotent.StatusInProgress
+	}
+	if rec.Status != idempotent.StatusInProgress && rec.Status != idempotent.StatusCompleted {
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unknown status %q", rec.Status)}
+	}
+	nowMS := now.UnixMilli()
+	expMS := rec.Expiration.Unix() * 1000
+	ttl := max(expMS, rec.LeaseExpiration.UnixMilli()) - nowMS
+	if ttl < 1 {
+		// Already dead at now (a caller bug, or a clock far behind): the
+		// key lives a millisecond, like an item whose TTL has passed.
+		ttl = 1
+	}
+	hasData, data, format := "0", []byte(nil), ""
+	if rec.Data != nil {
+		var err error
+		if data, format, err = s.encodeData(rec.Data); err != nil {
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+		}
+		hasData = "1"
+	}
+	reply, err := acquireScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+		now.Unix(), nowMS, ttl,
+		string(rec.Status), rec.Expiration.Unix(), rec.LeaseExpiration.UnixMilli(),
+		rec.Owner, rec.Fingerprint, hasData, data, format).Result()
+	if err != nil {
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+	}
+	if n, ok := reply.(int64); ok {
+		if n != 1 {
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unexpected script reply %d", n)}
+		}
+		return nil, true, nil
+	}
+	existing, err := decodeRecord(rec.Key, reply)
+	if err != nil {
+		return nil, false, err
+	}
+	return existing, false, nil
+}
+
+// Get implements idempotent.Store with one script run reading the record
+// from the primary (Redis has no other consistent read).
+func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	reply, err := getScript.Run(ctx, s.client, []string{s.Key(key)}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &idempotent.StoreError{Op: opGet, Key: key, Err: err}
+	}
+	return decodeRecord(key, reply)
+}
+
+// Complete implements idempotent.Store with one script run fenced by
+// status = INPROGRESS and owner = rec.Owner. It sets the status COMPLETED,
+// the data (zstd-compressed from CompressThreshold bytes on, when that
+// shrinks it) and the expiration, removes the lease, and moves the key's time
+// to live to rec.Expiration. A retry of the same Complete whose first answer
+// was lost finds the record completed by rec.Owner with the same data and
+// reports success.
+func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
+	data, format, err := s.encodeData(rec.Data)
+	if err != nil {
+		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
+	}
+	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+		rec.Owner, strconv.FormatInt(rec.Expiration.Unix(), 10), data, format).Int64()
+	return fenced(opComplete, rec.Key, n, err)
+}
+
+// Release implements idempotent.Store with one script run that deletes the
+// record only when it is in progress under owner.
+func (s *Store) Release(ctx context.Context, key, owner string) error {
+	n, err := releaseScript.Run(ctx, s.client, []string{s.Key(key)}, owner).Int64()
+	return fenced(opRelease, key, n, err)
+}
+
+// fenced maps the reply of a fenced script: 0 means the lease is lost, 1 or
+// 2 (written, or already written by this very call) success; any other reply
+// is a store failure, never a success.
+func fenced(op, key string, n int64, err error) error {
+	switch {
+	case err != nil:
+		return &idempotent.StoreError{Op: op, Key: key, Err: err}
+	case n == 0:
+		return fmt.Errorf("%w (record %s)", idempotent.ErrLeaseLost, key)
+	case n == 1 || n == 2:
+		return nil
+	default:
+		return &idempotent.StoreError{Op: op, Key: key, Err: fmt.Errorf("unexpected script reply %d", n)}
+	}
+}

@@ -1,0 +1,132 @@
+package redisstore_test
+
+import (
+	"testing"
+	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore/internal/testredis"
+)
+
+// TestKeyTTL checks the time to live each write gives the key, measured
+// against the caller's clock (here years away from the server's): an
+// in-progress key lives until max(expiration, lease end), never less than its
+// lease; a completed key until its new expiration. PTTL only falls between
+// the write and the read, so each check allows it to have fallen by up to
+// slack (the time two local commands take, by a wide margin) and never to
+// exceed the expected value.
+func TestKeyTTL(t *testing.T) {
+	const slack = time.Minute
+	client := testredis.Client(t)
+	prefix := testredis.Prefix(t)
+	store := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
+	key := store.Key(testKey)
+
+	check := func(t *testing.T, want time.Duration) {
+		t.Helper()
+		got, err := client.PTTL(t.Context(), key).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got > want || got <= want-slack {
+			t.Fatalf("PTTL = %v, want %v (less at most %v)", got, want, slack)
+		}
+	}
+	leaseBeyond := held("owner-1")
+	leaseBeyond.LeaseExpiration = now.Add(2 * time.Hour).Truncate(time.Millisecond)
+
+	tests := []struct {
+		name string
+		rec  idempotent.Record
+		want time.Duration // after Acquire at now
+		// completeAt is how long after the acquire Complete runs on the
+		// caller's clock, with expiration now + completeAt + 6 h; wantDone
+		// is the PTTL then. The server sees (almost) no time pass, and it is
+		// its elapsed time that the key's life is measured in.
+		completeAt time.Duration
+		wantDone   time.Duration
+	}{
+		{name: "expiration after the lease", rec: held("owner-1"), want: time.Hour - 250*time.Millisecond,
+			completeAt: 0, wantDone: 6*time.Hour - 250*time.Millisecond},
+		{name: "lease after the expiration", rec: leaseBeyond, want: 2 * time.Hour,
+			completeAt: 0, wantDone: 6*time.Hour - 250*time.Millisecond},
+		{name: "completed later on the caller's clock", rec: held("owner-1"), want: time.Hour - 250*time.Millisecond,
+			completeAt: 10 * time.Minute, wantDone: 6*time.Hour + 10*time.Minute - 250*time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			client.Del(t.Context(), key)
+			if _, ok, err := store.Acquire(t.Context(), tt.rec, now); err != nil || !ok {
+				t.Fatalf("Acquire = %v, %v", ok, err)
+			}
+			check(t, tt.want)
+			if err := store.Complete(t.Context(), done(tt.rec, []byte("ok"), now.Add(tt.completeAt+6*time.Hour))); err != nil {
+				t.Fatalf("Complete: %v", err)
+			}
+			check(t, tt.wantDone)
+		})
+	}
+
+	t.Run("key without a time to live keeps none", func(t *testing.T) {
+		client.Del(t.Context(), key)
+		if _, ok, err := store.Acquire(t.Context(), held("owner-1"), now); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v", ok, err)
+		}
+		client.Persist(t.Context(), key)
+		if err := store.Complete(t.Context(), done(held("owner-1"), []byte("ok"), now.Add(6*time.Hour))); err != nil {
+			t.Fatalf("Complete: %v", err)
+		}
+		if got := client.PTTL(t.Context(), key).Val(); got != -1 {
+			t.Fatalf("PTTL = %v, want -1 (none)", got)
+		}
+	})
+
+	t.Run("a record dead at now lives a millisecond", func(t *testing.T) {
+		client.Del(t.Context(), key)
+		rec := held("owner-1")
+		rec.Expiration, rec.LeaseExpiration = now.Add(-time.Hour), now.Add(-time.Hour)
+		if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
+			t.Fatalf("Acquire = %v, %v", ok, err)
+		}
+		if got := client.PTTL(t.Context(), key).Val(); got > time.Millisecond {
+			t.Fatalf("PTTL = %v, want at most 1ms (or gone)", got)
+		}
+	})
+}
+
+// TestKeyLayout: the record of id lives in one hash at prefix{id}, so every
+// script touches one key, in the slot of the id alone.
+func TestKeyLayout(t *testing.T) {
+	client := testredis.Client(t)
+	store := redisstore.New(client, redisstore.WithKeyPrefix("app1:idem:"))
+	if got, want := store.Key(testKey), "app1:idem:{"+testKey+"}"; got != want {
+		t.Fatalf("Key = %q, want %q", got, want)
+	}
+	if got, want := redisstore.New(client).Key("x"), redisstore.DefaultKeyPrefix+"{x}"; got != want {
+		t.Fatalf("default Key = %q, want %q", got, want)
+	}
+	t.Cleanup(func() { client.Del(t.Context(), store.Key(testKey)) })
+	if _, ok, err := store.Acquire(t.Context(), held("owner-1"), now); err != nil || !ok {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	fields, err := client.HGetAll(t.Context(), store.Key(testKey)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"status":                 "INPROGRESS",
+		"expiration":             "1800003600",
+		"in_progress_expiration": "1800000030250",
+		"owner":                  "owner-1",
+		"validation":             "fp",
+	}
+	if len(fields) != len(want) {
+		t.Fatalf("fields = %v, want %v", fields, want)
+	}
+	for k, v := range want {
+		if fields[k] != v {
+			t.Fatalf("field %s = %q, want %q (all: %v)", k, fields[k], v, fields)
+		}
+	}
+}
