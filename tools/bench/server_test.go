@@ -18,11 +18,14 @@ package main
 // per round: use at least 3000 invocations.
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +37,7 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/internal/benchdata"
+	"github.com/idemlambda/idemlambda/internal/dynamocost"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
 )
 
@@ -218,4 +222,53 @@ func BenchmarkServerParse(b *testing.B) {
 	for name, v := range ns {
 		b.ReportMetric(v, strings.ReplaceAll(name, "/", "-")+"-ns")
 	}
+}
+
+// BenchmarkMeter reports what make bench's counting proxy
+// (internal/dynamocost.Meter, in the bench process) adds to each
+// invocation: the tax benchmark's invocations through the stub with and
+// without the Meter in front of it. On the 2 shared cores of the 8-worker
+// rows, that CPU competes with the client and the server.
+//
+//	go test -run '^$' -bench Meter -benchmem -benchtime 3000x -count 4 ./tools/bench
+func BenchmarkMeter(b *testing.B) {
+	payload := benchdata.JSON(200, 1)
+	for _, metered := range []bool{false, true} {
+		for _, side := range []string{"floor", "idemlambda"} {
+			b.Run(fmt.Sprintf("%s/meter=%t", side, metered), func(b *testing.B) {
+				var rt http.RoundTripper = &stub{}
+				if metered {
+					rt = &dynamocost.Meter{Next: describer{rt}}
+				}
+				invoke := taxSides(stubClient(rt), payload)[side]
+				b.ReportAllocs()
+				cpu0 := cpuTime()
+				for i := 0; b.Loop(); i++ {
+					if _, err := invoke(context.Background(), "k-"+strconv.Itoa(i)); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
+			})
+		}
+	}
+}
+
+// describer answers DescribeTable (the Meter reads the key schema) with a
+// table keyed by "id", and passes every other request on.
+type describer struct{ next http.RoundTripper }
+
+func (d describer) RoundTrip(r *http.Request) (*http.Response, error) {
+	if r.Header.Get("X-Amz-Target") != "DynamoDB_20120810.DescribeTable" {
+		return d.next.RoundTrip(r)
+	}
+	out := []byte(`{"Table":{"KeySchema":[{"AttributeName":"id","KeyType":"HASH"}],` +
+		`"AttributeDefinitions":[{"AttributeName":"id","AttributeType":"S"}],"TableStatus":"ACTIVE"}}`)
+	return &http.Response{
+		StatusCode:    http.StatusOK,
+		Header:        http.Header{"Content-Type": {"application/x-amz-json-1.0"}},
+		Body:          io.NopCloser(bytes.NewReader(out)),
+		ContentLength: int64(len(out)),
+		Request:       r,
+	}, nil
 }
