@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -529,12 +530,15 @@ func hashHex(s string) string {
 	return hex.EncodeToString(sum[:])
 }
 
+// newOwner is a random 128-bit owner token, 22 characters of unpadded
+// URL-safe base64 (not 32 of hex: the token is sent with every write and
+// stored in every record).
 func newOwner() (string, error) {
 	var b [16]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return "", err
 	}
-	return hex.EncodeToString(b[:]), nil
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
 }
 
 func sleep(ctx context.Context, d time.Duration) error {

@@ -21,6 +21,7 @@ func TestContract(t *testing.T) {
 		{name: "composite key", opts: []func(*dynamostore.Options){dynamostore.WithCompositeKey("")}},
 		{name: "composite key, static partition", opts: []func(*dynamostore.Options){dynamostore.WithCompositeKey("idempotency#shared")}},
 		{name: "custom attribute names", opts: []func(*dynamostore.Options){customNames}},
+		{name: "attribute names that need aliases", opts: []func(*dynamostore.Options){aliasedNames}},
 		{name: "composite key, custom attribute names", opts: []func(*dynamostore.Options){customNames, func(o *dynamostore.Options) {
 			o.CompositeKey = true
 			o.PartitionKeyAttr = "PK"
@@ -46,4 +47,20 @@ func customNames(o *dynamostore.Options) {
 	o.OwnerAttr = "holder"
 	o.FingerprintAttr = "hash"
 	o.DataAttr = "result"
+}
+
+// aliasedNames renames every attribute to a name an expression cannot hold
+// bare: reserved words in other cases, and names with characters that are
+// not those of an identifier (a path separator, an alias or placeholder
+// sign, a leading digit or underscore, a space, a dash).
+func aliasedNames(o *dynamostore.Options) {
+	o.KeyAttr = "Key"
+	o.StatusAttr = "State.now"
+	o.ExpirationAttr = "TTL"
+	o.LeaseAttr = "lease until"
+	o.OwnerAttr = ":owner"
+	o.FingerprintAttr = "1hash"
+	o.DataAttr = "#result"
+	o.DataFormatAttr = "_format"
+	o.ChunksAttr = "data-chunks"
 }

@@ -3,6 +3,7 @@ package dynamostore_test
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"maps"
 	"net/http"
@@ -252,7 +253,7 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 			// The write is the contract's conditional put.
 			put := f.requests[0].body
 			wantPut := map[string]any{
-				"ConditionExpression":                 "attribute_not_exists(#id) OR #exp <= :now_s OR (#st = :inprogress AND #lease <= :now_ms)",
+				"ConditionExpression":                 "#a = :i AND in_progress_expiration <= :m OR attribute_not_exists(id) OR expiration <= :s",
 				"ReturnValuesOnConditionCheckFailure": "ALL_OLD",
 				"TableName":                           "idempotency",
 			}
@@ -260,6 +261,13 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 				if put[k] != v {
 					t.Errorf("PutItem %s = %v, want %v", k, put[k], v)
 				}
+			}
+			if got, want := fmt.Sprint(put["ExpressionAttributeNames"]), "map[#a:status]"; got != want {
+				t.Errorf("PutItem ExpressionAttributeNames = %s, want %s", got, want)
+			}
+			if got, want := fmt.Sprint(put["ExpressionAttributeValues"]),
+				fmt.Sprintf("map[:i:map[S:INPROGRESS] :m:map[N:%d] :s:map[N:%d]]", now.UnixMilli(), now.Unix()); got != want {
+				t.Errorf("PutItem ExpressionAttributeValues = %s, want %s", got, want)
 			}
 			if len(f.requests) > 1 && f.requests[1].body["ConsistentRead"] != true {
 				t.Errorf("GetItem is not a consistent read: %v", f.requests[1].body)

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"slices"
 	"testing"
 	"time"
 
@@ -276,6 +277,76 @@ func TestChunkSets(t *testing.T) {
 		// them again, as nothing referenced them.
 		if len(out.Item) != 0 {
 			t.Errorf("chunk %d of the stale run is still there", i)
+		}
+	}
+}
+
+// TestCompleteLeavesOnlyItsShape completes records whose Acquire wrote data
+// of its own (compressed, so with a format) or none, with results of every
+// stored shape: the completed item holds exactly the attributes of its shape
+// (Complete removes the lease and whatever data attributes Acquire may have
+// written that the shape does not set), and reads back as the result.
+func TestCompleteLeavesOnlyItsShape(t *testing.T) {
+	const kb, mb = 1 << 10, 1 << 20
+	base := []string{"id", "status", "expiration", "owner", "validation"}
+	results := []struct {
+		name  string
+		data  []byte
+		attrs []string
+	}{
+		{name: "plain", data: benchdata.JSON(200, 1), attrs: []string{"data"}},
+		{name: "compressed", data: benchdata.JSON(20*kb, 1), attrs: []string{"data", "data_format"}},
+		{name: "chunked", data: benchdata.Random(mb, 1), attrs: []string{"data_chunks"}},
+		{name: "chunked compressed", data: benchdata.JSON(6*mb, 1), attrs: []string{"data_chunks", "data_format"}},
+	}
+	acquired := []struct {
+		name string
+		data []byte
+	}{
+		{name: "acquired without data"},
+		{name: "acquired with compressed data", data: benchdata.JSON(20*kb, 2)},
+	}
+	for _, acq := range acquired {
+		for _, res := range results {
+			t.Run(acq.name+", "+res.name, func(t *testing.T) {
+				store, client, table, _ := metered(t)
+				rec := held("owner-1")
+				rec.Data = acq.data
+				if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
+					t.Fatalf("Acquire = %v, %v", ok, err)
+				}
+				if acq.data != nil {
+					got, err := store.Get(t.Context(), testKey)
+					if err != nil || !bytes.Equal(got.Data, acq.data) {
+						t.Fatalf("Get after Acquire = %v, %v; want its data", got, err)
+					}
+				}
+				rec.Status, rec.Data = idempotent.StatusCompleted, res.data
+				if err := store.Complete(t.Context(), rec); err != nil {
+					t.Fatalf("Complete: %v", err)
+				}
+				out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{
+					TableName: aws.String(table), Key: item{"id": s(testKey)}, ConsistentRead: aws.Bool(true),
+				})
+				if err != nil {
+					t.Fatal(err)
+				}
+				want := map[string]bool{}
+				for _, a := range append(base, res.attrs...) {
+					want[a] = true
+				}
+				got := map[string]bool{}
+				for a := range out.Item {
+					got[a] = true
+				}
+				if !maps.Equal(got, want) {
+					t.Fatalf("completed item has %v, want %v", slices.Sorted(maps.Keys(got)), slices.Sorted(maps.Keys(want)))
+				}
+				rd, err := store.Get(t.Context(), testKey)
+				if err != nil || !bytes.Equal(rd.Data, res.data) {
+					t.Fatalf("Get = %v; want the %d bytes completed", err, len(res.data))
+				}
+			})
 		}
 	}
 }

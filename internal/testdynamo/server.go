@@ -214,3 +214,17 @@ func (b *syncBuffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// ServerPID returns the process id of the server Endpoint started in this
+// test binary, starting it first; 0 when the server runs elsewhere
+// (EnvEndpoint is set). Benchmarks read the server's CPU time from it.
+func ServerPID(tb testing.TB) int {
+	tb.Helper()
+	Endpoint(tb)
+	server.mu.Lock()
+	defer server.mu.Unlock()
+	if server.cmd == nil || server.cmd.Process == nil {
+		return 0
+	}
+	return server.cmd.Process.Pid
+}
