@@ -2,6 +2,7 @@ package idempotent
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -201,6 +202,14 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			LeaseExpiration: lease,
 			Owner:           owner,
 			Fingerprint:     fp,
+		}
+		if !lease.After(now) {
+			// The invocation's deadline has passed: a record written now
+			// would be free at once, so a duplicate could run beside this
+			// run. Fail as a store call on a finished context does, whether
+			// or not the store looks at the context.
+			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
+			return fail(storeOutcome(err), err)
 		}
 		t.ev.Attempts++
 		s := t.now()

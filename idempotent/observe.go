@@ -211,11 +211,66 @@ type Observer struct {
 }
 
 // WithObserver installs o. Several WithObserver options add up.
+//
+// An observer cannot change what the guard does: a panic in any of its
+// functions is recovered and logged (slog's default logger), and a Phase that
+// returns a nil context leaves the phase on the context it was given.
 func WithObserver(o Observer) Option {
 	return func(c *config) {
 		if o.Call != nil || o.Phase != nil || o.HTTP != nil || o.Batch != nil {
-			c.observers = append(c.observers, o)
+			c.observers = append(c.observers, guarded(o))
 		}
+	}
+}
+
+// guarded wraps o's functions so that they cannot break a guarded call: a
+// panic in an observer between a successful run and its Complete would
+// otherwise leave the key held and the result unstored (the handler would
+// run again once the lease ends).
+func guarded(o Observer) Observer {
+	g := Observer{}
+	if f := o.Call; f != nil {
+		g.Call = func(ctx context.Context, e Event) {
+			defer recoverObserver("Call")
+			f(ctx, e)
+		}
+	}
+	if f := o.HTTP; f != nil {
+		g.HTTP = func(ctx context.Context, e HTTPEvent) {
+			defer recoverObserver("HTTP")
+			f(ctx, e)
+		}
+	}
+	if f := o.Batch; f != nil {
+		g.Batch = func(ctx context.Context, e BatchEvent) {
+			defer recoverObserver("Batch")
+			f(ctx, e)
+		}
+	}
+	if f := o.Phase; f != nil {
+		g.Phase = func(ctx context.Context, p Phase, record string) (pctx context.Context, end func(error)) {
+			pctx, end = ctx, noEnd
+			defer recoverObserver("Phase")
+			c, e := f(ctx, p, record)
+			if c != nil {
+				pctx = c
+			}
+			if e != nil {
+				end = func(err error) {
+					defer recoverObserver("Phase end")
+					e(err)
+				}
+			}
+			return pctx, end
+		}
+	}
+	return g
+}
+
+// recoverObserver ends a panic in an observer's function.
+func recoverObserver(fn string) {
+	if r := recover(); r != nil {
+		slog.Default().Error("idempotent: an observer panicked; the guarded call goes on", slog.String("func", fn), slog.Any("panic", r))
 	}
 }
 
