@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -72,23 +73,37 @@ func (s *redisServer) close() {
 }
 
 // tripCounter is a go-redis hook counting round trips: each command and each
-// pipeline is one.
+// pipeline is one, except a new connection's handshake.
 type tripCounter struct{ n atomic.Int64 }
 
 func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
-		c.n.Add(1)
+		if !handshake(cmd) {
+			c.n.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
 
 func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
-		c.n.Add(1)
+		if slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return !handshake(cmd) }) {
+			c.n.Add(1)
+		}
 		return next(ctx, cmds)
 	}
+}
+
+// handshake tells the commands go-redis sends to set up a new connection
+// (HELLO, CLIENT SETINFO, ...), which pass the hooks too.
+func handshake(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
 }
 
 // counted is an implementation that counts its own store calls (instead of
@@ -159,9 +174,9 @@ func (o *oursRedis) run(ctx context.Context, s spec) (outcome, error) {
 }
 
 // floorRedis is what any idempotent handler on Redis must send, with no
-// library: SET key "I" NX GET PX <ttl> claims a new key (reply nil) or
+// library: SET key "I" NX GET EX <ttl> claims a new key (reply nil) or
 // returns the stored value in the same round trip, and SET key "C"+result
-// PX <ttl> completes it — 2 round trips for a new key, 1 for a replay. It
+// EX <ttl> completes it — 2 round trips for a new key, 1 for a replay. It
 // has no owner fencing and no lease takeover: a floor, not a store.
 type floorRedis struct{ redisSide }
 
