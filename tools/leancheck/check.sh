@@ -28,6 +28,7 @@ import (
 	_ "github.com/idemlambda/idemlambda/idempotent"
 	_ "github.com/idemlambda/idemlambda/idempotent/apigw"
 	_ "github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	_ "github.com/idemlambda/idemlambda/idempotent/emf"
 	_ "github.com/idemlambda/idemlambda/idempotent/idemhttp"
 	_ "github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
