@@ -40,8 +40,11 @@ end
 //	ARGV[7]  owner   ARGV[8] validation (or "")
 //	ARGV[9]  "1" when ARGV[10] holds data (format ARGV[11], or "")
 //
-// Reply: 1 when written; the record array when the key is held; a type name
-// for a foreign key. Every script writes with HSET before it removes
+// Reply: 1 when written; {1, the replaced record array, without its data}
+// when written over an in-progress record that was free by its lease's end or
+// its expiration (a lease takeover, which Acquire reports — not a repeated
+// acquire by the lease's owner); the record array when the key is held; a
+// type name for a foreign key. Every script writes with HSET before it removes
 // fields: a server out of memory under noeviction refuses a script's first
 // memory-growing write (and lets a script that already wrote finish), so with
 // HSET first a full server refuses the whole operation — a *StoreError, the
@@ -55,14 +58,18 @@ end
 var acquireScript = redis.NewScript(load + `
 local r = load(KEYS[1])
 if type(r) == 'string' then return r end
+local took = false
 if r then
   local exp = tonumber(r[2])
   local free = false
   if exp and exp <= tonumber(ARGV[1]) then
     free = true
+    took = r[1] == 'INPROGRESS'
   elseif exp and r[1] == 'INPROGRESS' then
     local lease = tonumber(r[3])
-    if lease and (lease <= tonumber(ARGV[2]) or (ARGV[7] ~= '' and r[4] == ARGV[7])) then
+    if lease and lease <= tonumber(ARGV[2]) then
+      free, took = true, true
+    elseif lease and ARGV[7] ~= '' and r[4] == ARGV[7] then
       free = true
     end
   end
@@ -79,6 +86,10 @@ put('data_format', ARGV[11], ARGV[9] == '1' and ARGV[11] ~= '')
 redis.call('HSET', KEYS[1], unpack(f))
 if r and #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
 redis.call('PEXPIRE', KEYS[1], ARGV[3])
+if took then
+  r[6], r[7] = false, false
+  return {1, r}
+end
 return 1
 `)
 

@@ -50,7 +50,9 @@ func (s *Store) Key(id string) string {
 
 // Acquire implements idempotent.Store with one script run (one round trip):
 // it writes rec when the key is free at now and otherwise returns the record
-// that holds it, read in the same atomic step.
+// that holds it, read in the same atomic step. When the write replaced an
+// in-progress record (a lease takeover) it returns that record, without its
+// data, with acquired == true, so the core reports the takeover.
 //
 // The key's time to live is max(rec.Expiration, rec.LeaseExpiration) - now,
 // set relative to the caller's now, so the key never disappears before the
@@ -91,11 +93,31 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		}
 		return nil, true, nil
 	}
+	if arr, ok := reply.([]any); ok && len(arr) == 2 {
+		// {1, replaced}: a lease takeover.
+		if n, ok := arr[0].(int64); !ok || n != 1 {
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
+		}
+		return replaced(rec.Key, arr[1]), true, nil
+	}
 	existing, err := decodeRecord(rec.Key, reply)
 	if err != nil {
 		return nil, false, err
 	}
 	return existing, false, nil
+}
+
+// replaced decodes the in-progress record an acquire replaced (a lease
+// takeover), for Acquire to report; nil when it is not an in-progress record.
+// The acquire has succeeded whatever this finds, so an undecodable record is
+// reported as none, as dynamostore does.
+func replaced(key string, reply any) *idempotent.Record {
+	r, err := decodeRecord(key, reply)
+	if err != nil || r.Status != idempotent.StatusInProgress {
+		return nil
+	}
+	r.Data = nil
+	return r
 }
 
 // Get implements idempotent.Store with one script run reading the record

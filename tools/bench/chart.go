@@ -25,6 +25,9 @@ var (
 		"idemlambda":    {0, 114, 178, 255},
 		"powertools-ts": {230, 159, 0, 255},
 		"floor":         {120, 120, 120, 255},
+		// The Redis sides (-impls idemlambda-redis,floor-redis).
+		"idemlambda-redis": {86, 180, 233, 255},
+		"floor-redis":      {190, 190, 190, 255},
 	}
 )
 

@@ -13,6 +13,9 @@
 //
 //	dynalite/ctl.sh run -- go run ./tools/bench     (tools/bench/run.sh does this)
 //
+// Two more implementations run on Redis (redis.go), on request only:
+// -impls idemlambda-redis,floor-redis.
+//
 // AWS_ENDPOINT_URL_DYNAMODB must point at the server.
 package main
 
@@ -100,7 +103,7 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
-	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order")
+	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, floor-redis)")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides and the proxy) to this file")
 	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
 )
@@ -145,7 +148,22 @@ func run() error {
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
 
 	var impls []impl
+	var rs *redisServer
 	for _, name := range strings.Split(*flagImpls, ",") {
+		if name == "idemlambda-redis" || name == "floor-redis" {
+			if rs == nil {
+				if rs, err = startRedis(); err != nil {
+					return err
+				}
+				defer rs.close()
+			}
+			if name == "floor-redis" {
+				impls = append(impls, &floorRedis{newRedisSide(rs.addr)})
+			} else {
+				impls = append(impls, &oursRedis{newRedisSide(rs.addr)})
+			}
+			continue
+		}
 		table := "bench-" + name + "-" + runID
 		if err := dynamostore.CreateTable(ctx, client, table, func(o *dynamostore.Options) { o.Logger = quietLogger() }); err != nil {
 			return err
@@ -277,16 +295,24 @@ func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, s
 			s := specs[i]
 			s.prefix = fmt.Sprintf("new-%s-%d-%d-%d", runID, workers, size, r)
 			meter.Reset()
+			rc, isCounted := impls[i].(counted)
+			if isCounted {
+				rc.trips().Store(0)
+			}
 			out, err := impls[i].run(ctx, s)
 			if err != nil {
 				a.row.Error = err.Error()
 				a.dead = true
 				continue
 			}
-			st := meter.Stats()
+			if isCounted {
+				a.calls += int(rc.trips().Load())
+			} else {
+				st := meter.Stats()
+				a.calls += st.Total()
+				a.units += st.WriteUnits
+			}
 			a.lat = append(a.lat, out.lat...)
-			a.calls += st.Total()
-			a.units += st.WriteUnits
 			a.ops += len(out.lat) + out.errors
 			a.elapsed += out.elapsed
 			a.errs += out.errors

@@ -1,0 +1,222 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
+)
+
+// The Redis sides (-impls idemlambda-redis,floor-redis) run against a
+// private redis-server the bench starts on a free loopback port (no
+// persistence, never evicting, as redis/ctl.sh starts one). Their calls_per_op
+// are the Redis round trips their client sends (a go-redis hook: a command or
+// a pipeline is one), not the DynamoDB proxy's count; write units are 0.
+
+// redisServer is the bench's private redis-server.
+type redisServer struct {
+	cmd  *exec.Cmd
+	addr string
+	dir  string
+}
+
+func startRedis() (*redisServer, error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return nil, errors.New("redis-server is missing (redis/ctl.sh install installs it)")
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	_ = ln.Close()
+	dir, err := os.MkdirTemp("", "idembench-redis")
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
+		"--dir", dir, "--maxmemory-policy", "noeviction", "--daemonize", "no")
+	if err := cmd.Start(); err != nil {
+		_ = os.RemoveAll(dir)
+		return nil, err
+	}
+	s := &redisServer{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir}
+	c := redis.NewClient(&redis.Options{Addr: s.addr})
+	defer c.Close()
+	for range 100 {
+		if c.Ping(context.Background()).Err() == nil {
+			return s, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	s.close()
+	return nil, fmt.Errorf("redis-server on %s did not answer", s.addr)
+}
+
+func (s *redisServer) close() {
+	_ = s.cmd.Process.Kill()
+	_ = s.cmd.Wait()
+	_ = os.RemoveAll(s.dir)
+}
+
+// tripCounter is a go-redis hook counting round trips: each command and each
+// pipeline is one, except a new connection's handshake.
+type tripCounter struct{ n atomic.Int64 }
+
+func (c *tripCounter) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *tripCounter) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if !handshake(cmd) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (c *tripCounter) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if slices.ContainsFunc(cmds, func(cmd redis.Cmder) bool { return !handshake(cmd) }) {
+			c.n.Add(1)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// handshake tells the commands go-redis sends to set up a new connection
+// (HELLO, CLIENT SETINFO, ...), which pass the hooks too.
+func handshake(cmd redis.Cmder) bool {
+	switch cmd.Name() {
+	case "hello", "client", "auth", "select":
+		return true
+	}
+	return false
+}
+
+// counted is an implementation that counts its own store calls (instead of
+// the DynamoDB proxy).
+type counted interface {
+	trips() *atomic.Int64
+}
+
+// redisSide is what both Redis sides share: a counted client, and an
+// uncounted one that empties the database after a run of new keys (outside
+// the measured loop; no row needs them again).
+type redisSide struct {
+	client *redis.Client
+	admin  *redis.Client
+	count  *tripCounter
+}
+
+func newRedisSide(addr string) redisSide {
+	c := redis.NewClient(&redis.Options{Addr: addr, PoolSize: 64})
+	n := &tripCounter{}
+	c.AddHook(n)
+	return redisSide{client: c, admin: redis.NewClient(&redis.Options{Addr: addr}), count: n}
+}
+
+func (r redisSide) trips() *atomic.Int64 { return &r.count.n }
+
+func (r redisSide) after(ctx context.Context, s spec) {
+	if s.scenario == "new" {
+		_ = r.admin.FlushDB(ctx).Err()
+	}
+}
+
+// oursRedis is idemlambda with Redis: Wrap around the handler, redisstore
+// underneath.
+type oursRedis struct{ redisSide }
+
+func (o *oursRedis) name() string { return "idemlambda-redis" }
+
+func (o *oursRedis) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
+	store := redisstore.New(o.client)
+	result := json.RawMessage(s.payload)
+	return idempotent.Wrap(store, func(context.Context, event) (json.RawMessage, error) {
+		return result, nil
+	}, idempotent.WithKeyPath("id"), idempotent.WithName("bench"))
+}
+
+func (o *oursRedis) seed(ctx context.Context, s spec) error {
+	h := o.handler(s)
+	for _, k := range s.keys {
+		if _, err := h(ctx, event{ID: k}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (o *oursRedis) run(ctx context.Context, s spec) (outcome, error) {
+	h := o.handler(s)
+	out := loop(ctx, s, func(ctx context.Context, key string) error {
+		out, err := h(ctx, event{ID: key})
+		if err == nil && len(out) != len(s.payload) {
+			err = fmt.Errorf("got %d bytes, want %d", len(out), len(s.payload))
+		}
+		return err
+	})
+	o.after(ctx, s)
+	return out, nil
+}
+
+// floorRedis is what any idempotent handler on Redis must send, with no
+// library: SET key "I" NX GET EX <ttl> claims a new key (reply nil) or
+// returns the stored value in the same round trip, and SET key "C"+result
+// EX <ttl> completes it — 2 round trips for a new key, 1 for a replay. It
+// has no owner fencing and no lease takeover: a floor, not a store.
+type floorRedis struct{ redisSide }
+
+func (f *floorRedis) name() string { return "floor-redis" }
+
+func (f *floorRedis) invoke(ctx context.Context, key string, payload []byte) ([]byte, error) {
+	k := "floor:" + key
+	old, err := f.client.SetArgs(ctx, k, "I", redis.SetArgs{Mode: "NX", Get: true, TTL: time.Hour}).Bytes()
+	switch {
+	case errors.Is(err, redis.Nil):
+		if err := f.client.Set(ctx, k, append([]byte{'C'}, payload...), time.Hour).Err(); err != nil {
+			return nil, err
+		}
+		return payload, nil
+	case err != nil:
+		return nil, err
+	case len(old) == 0 || old[0] != 'C':
+		return nil, errors.New("in progress")
+	default:
+		return old[1:], nil
+	}
+}
+
+func (f *floorRedis) seed(ctx context.Context, s spec) error {
+	for _, k := range s.keys {
+		if _, err := f.invoke(ctx, k, s.payload); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (f *floorRedis) run(ctx context.Context, s spec) (outcome, error) {
+	out := loop(ctx, s, func(ctx context.Context, key string) error {
+		out, err := f.invoke(ctx, key, s.payload)
+		if err == nil && len(out) != len(s.payload) {
+			err = fmt.Errorf("got %d bytes, want %d", len(out), len(s.payload))
+		}
+		return err
+	})
+	f.after(ctx, s)
+	return out, nil
+}
