@@ -165,7 +165,7 @@ func fenced(op, key string, n int64, err error) error {
 	case err != nil:
 		return &idempotent.StoreError{Op: op, Key: key, Err: err}
 	case n == 0:
-		return fmt.Errorf("%w (record %s)", idempotent.ErrLeaseLost, key)
+		return &idempotent.LeaseLostError{Key: key}
 	case n == 1 || n == 2:
 		return nil
 	default:
