@@ -103,7 +103,7 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
-	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, floor-redis)")
+	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides and the proxy) to this file")
 	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
 )
@@ -150,16 +150,24 @@ func run() error {
 	var impls []impl
 	var rs *redisServer
 	for _, name := range strings.Split(*flagImpls, ",") {
-		if name == "idemlambda-redis" || name == "floor-redis" {
+		if name == "idemlambda-redis" || name == "floor-redis" || name == "powertools-ts-redis" {
 			if rs == nil {
 				if rs, err = startRedis(); err != nil {
 					return err
 				}
 				defer rs.close()
 			}
-			if name == "floor-redis" {
+			switch name {
+			case "powertools-ts-redis":
+				pt, err := startPowertoolsRedis(rs.addr)
+				if err != nil {
+					return err
+				}
+				defer pt.close()
+				impls = append(impls, pt)
+			case "floor-redis":
 				impls = append(impls, &floorRedis{newRedisSide(rs.addr)})
-			} else {
+			default:
 				impls = append(impls, &oursRedis{newRedisSide(rs.addr)})
 			}
 			continue
@@ -177,7 +185,7 @@ func run() error {
 		case "store":
 			impls = append(impls, &storeOnly{client: client, table: table})
 		case "powertools-ts":
-			pt, err := startPowertools(proxyURL, table)
+			pt, err := startPowertools(proxyURL, table, "")
 			if err != nil {
 				return err
 			}
@@ -628,19 +636,28 @@ func (f *floor) run(ctx context.Context, s spec) (outcome, error) {
 
 // powertools drives tools/bench/powertools/driver.mjs on Node.
 type powertools struct {
+	impl  string
 	table string
 	cmd   *exec.Cmd
 	in    io.WriteCloser
 	out   *bufio.Reader
+	calls atomic.Int64 // the Redis commands of the last run, as the driver counted them
 }
 
-func startPowertools(endpoint, table string) (*powertools, error) {
+// startPowertools starts the driver on the DynamoDB layer (endpoint, table)
+// or, with a non-empty redisURL, on the cache layer (startPowertoolsRedis).
+func startPowertools(endpoint, table, redisURL string) (*powertools, error) {
 	script := filepath.Join("tools", "bench", "powertools", "driver.mjs")
 	if _, err := os.Stat(filepath.Join("tools", "bench", "powertools", "node_modules", "@aws-lambda-powertools", "idempotency")); err != nil {
 		return nil, errors.New("tools/bench/powertools is not installed: run npm ci there (tools/bench/run.sh does)")
 	}
 	cmd := exec.Command("node", script)
 	cmd.Env = append(os.Environ(), "BENCH_ENDPOINT="+endpoint, "AWS_LAMBDA_FUNCTION_NAME=bench", "NODE_NO_WARNINGS=1")
+	name := "powertools-ts"
+	if redisURL != "" {
+		cmd.Env = append(cmd.Env, "BENCH_REDIS_URL="+redisURL)
+		name = "powertools-ts-redis"
+	}
 	cmd.Stderr = os.Stderr
 	in, err := cmd.StdinPipe()
 	if err != nil {
@@ -653,10 +670,10 @@ func startPowertools(endpoint, table string) (*powertools, error) {
 	if err := cmd.Start(); err != nil {
 		return nil, err
 	}
-	return &powertools{table: table, cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}, nil
+	return &powertools{impl: name, table: table, cmd: cmd, in: in, out: bufio.NewReaderSize(out, 1<<20)}, nil
 }
 
-func (p *powertools) name() string { return "powertools-ts" }
+func (p *powertools) name() string { return p.impl }
 
 func (p *powertools) close() {
 	_ = p.in.Close()
@@ -692,6 +709,7 @@ func (p *powertools) run(_ context.Context, s spec) (outcome, error) {
 		LatenciesMs []float64
 		Errors      int
 		FirstError  string
+		Calls       int64
 	}
 	start := time.Now()
 	err := p.call(map[string]any{
@@ -702,6 +720,7 @@ func (p *powertools) run(_ context.Context, s spec) (outcome, error) {
 	if err != nil {
 		return outcome{}, err
 	}
+	p.calls.Store(res.Calls)
 	out := outcome{errors: res.Errors, firstErr: trimErr(res.FirstError), elapsed: time.Since(start)}
 	for _, l := range res.LatenciesMs {
 		out.lat = append(out.lat, time.Duration(l*float64(time.Millisecond)))

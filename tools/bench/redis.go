@@ -19,11 +19,16 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 )
 
-// The Redis sides (-impls idemlambda-redis,floor-redis) run against a
-// private redis-server the bench starts on a free loopback port (no
-// persistence, never evicting, as redis/ctl.sh starts one). Their calls_per_op
-// are the Redis round trips their client sends (a go-redis hook: a command or
-// a pipeline is one), not the DynamoDB proxy's count; write units are 0.
+// The Redis sides (-impls idemlambda-redis,powertools-ts-redis,floor-redis)
+// run against a private redis-server the bench starts on a free loopback port
+// (no persistence, never evicting, as redis/ctl.sh starts one). Their
+// calls_per_op are the Redis round trips their client sends, not the DynamoDB
+// proxy's count; write units are 0. The Go sides count with a go-redis hook
+// (a command or a pipeline is one, the connection handshake none);
+// powertools-ts-redis counts in its Node driver the get, set and del commands
+// the cache layer sends through @redis/client, each awaited on its own, so
+// one command is one round trip of its invocation (handshake none either).
+// Both count on the client, so no proxy hop is added to any side's latency.
 
 // redisServer is the bench's private redis-server.
 type redisServer struct {
@@ -219,4 +224,35 @@ func (f *floorRedis) run(ctx context.Context, s spec) (outcome, error) {
 	})
 	f.after(ctx, s)
 	return out, nil
+}
+
+// powertoolsRedis is Powertools TypeScript's cache persistence layer
+// (@aws-lambda-powertools/idempotency/cache) on @redis/client, driven by
+// driver.mjs against the bench's redis-server.
+type powertoolsRedis struct {
+	*powertools
+	admin *redis.Client
+}
+
+func startPowertoolsRedis(addr string) (*powertoolsRedis, error) {
+	p, err := startPowertools("", "", "redis://"+addr)
+	if err != nil {
+		return nil, err
+	}
+	return &powertoolsRedis{powertools: p, admin: redis.NewClient(&redis.Options{Addr: addr})}, nil
+}
+
+func (p *powertoolsRedis) trips() *atomic.Int64 { return &p.calls }
+
+func (p *powertoolsRedis) run(ctx context.Context, s spec) (outcome, error) {
+	out, err := p.powertools.run(ctx, s)
+	if err == nil && s.scenario == "new" {
+		_ = p.admin.FlushDB(ctx).Err()
+	}
+	return out, err
+}
+
+func (p *powertoolsRedis) close() {
+	p.powertools.close()
+	_ = p.admin.Close()
 }
