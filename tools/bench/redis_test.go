@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/internal/benchdata"
+
+	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
 )
 
 // TestRedisSidesRoundTrips runs both Redis sides against the bench's own
@@ -13,16 +15,16 @@ import (
 // per new key and 1 per replay (once the server knows idemlambda's scripts),
 // every invocation answered with the result.
 func TestRedisSidesRoundTrips(t *testing.T) {
-	rs, err := startRedis()
+	rs, err := redisserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rs.close)
+	t.Cleanup(rs.Close)
 	payload := benchdata.JSON(20480, 1)
 	sides := []interface {
 		impl
 		counted
-	}{&oursRedis{newRedisSide(rs.addr)}, &floorRedis{newRedisSide(rs.addr)}}
+	}{&oursRedis{newRedisSide(rs.Addr)}, &floorRedis{newRedisSide(rs.Addr)}}
 	for _, side := range sides {
 		t.Run(side.name(), func(t *testing.T) {
 			base := spec{workers: 2, dur: time.Hour, minOps: 40, maxOps: 40, payload: payload}

@@ -2,111 +2,37 @@ package chaos_test
 
 import (
 	"context"
-	"errors"
-	"fmt"
-	"net"
-	"os"
-	"os/exec"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/idemlambda/idemlambda/idempotent"
-
 	"github.com/idemlambda/idemlambda/tools/internal/chaos"
+	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
 )
 
 // The Redis chaos test runs against a private redis-server this test binary
-// starts on a free loopback port (no persistence, never evicting, as
-// redis/ctl.sh starts one) and TestMain stops.
+// starts on a free loopback port (redisserver: no persistence, never
+// evicting, as redis/ctl.sh starts one) and TestMain stops.
 var redisServer struct {
-	once   sync.Once
-	addr   string
-	err    error
-	cmd    *exec.Cmd
-	exited <-chan struct{} // closed once cmd has exited
-	dir    string
+	once sync.Once
+	srv  *redisserver.Server
+	err  error
 }
 
 // redisAddr returns host:port of the private redis-server, starting it on
 // first use; it fails tb when redis-server is missing or does not answer.
 func redisAddr(tb testing.TB) string {
 	tb.Helper()
-	redisServer.once.Do(func() { redisServer.addr, redisServer.err = startRedis() })
+	redisServer.once.Do(func() { redisServer.srv, redisServer.err = redisserver.Start() })
 	if redisServer.err != nil {
 		tb.Fatalf("redis: %v", redisServer.err)
 	}
-	return redisServer.addr
+	return redisServer.srv.Addr
 }
 
-func startRedis() (string, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", errors.New("redis-server is missing (make redis-install: redis/ctl.sh install)")
-	}
-	dir, err := os.MkdirTemp("", "chaos-redis-")
-	if err != nil {
-		return "", err
-	}
-	redisServer.dir = dir
-	var errs []error
-	for range 3 { // a port taken between choosing and binding: try another
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return "", err
-		}
-		port := ln.Addr().(*net.TCPAddr).Port
-		_ = ln.Close()
-		cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
-			"--dir", dir, "--maxmemory-policy", "noeviction", "--daemonize", "no")
-		if err := cmd.Start(); err != nil {
-			return "", err
-		}
-		exited := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(exited) }()
-		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
-		if err := waitRedis(addr, exited); err != nil {
-			_ = cmd.Process.Kill()
-			<-exited
-			errs = append(errs, err)
-			continue
-		}
-		redisServer.cmd, redisServer.exited = cmd, exited
-		return addr, nil
-	}
-	return "", errors.Join(errs...)
-}
-
-func waitRedis(addr string, exited <-chan struct{}) error {
-	c := redis.NewClient(&redis.Options{Addr: addr, MaxRetries: -1})
-	defer c.Close()
-	for range 200 {
-		select {
-		case <-exited:
-			return fmt.Errorf("redis-server on %s exited at start", addr)
-		default:
-		}
-		if c.Ping(context.Background()).Err() == nil {
-			return nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	return fmt.Errorf("redis-server on %s did not answer in 10 s", addr)
-}
-
-func stopRedis() {
-	if redisServer.cmd != nil && redisServer.cmd.Process != nil {
-		_ = redisServer.cmd.Process.Kill()
-		<-redisServer.exited
-	}
-	if redisServer.dir != "" {
-		_ = os.RemoveAll(redisServer.dir)
-	}
-}
+func stopRedis() { redisServer.srv.Close() }
 
 // TestChaosRedis is TestChaos on the Redis store through the TCP fault
 // proxy (reset, delay, answer lost after the command ran), checked by the
