@@ -68,9 +68,10 @@ bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the flo
 
 SEED     ?= 1
 FUZZTIME ?= 20s
-chaos: dynamo-install rie-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind, then chaos-http through the whole HTTP stack; fails on any violation
+chaos: dynamo-install redis-install rie-install ## 2,000 ops through Do, Wrap, apigw and sqsbatch under every fault kind, then chaos-http through the whole HTTP stack, then the 2,000 ops on the Redis store through a TCP fault proxy; fails on any violation
 	$(DYNAMO) run -- $(GO) run ./tools/cmd/chaos -seed $(SEED) -clients 16 -ops 125
 	$(DYNAMO) run -- $(GO) run ./tools/cmd/idemlocal chaos-http -seed $(SEED) -keys 160 -workers 8
+	$(REDIS) run -- $(GO) run ./tools/cmd/chaos -store redis -seed $(SEED) -clients 16 -ops 125
 
 fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRecord$$'  -fuzztime $(FUZZTIME) ./idempotent/dynamostore

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"strconv"
 	"sync"
 	"time"
@@ -15,9 +14,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/klauspost/compress/zstd"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
 )
 
 // Results of any size (contract §6).
@@ -42,16 +41,10 @@ import (
 // not decompress is reported as idempotent.ErrCorruptRecord.
 
 const (
-	formatZstd = "zstd"
-
 	// maxItemData is the most result bytes one item holds, inline or as a
 	// chunk: DynamoDB's item limit (400 KB = 409,600 bytes, names and
 	// values) less 16 KB of headroom for the key and the other attributes.
 	maxItemData = 384 << 10
-	// maxDecoded bounds what a stored zstd frame may decompress to (a Lambda
-	// response is at most 6 MB; Do results have no such limit, but a record
-	// claiming more than this is taken as corrupt rather than allocated).
-	maxDecoded = 256 << 20
 	// chunkWorkers bounds the chunk requests in flight per operation.
 	chunkWorkers = 8
 
@@ -61,19 +54,10 @@ const (
 	chunkDigestKey = "sha256"
 )
 
-var (
-	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
-	})
-	zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecoderLowmem(true))
-	})
-)
-
 // stored is a result as it goes to the table: the bytes and their format.
 type stored struct {
 	data   []byte
-	format string // "" (plain) or formatZstd
+	format string // "" (plain) or zdata.Zstd
 }
 
 // chunked reports whether the stored bytes need chunk items.
@@ -88,50 +72,27 @@ type chunkManifest struct {
 }
 
 // encodeData compresses data when it is at least the threshold long and
-// shrinks; it never fails for lack of space (large results become chunks).
+// shrinks (zdata, shared with the Redis store); it never fails for lack of
+// space (large results become chunks).
 func (s *Store) encodeData(data []byte) (stored, error) {
-	if data == nil {
-		data = []byte{}
-	}
 	th := s.opts.CompressThreshold
 	if th == 0 {
 		th = DefaultCompressThreshold
 	}
-	if th < 0 || len(data) < th {
-		return stored{data: data}, nil
-	}
-	enc, err := zstdEncoder()
-	if err != nil {
-		return stored{}, fmt.Errorf("zstd encoder: %w", err)
-	}
-	z := enc.EncodeAll(data, make([]byte, 0, len(data)/3+64))
-	if len(z) >= len(data) {
-		return stored{data: data}, nil
-	}
-	return stored{data: z, format: formatZstd}, nil
+	b, format, err := zdata.Encode(data, th)
+	return stored{data: b, format: format}, err
 }
 
 // decompress is the inverse of encodeData for the bytes read back.
 func (s *Store) decompress(key string, data []byte, format string) ([]byte, error) {
-	switch format {
-	case "":
-		return data, nil
-	case formatZstd:
-		dec, err := zstdDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
-		out, err := dec.DecodeAll(data, nil)
-		if err != nil {
-			return nil, corrupt(key, s.opts.DataAttr, "compressed data does not decode: %v", err)
-		}
-		if out == nil {
-			out = []byte{}
-		}
-		return out, nil
-	default:
+	out, err := zdata.Decode(data, format)
+	switch {
+	case errors.Is(err, zdata.ErrUnknownFormat):
 		return nil, corrupt(key, s.opts.DataFormatAttr, "unknown data format %q", format)
+	case errors.Is(err, zdata.ErrUndecodable):
+		return nil, corrupt(key, s.opts.DataAttr, "%v", err)
 	}
+	return out, err
 }
 
 // decodeData reads the stored result of item: the data itself, or, for a
@@ -143,7 +104,7 @@ func (s *Store) decodeData(key string, item map[string]types.AttributeValue) (da
 	if err != nil {
 		return nil, nil, false, err
 	}
-	if format != "" && format != formatZstd {
+	if format != "" && format != zdata.Zstd {
 		return nil, nil, false, corrupt(key, o.DataFormatAttr, "unknown data format %q", format)
 	}
 	if av, found := item[o.ChunksAttr]; found {
@@ -176,7 +137,7 @@ func (s *Store) decodeManifest(key string, av types.AttributeValue) (*chunkManif
 	if err != nil {
 		return nil, err
 	}
-	if !ok || n < 1 || n > maxDecoded/maxItemData+1 {
+	if !ok || n < 1 || n > zdata.MaxDecoded/maxItemData+1 {
 		return nil, corrupt(key, attr, "chunk count %d out of range", n)
 	}
 	set, err := str(m.Value, key, chunkSetKey, true)

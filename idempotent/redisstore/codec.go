@@ -1,60 +1,29 @@
 package redisstore
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"time"
 
-	"github.com/klauspost/compress/zstd"
-
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
 )
 
 const (
-	formatZstd = "zstd"
-
-	// maxDecoded bounds what a stored zstd frame may decompress to (a Lambda
-	// response is at most 6 MB; a record claiming more than this is taken as
-	// corrupt rather than allocated). The same bound as dynamostore's.
-	maxDecoded = 256 << 20
-
 	// recordFields is the length of the record array the scripts return.
 	recordFields = 7
 )
 
-var (
-	zstdEncoder = sync.OnceValues(func() (*zstd.Encoder, error) {
-		return zstd.NewWriter(nil, zstd.WithEncoderLevel(zstd.SpeedFastest), zstd.WithLowerEncoderMem(true))
-	})
-	zstdDecoder = sync.OnceValues(func() (*zstd.Decoder, error) {
-		return zstd.NewReader(nil, zstd.WithDecoderConcurrency(0), zstd.WithDecoderMaxMemory(maxDecoded), zstd.WithDecoderLowmem(true))
-	})
-)
-
-// encodeData returns the bytes to store for data and their format: data
-// itself ("") below the threshold or when compression does not shrink it,
-// else a zstd frame ("zstd").
+// encodeData returns the bytes to store for data and their format (zdata,
+// the codec dynamostore uses too): data itself ("") below the threshold or
+// when compression does not shrink it, else a zstd frame.
 func (s *Store) encodeData(data []byte) ([]byte, string, error) {
-	if data == nil {
-		data = []byte{}
-	}
 	th := s.opts.CompressThreshold
 	if th == 0 {
 		th = DefaultCompressThreshold
 	}
-	if th < 0 || len(data) < th {
-		return data, "", nil
-	}
-	enc, err := zstdEncoder()
-	if err != nil {
-		return nil, "", fmt.Errorf("zstd encoder: %w", err)
-	}
-	z := enc.EncodeAll(data, make([]byte, 0, len(data)/3+64))
-	if len(z) >= len(data) {
-		return data, "", nil
-	}
-	return z, formatZstd, nil
+	return zdata.Encode(data, th)
 }
 
 // decodeRecord turns the record array a script returned into a Record.
@@ -134,25 +103,14 @@ func decodeRecord(key string, reply any) (*idempotent.Record, error) {
 
 // decompress is the inverse of encodeData for the bytes read back.
 func decompress(key string, data []byte, format string) ([]byte, error) {
-	switch format {
-	case "":
-		return data, nil
-	case formatZstd:
-		dec, err := zstdDecoder()
-		if err != nil {
-			return nil, fmt.Errorf("zstd decoder: %w", err)
-		}
-		out, err := dec.DecodeAll(data, nil)
-		if err != nil {
-			return nil, corrupt(key, fieldData, "compressed data does not decode: %v", err)
-		}
-		if out == nil {
-			out = []byte{}
-		}
-		return out, nil
-	default:
+	out, err := zdata.Decode(data, format)
+	switch {
+	case errors.Is(err, zdata.ErrUnknownFormat):
 		return nil, corrupt(key, fieldFormat, "unknown data format %q", format)
+	case errors.Is(err, zdata.ErrUndecodable):
+		return nil, corrupt(key, fieldData, "%v", err)
 	}
+	return out, err
 }
 
 // corrupt is the error for an undecodable record.

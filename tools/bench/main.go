@@ -53,6 +53,7 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/internal/benchdata"
 	"github.com/idemlambda/idemlambda/internal/dynamocost"
+	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
 )
 
 // Row is one line of results.json.
@@ -148,27 +149,27 @@ func run() error {
 	runID := strconv.FormatInt(time.Now().UnixMilli(), 36)
 
 	var impls []impl
-	var rs *redisServer
+	var rs *redisserver.Server
 	for _, name := range strings.Split(*flagImpls, ",") {
 		if name == "idemlambda-redis" || name == "floor-redis" || name == "powertools-ts-redis" {
 			if rs == nil {
-				if rs, err = startRedis(); err != nil {
+				if rs, err = redisserver.Start(); err != nil {
 					return err
 				}
-				defer rs.close()
+				defer rs.Close()
 			}
 			switch name {
 			case "powertools-ts-redis":
-				pt, err := startPowertoolsRedis(rs.addr)
+				pt, err := startPowertoolsRedis(rs.Addr)
 				if err != nil {
 					return err
 				}
 				defer pt.close()
 				impls = append(impls, pt)
 			case "floor-redis":
-				impls = append(impls, &floorRedis{newRedisSide(rs.addr)})
+				impls = append(impls, &floorRedis{newRedisSide(rs.Addr)})
 			default:
-				impls = append(impls, &oursRedis{newRedisSide(rs.addr)})
+				impls = append(impls, &oursRedis{newRedisSide(rs.Addr)})
 			}
 			continue
 		}

@@ -5,11 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
-	"os"
-	"os/exec"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 
@@ -29,53 +25,6 @@ import (
 // the cache layer sends through @redis/client, each awaited on its own, so
 // one command is one round trip of its invocation (handshake none either).
 // Both count on the client, so no proxy hop is added to any side's latency.
-
-// redisServer is the bench's private redis-server.
-type redisServer struct {
-	cmd  *exec.Cmd
-	addr string
-	dir  string
-}
-
-func startRedis() (*redisServer, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, errors.New("redis-server is missing (redis/ctl.sh install installs it)")
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	_ = ln.Close()
-	dir, err := os.MkdirTemp("", "idembench-redis")
-	if err != nil {
-		return nil, err
-	}
-	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", strconv.Itoa(port), "--save", "", "--appendonly", "no",
-		"--dir", dir, "--maxmemory-policy", "noeviction", "--daemonize", "no")
-	if err := cmd.Start(); err != nil {
-		_ = os.RemoveAll(dir)
-		return nil, err
-	}
-	s := &redisServer{cmd: cmd, addr: net.JoinHostPort("127.0.0.1", strconv.Itoa(port)), dir: dir}
-	c := redis.NewClient(&redis.Options{Addr: s.addr})
-	defer c.Close()
-	for range 100 {
-		if c.Ping(context.Background()).Err() == nil {
-			return s, nil
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	s.close()
-	return nil, fmt.Errorf("redis-server on %s did not answer", s.addr)
-}
-
-func (s *redisServer) close() {
-	_ = s.cmd.Process.Kill()
-	_ = s.cmd.Wait()
-	_ = os.RemoveAll(s.dir)
-}
 
 // tripCounter is a go-redis hook counting round trips: each command and each
 // pipeline is one, except a new connection's handshake.

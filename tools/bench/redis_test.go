@@ -13,6 +13,8 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/internal/benchdata"
+
+	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
 )
 
 // TestRedisSidesRoundTrips runs both Redis sides against the bench's own
@@ -20,16 +22,16 @@ import (
 // per new key and 1 per replay (once the server knows idemlambda's scripts),
 // every invocation answered with the result.
 func TestRedisSidesRoundTrips(t *testing.T) {
-	rs, err := startRedis()
+	rs, err := redisserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rs.close)
+	t.Cleanup(rs.Close)
 	payload := benchdata.JSON(20480, 1)
 	sides := []interface {
 		impl
 		counted
-	}{&oursRedis{newRedisSide(rs.addr)}, &floorRedis{newRedisSide(rs.addr)}}
+	}{&oursRedis{newRedisSide(rs.Addr)}, &floorRedis{newRedisSide(rs.Addr)}}
 	for _, side := range sides {
 		t.Run(side.name(), func(t *testing.T) {
 			base := spec{workers: 2, dur: time.Hour, minOps: 40, maxOps: 40, payload: payload}
@@ -76,12 +78,12 @@ func TestPowertoolsRedisRoundTrips(t *testing.T) {
 	if _, err := os.Stat("tools/bench/powertools/node_modules/@aws-lambda-powertools/idempotency"); err != nil {
 		t.Skip("tools/bench/powertools is not installed (npm ci there, as tools/bench/run.sh does)")
 	}
-	rs, err := startRedis()
+	rs, err := redisserver.Start()
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(rs.close)
-	side, err := startPowertoolsRedis(rs.addr)
+	t.Cleanup(rs.Close)
+	side, err := startPowertoolsRedis(rs.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}

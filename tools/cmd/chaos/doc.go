@@ -14,4 +14,13 @@
 //	dynalite/ctl.sh run -- go run ./tools/cmd/chaos -seed 1 -clients 16 -ops 75
 //
 // Each run creates its own table and deletes it afterwards (unless -keep).
+//
+// With -store redis the workload runs on the Redis store
+// (idempotent/redisstore) instead, through a TCP fault proxy (connection
+// reset, delay, and a command that ran but whose answer is lost) in front of
+// the server at -redis-url or REDIS_URL, which redis/ctl.sh run sets; the
+// summary line starts with "chaos-redis:". Each run keeps its records under a
+// fresh key prefix and deletes them afterwards (unless -keep):
+//
+//	redis/ctl.sh run -- go run ./tools/cmd/chaos -store redis -seed 1 -clients 16 -ops 125
 package main

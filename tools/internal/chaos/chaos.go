@@ -18,10 +18,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
@@ -108,11 +110,44 @@ func DefaultFaults() map[faultproxy.Kind]float64 {
 	}
 }
 
-// Target is where Run works: a server endpoint and an existing table laid
-// out for dynamostore with default options.
+// DefaultRedisFaults is the TCP fault kinds (reset, drop: the command ran
+// and its answer is lost, delay) at the rates of DefaultFaults, the HTTP-only
+// kinds' share going to drop.
+func DefaultRedisFaults() map[faultproxy.Kind]float64 {
+	return map[faultproxy.Kind]float64{
+		faultproxy.Reset: 0.05,
+		faultproxy.Drop:  0.12,
+		faultproxy.Delay: 0.05,
+	}
+}
+
+// Target is where Run works: a DynamoDB server endpoint and an existing
+// table laid out for dynamostore with default options, or, when Redis is
+// set, a Redis server (host:port) whose keys under KeyPrefix hold the
+// records (redisstore with that prefix; the run's keys must be the only ones
+// under it).
 type Target struct {
 	Endpoint string
 	Table    string
+
+	Redis     string
+	KeyPrefix string
+}
+
+// Store names the target's store: "dynamodb" or "redis".
+func (t Target) Store() string {
+	if t.Redis != "" {
+		return "redis"
+	}
+	return "dynamodb"
+}
+
+// faultInjector is the fault proxy of a run: faultproxy's HTTP proxy in
+// front of DynamoDB or tcpProxy in front of Redis.
+type faultInjector interface {
+	SetEnabled(bool)
+	Stats() faultproxy.Stats
+	Close() error
 }
 
 // Run runs profile p against t and returns the checked history.
@@ -123,11 +158,48 @@ func Run(ctx context.Context, t Target, p Profile) (*Report, error) {
 			return nil, fmt.Errorf("chaos: unknown path %q (have %v)", name, Paths())
 		}
 	}
-	proxy, err := faultproxy.Start(t.Endpoint, faultproxy.Config{Seed: p.Seed, Rates: p.Faults, DelayMin: time.Millisecond, DelayMax: p.DelayMax})
-	if err != nil {
-		return nil, err
+	var (
+		proxy    faultInjector
+		newStore func() idempotent.Store // a container's store, through the proxy
+		scanAll  func(context.Context) (map[string][]byte, int, int, int, error)
+	)
+	if t.Redis != "" {
+		tp, err := startTCPProxy(t.Redis, p.Seed, p.Faults, p.DelayMax)
+		if err != nil {
+			return nil, err
+		}
+		proxy = tp
+		var clients []*redis.Client
+		defer func() {
+			for _, c := range clients {
+				_ = c.Close()
+			}
+		}()
+		newStore = func() idempotent.Store {
+			c := newRedisClient(tp.Addr())
+			clients = append(clients, c)
+			return redisstore.New(c, redisstore.WithKeyPrefix(t.KeyPrefix))
+		}
+		direct := newRedisClient(t.Redis)
+		clients = append(clients, direct)
+		scanAll = func(ctx context.Context) (map[string][]byte, int, int, int, error) {
+			return scanRedis(ctx, direct, t.KeyPrefix)
+		}
+	} else {
+		hp, err := faultproxy.Start(t.Endpoint, faultproxy.Config{Seed: p.Seed, Rates: p.Faults, DelayMin: time.Millisecond, DelayMax: p.DelayMax})
+		if err != nil {
+			return nil, err
+		}
+		proxy = hp
+		newStore = func() idempotent.Store {
+			return dynamostore.New(newDynamoClient(hp.URL(), p.SDKAttempts), t.Table)
+		}
+		direct := newDynamoClient(t.Endpoint, p.SDKAttempts)
+		scanAll = func(ctx context.Context) (map[string][]byte, int, int, int, error) {
+			return scan(ctx, direct, t.Table)
+		}
 	}
-	defer proxy.Close()
+	defer func() { _ = proxy.Close() }()
 
 	w := &workload{
 		p:       p,
@@ -142,9 +214,8 @@ func Run(ctx context.Context, t Target, p Profile) (*Report, error) {
 		paths = append(paths, mk())
 	}
 	for i := range p.Containers {
-		w.containers = append(w.containers, newContainer(i, proxy.URL(), t.Table, p, w.logger))
+		w.containers = append(w.containers, newContainer(i, newStore(), p))
 	}
-	direct := newDynamoClient(t.Endpoint, p.SDKAttempts)
 
 	start := time.Now()
 	// Phase 1: faults on. Clients give up on an operation after
@@ -205,7 +276,7 @@ func Run(ctx context.Context, t Target, p Profile) (*Report, error) {
 		Deferred:   len(deferred),
 		Faults:     proxy.Stats(),
 	}
-	if err := w.check(ctx, direct, t.Table, r); err != nil {
+	if err := w.check(ctx, scanAll, r); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -537,9 +608,7 @@ type container struct {
 	paths     sync.Map
 }
 
-func newContainer(id int, endpoint, table string, p Profile, logger *slog.Logger) *container {
-	client := newDynamoClient(endpoint, p.SDKAttempts)
-	var store idempotent.Store = dynamostore.New(client, table)
+func newContainer(id int, store idempotent.Store, p Profile) *container {
 	if p.StoreHook != nil {
 		store = p.StoreHook(store)
 	}
@@ -587,6 +656,19 @@ func newDynamoClient(endpoint string, attempts int) *dynamodb.Client {
 				IdleConnTimeout:     30 * time.Second,
 			},
 		},
+	})
+}
+
+// newRedisClient is a go-redis client with its default retries (3: a
+// command whose connection broke is resent, which is the lost-answer case
+// the store must recognise) and short timeouts.
+func newRedisClient(addr string) *redis.Client {
+	return redis.NewClient(&redis.Options{
+		Addr:         addr,
+		DialTimeout:  2 * time.Second,
+		ReadTimeout:  2 * time.Second,
+		WriteTimeout: 2 * time.Second,
+		PoolSize:     32,
 	})
 }
 

@@ -12,15 +12,17 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 )
 
-// check scans the table and evaluates the invariants over the history into
-// r.
-func (w *workload) check(ctx context.Context, client *dynamodb.Client, table string, r *Report) error {
-	stored, stuck, records, unread, err := scan(ctx, client, table)
+// check reads every record with scanAll (scan or scanRedis) and evaluates
+// the invariants over the history into r.
+func (w *workload) check(ctx context.Context, scanAll func(context.Context) (map[string][]byte, int, int, int, error), r *Report) error {
+	stored, stuck, records, unread, err := scanAll(ctx)
 	if err != nil {
 		return err
 	}
@@ -137,20 +139,72 @@ func scan(ctx context.Context, client *dynamodb.Client, table string) (stored ma
 			if rec == nil {
 				continue // expired and removed since the scan read it
 			}
-			body := rec.Data
-			var resp events.APIGatewayV2HTTPResponse
-			if json.Unmarshal(body, &resp) == nil && resp.StatusCode != 0 {
-				body = []byte(resp.Body)
-			}
-			var pay Payment
-			if json.Unmarshal(body, &pay) == nil && pay.Key != "" {
-				stored[pay.Key] = body
-			} else {
-				unread++
-			}
+			file(rec, stored, &unread)
 		}
 	}
 	return stored, stuck, records, unread, nil
+}
+
+// file files the Payment of completed record rec in stored by the
+// Payment's key, or counts the record in unread.
+func file(rec *idempotent.Record, stored map[string][]byte, unread *int) {
+	body := rec.Data
+	var resp events.APIGatewayV2HTTPResponse
+	if json.Unmarshal(body, &resp) == nil && resp.StatusCode != 0 {
+		body = []byte(resp.Body)
+	}
+	var pay Payment
+	if json.Unmarshal(body, &pay) == nil && pay.Key != "" {
+		stored[pay.Key] = body
+	} else {
+		*unread++
+	}
+}
+
+// scanRedis is scan on Redis: it lists the keys under prefix (SCAN, from
+// the server directly, not through the fault proxy) and reads each record
+// through a redisstore.Store, counting those not completed as stuck.
+func scanRedis(ctx context.Context, client *redis.Client, prefix string) (stored map[string][]byte, stuck, records, unread int, err error) {
+	stored = make(map[string][]byte)
+	store := redisstore.New(client, redisstore.WithKeyPrefix(prefix))
+	it := client.Scan(ctx, 0, redisGlob(prefix)+"*", 512).Iterator()
+	for it.Next(ctx) {
+		k := it.Val()
+		id, ok := strings.CutPrefix(k, prefix+"{")
+		if !ok || !strings.HasSuffix(id, "}") {
+			return nil, 0, 0, 0, fmt.Errorf("chaos: key %q under %q is not a record key", k, prefix)
+		}
+		id = strings.TrimSuffix(id, "}")
+		rec, err := store.Get(ctx, id)
+		if err != nil {
+			return nil, 0, 0, 0, fmt.Errorf("chaos: read record %s: %w", id, err)
+		}
+		if rec == nil {
+			continue // expired since SCAN listed it
+		}
+		records++
+		if rec.Status != idempotent.StatusCompleted {
+			stuck++
+			continue
+		}
+		file(rec, stored, &unread)
+	}
+	if err := it.Err(); err != nil {
+		return nil, 0, 0, 0, fmt.Errorf("chaos: scan keys %s*: %w", prefix, err)
+	}
+	return stored, stuck, records, unread, nil
+}
+
+// redisGlob escapes the glob characters of s for SCAN MATCH.
+func redisGlob(s string) string {
+	var b strings.Builder
+	for _, r := range s {
+		if strings.ContainsRune(`*?[]\`, r) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
 }
 
 func inc(m map[string]int, k string) map[string]int {

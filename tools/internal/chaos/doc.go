@@ -6,7 +6,11 @@
 // clients each perform N logical operations — payments through Do and Wrap
 // (and the HTTP and SQS adapters, see paths.go) — through several simulated
 // Lambda containers (separate stores, SDK clients and local caches) that share
-// one table. Every client retries its operation with the same key, with
+// one table. With Target.Redis set, the containers share one Redis server
+// through redisstore instead, behind a TCP fault proxy (tcpproxy.go: reset,
+// delay, drop = the command ran and its answer is lost), and the checker
+// reads the records under the run's key prefix through the same store.
+// Every client retries its operation with the same key, with
 // jittered backoff, until it gets a final answer. Some first attempts are
 // made to misbehave:
 //

@@ -1,9 +1,15 @@
 package chaos_test
 
 import (
+	"os"
 	"testing"
 
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
 )
 
-func TestMain(m *testing.M) { testdynamo.Main(m) }
+func TestMain(m *testing.M) {
+	code := m.Run()
+	stopRedis()
+	testdynamo.Stop()
+	os.Exit(code)
+}

@@ -53,20 +53,30 @@ func (r *Report) Violations() int {
 
 // Summary is the report's last line.
 func (r *Report) Summary() string {
-	return fmt.Sprintf("chaos: ops=%d retries=%d faults=%d duplicates=%d divergent=%d lost=%d stuck=%d",
-		r.Ops, r.Retries, r.Faults.Faults(), r.Duplicates, r.Divergent, r.Lost, r.Stuck)
+	name := "chaos"
+	if r.Target.Store() == "redis" {
+		name = "chaos-redis"
+	}
+	return fmt.Sprintf("%s: ops=%d retries=%d faults=%d duplicates=%d divergent=%d lost=%d stuck=%d",
+		name, r.Ops, r.Retries, r.Faults.Faults(), r.Duplicates, r.Divergent, r.Lost, r.Stuck)
 }
 
 // Print writes the report: profile, a table per fault kind, attempt
 // outcomes, invariants, and the summary line last.
 func (r *Report) Print(out io.Writer) {
 	p := r.Profile
+	fmt.Fprintf(out, "store: %s\n", r.Target.Store())
 	fmt.Fprintf(out, "profile: seed=%d clients=%d ops/client=%d containers=%d paths=%s crash=%.2f slow=%.2f fail=%.2f dup=%.2f lease=%s short-lease=%s sdk-attempts=%d\n",
 		p.Seed, p.Clients, p.OpsPerClient, p.Containers, strings.Join(p.Paths, ","), p.Crash, p.Slow, p.Fail, p.Dup, p.Lease, p.ShortLease, p.SDKAttempts)
 	fmt.Fprintf(out, "elapsed: %s (faults on for %s); requests through the proxy: %d; operations set aside for the drain: %d\n\n",
 		r.Elapsed.Round(time.Millisecond), r.FaultPhase.Round(time.Millisecond), r.Faults.Requests, r.Deferred)
 
 	ops := []string{"PutItem", "GetItem", "UpdateItem", "DeleteItem"}
+	kinds := faultproxy.Kinds
+	if r.Target.Store() == "redis" {
+		ops = []string{"EVALSHA", "EVAL"}
+		kinds = tcpKinds
+	}
 	for _, op := range r.Faults.Operations() {
 		if !contains(ops, op) {
 			ops = append(ops, op)
@@ -74,7 +84,7 @@ func (r *Report) Print(out io.Writer) {
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "fault\trate\tinjected\t%s\t\n", strings.Join(ops, "\t"))
-	for _, k := range faultproxy.Kinds {
+	for _, k := range kinds {
 		fmt.Fprintf(tw, "%s\t%.3f\t%d\t", k, p.Faults[k], r.Faults.Total(k))
 		for _, op := range ops {
 			fmt.Fprintf(tw, "%d\t", r.Faults.Injected[k][op])
@@ -84,7 +94,7 @@ func (r *Report) Print(out io.Writer) {
 	fmt.Fprintf(tw, "total\t\t%d\t", r.Faults.Faults())
 	for _, op := range ops {
 		n := 0
-		for _, k := range faultproxy.Kinds {
+		for _, k := range kinds {
 			n += r.Faults.Injected[k][op]
 		}
 		fmt.Fprintf(tw, "%d\t", n)
@@ -103,7 +113,7 @@ func (r *Report) Print(out io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(out, "\noperations per path: %s; misbehaving first attempts: %s\n", kv(r.PathOps), kv(r.Behaviors))
-	fmt.Fprintf(out, "handler runs (ledger effects): %d; downstream charges (deduped by record key): %d; records in the table: %d (%d compared with the answers; %d SQS acknowledgements)\n\n",
+	fmt.Fprintf(out, "handler runs (ledger effects): %d; downstream charges (deduped by record key): %d; records in the store: %d (%d compared with the answers; %d SQS acknowledgements)\n\n",
 		r.Effects, r.Charges, r.Records, r.Records-r.Unread-r.Stuck, r.Unread)
 
 	tw = tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
