@@ -190,26 +190,12 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 		return ns.resp, nil
 	}
 	if handlerErr != nil {
+		// Do returns the handler's error value itself (joined only with a
+		// failed release), so errors.As and Lambda's errorType see its type.
 		var zero R
-		return zero, ownError(err, handlerErr)
+		return zero, err
 	}
 	return codec.Problem(problemFor(ctx, c, err)), nil
-}
-
-// ownError returns the handler's error value itself when Do's error is it,
-// alone or in a join with nothing else (the key was released), so that
-// errors.As, Lambda's errorType and Step Functions' Catch see the user's
-// type; a join with a failed release is returned as it is.
-func ownError(err, handlerErr error) error {
-	if err == handlerErr {
-		return handlerErr
-	}
-	if j, ok := err.(interface{ Unwrap() []error }); ok {
-		if es := j.Unwrap(); len(es) == 1 && es[0] == handlerErr {
-			return handlerErr
-		}
-	}
-	return err
 }
 
 // withoutNotStored returns the other errors joined with a notStored one (a
