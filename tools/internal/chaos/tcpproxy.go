@@ -85,15 +85,7 @@ func (p *tcpProxy) Close() error {
 func (p *tcpProxy) Stats() faultproxy.Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := faultproxy.Stats{Requests: p.requests, Injected: make(map[faultproxy.Kind]map[string]int, len(p.counts))}
-	for k, m := range p.counts {
-		c := make(map[string]int, len(m))
-		for op, n := range m {
-			c[op] = n
-		}
-		s.Injected[k] = c
-	}
-	return s
+	return faultproxy.SnapshotStats(p.requests, p.counts)
 }
 
 // tcpKinds are the fault kinds a TCP proxy injects, in draw order.

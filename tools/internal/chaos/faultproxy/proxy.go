@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math/rand/v2"
 	"net"
 	"net/http"
@@ -224,13 +225,15 @@ func (s Stats) Operations() []string {
 func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Requests: p.requests, Injected: make(map[Kind]map[string]int, len(p.counts))}
-	for k, m := range p.counts {
-		c := make(map[string]int, len(m))
-		for op, n := range m {
-			c[op] = n
-		}
-		s.Injected[k] = c
+	return SnapshotStats(p.requests, p.counts)
+}
+
+// SnapshotStats returns Stats holding a copy of counts (kind -> operation ->
+// injected faults), for a proxy of any protocol that counts that way.
+func SnapshotStats(requests int, counts map[Kind]map[string]int) Stats {
+	s := Stats{Requests: requests, Injected: make(map[Kind]map[string]int, len(counts))}
+	for k, m := range counts {
+		s.Injected[k] = maps.Clone(m)
 	}
 	return s
 }
