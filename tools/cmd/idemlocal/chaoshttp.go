@@ -3,7 +3,7 @@ package main
 // chaos-http (make chaos, after the store run): the end-to-end exactly-once
 // check through the whole HTTP stack. Many concurrent logical payments, each
 // sent by a burst of 2–4 goroutines with the same Idempotency-Key at the same
-// moment, go through the idemhttp client transport → a fault proxy (the
+// moment, go through the idemclient transport → a fault proxy (the
 // answer lost after the request was served, the connection reset before it
 // reached the server, delays) → the local HTTP API of `make run` → the
 // payments function → DynamoDB behind a second fault proxy. Checked from the
@@ -30,7 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
+	"github.com/idemlambda/idemlambda/idempotent/idemclient"
 	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 	"github.com/idemlambda/idemlambda/tools/internal/samtemplate"
 )
@@ -59,7 +59,7 @@ func defaultChaosHTTP() chaosHTTPConfig {
 type chaosHTTPReport struct {
 	Keys, Requests                             int
 	Attempts                                   int // requests that reached the API's fault proxy
-	TransportAttempts                          int // attempts the idemhttp transport made (net/http resends on reused connections come on top)
+	TransportAttempts                          int // attempts the idemclient transport made (net/http resends on reused connections come on top)
 	APIFaults, StoreFaults                     int
 	Succeeded, BudgetErrors, OtherFailures     int // per request
 	Duplicates, Divergent, Missing             int // per key: violations
@@ -148,13 +148,13 @@ func runChaosHTTP(ctx context.Context, tpl *samtemplate.Template, o options, c c
 	base := &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 256}
 	defer base.CloseIdleConnections()
 	var attempts atomic.Int64
-	client := &http.Client{Transport: idemhttp.NewTransport(base,
-		idemhttp.WithRetryBudget(idemhttp.NewRetryBudget(c.budget)),
-		idemhttp.WithMaxAttempts(c.attempts),
-		idemhttp.WithBackoff(50*time.Millisecond, 2*time.Second),
-		idemhttp.WithMaxRetryAfter(3*time.Second),
-		idemhttp.WithTransportLogger(slog.New(slog.DiscardHandler)),
-		idemhttp.WithOnAttempt(func(idemhttp.AttemptInfo) { attempts.Add(1) }),
+	client := &http.Client{Transport: idemclient.NewTransport(base,
+		idemclient.WithRetryBudget(idemclient.NewRetryBudget(c.budget)),
+		idemclient.WithMaxAttempts(c.attempts),
+		idemclient.WithBackoff(50*time.Millisecond, 2*time.Second),
+		idemclient.WithMaxRetryAfter(3*time.Second),
+		idemclient.WithLogger(slog.New(slog.DiscardHandler)),
+		idemclient.WithOnAttempt(func(idemclient.AttemptInfo) { attempts.Add(1) }),
 	)}
 	post := func(url, key, body string) outcome {
 		rctx, cancel := context.WithTimeout(ctx, c.deadline)
@@ -164,7 +164,7 @@ func runChaosHTTP(ctx context.Context, tpl *samtemplate.Template, o options, c c
 			return outcome{err: err}
 		}
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set(idemhttp.HeaderKey, key)
+		req.Header.Set(idemclient.HeaderKey, key)
 		resp, err := client.Do(req)
 		if err != nil {
 			return outcome{err: err}
@@ -223,7 +223,7 @@ func runChaosHTTP(ctx context.Context, tpl *samtemplate.Template, o options, c c
 		budget := false
 		for _, x := range outs {
 			r.Requests++
-			var be *idemhttp.BudgetError
+			var be *idemclient.BudgetError
 			switch {
 			case x.err == nil && x.status/100 == 2:
 				r.Succeeded++

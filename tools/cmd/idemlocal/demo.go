@@ -129,7 +129,7 @@ func (d *demoRun) steps(ctx context.Context) error {
 		{"4. A duplicate that arrives while the first request still runs: 409 with Retry-After", d.stepConcurrent},
 		{"5. The same key with another body: 422 application/problem+json", d.stepMismatch},
 		{"6. An SQS batch delivered twice, one record malformed: partial batch response, nothing runs twice", d.stepSQS},
-		{"7. A lost answer: the Go client (idemhttp) retries with the key it made once and gets the first answer, replayed", d.stepLostAnswer},
+		{"7. A lost answer: the Go client (idemclient) retries with the key it made once and gets the first answer, replayed", d.stepLostAnswer},
 		{"8. A run dies mid-run: once its lease (the invocation's deadline) ends, the retry takes the lease over and runs again", d.stepTakeover},
 	}
 	var failed []string

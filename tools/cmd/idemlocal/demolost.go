@@ -10,13 +10,13 @@ import (
 	"sync"
 	"time"
 
-	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
+	"github.com/idemlambda/idemlambda/idempotent/idemclient"
 	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
 )
 
 // stepLostAnswer: the payment is made but its answer is lost on the way
 // back (a proxy resets the connection after the API answered). The client
-// uses idemhttp.NewClient: it made the key once, so its retry carries the
+// uses idemclient.NewClient: it made the key once, so its retry carries the
 // same key and gets the first answer, replayed; the payment is made once.
 func (d *demoRun) stepLostAnswer(ctx context.Context) error {
 	lossy, err := faultproxy.Start(d.base, faultproxy.Config{Seed: 1, Rates: map[faultproxy.Kind]float64{faultproxy.Drop: 1}})
@@ -26,12 +26,12 @@ func (d *demoRun) stepLostAnswer(ctx context.Context) error {
 	defer lossy.Close()
 	var (
 		mu    sync.Mutex
-		tries []idemhttp.AttemptInfo
+		tries []idemclient.AttemptInfo
 	)
-	client := idemhttp.NewClient(
-		idemhttp.WithBackoff(100*time.Millisecond, time.Second),
-		idemhttp.WithTransportLogger(slog.New(slog.DiscardHandler)),
-		idemhttp.WithOnAttempt(func(a idemhttp.AttemptInfo) {
+	client := idemclient.NewClient(
+		idemclient.WithBackoff(100*time.Millisecond, time.Second),
+		idemclient.WithLogger(slog.New(slog.DiscardHandler)),
+		idemclient.WithOnAttempt(func(a idemclient.AttemptInfo) {
 			mu.Lock()
 			tries = append(tries, a)
 			mu.Unlock()
@@ -40,7 +40,7 @@ func (d *demoRun) stepLostAnswer(ctx context.Context) error {
 	)
 	defer client.CloseIdleConnections()
 	const body = `{"amount":4200,"currency":"EUR","customer":"c-7"}`
-	fmt.Fprintf(d.out, "\nclient := idemhttp.NewClient()  // through a proxy that loses the next answer\nclient.Post(%q, \"application/json\", %s)\n", "/payments", body)
+	fmt.Fprintf(d.out, "\nclient := idemclient.NewClient()  // through a proxy that loses the next answer\nclient.Post(%q, \"application/json\", %s)\n", "/payments", body)
 	var x *exchange
 	calls, err := d.counted(func() error {
 		resp, err := client.Post(lossy.URL()+"/payments", "application/json", strings.NewReader(body))

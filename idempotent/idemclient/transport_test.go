@@ -1,6 +1,7 @@
-package idemhttp_test
+package idemclient_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"errors"
@@ -19,7 +20,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
+	"github.com/idemlambda/idemlambda/idempotent/idemclient"
 )
 
 // fakeClock is the transport's clock in tests: Sleep records the wait and
@@ -87,7 +88,7 @@ func newServer(t *testing.T, answer func(n int, w http.ResponseWriter, r *http.R
 			t.Errorf("server: read body: %v", err)
 		}
 		s.mu.Lock()
-		s.hits = append(s.hits, hit{method: r.Method, keys: r.Header.Values(idemhttp.HeaderKey), body: string(b), length: r.ContentLength})
+		s.hits = append(s.hits, hit{method: r.Method, keys: r.Header.Values(idemclient.HeaderKey), body: string(b), length: r.ContentLength})
 		n := len(s.hits)
 		s.mu.Unlock()
 		answer(n, w, r)
@@ -121,13 +122,13 @@ func quiet() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // without keep-alives (so that net/http's own retry of requests on reused
 // connections never adds attempts), with clock c and jitter 1 (the
 // backoff's upper bound).
-func newTransport(t *testing.T, c *fakeClock, opts ...idemhttp.TransportOption) http.RoundTripper {
+func newTransport(t *testing.T, c *fakeClock, opts ...idemclient.Option) http.RoundTripper {
 	t.Helper()
 	base := &http.Transport{DisableKeepAlives: true}
 	t.Cleanup(base.CloseIdleConnections)
-	return idemhttp.NewTransport(base, append([]idemhttp.TransportOption{
-		idemhttp.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }),
-		idemhttp.WithTransportLogger(quiet()),
+	return idemclient.NewTransport(base, append([]idemclient.Option{
+		idemclient.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }),
+		idemclient.WithLogger(quiet()),
 	}, opts...)...)
 }
 
@@ -185,8 +186,8 @@ func TestTransportStatusRules(t *testing.T) {
 			if retried[code] {
 				wantAttempts, wantStatus = 2, http.StatusCreated
 			}
-			if len(hits) != wantAttempts || idemhttp.AttemptsOf(resp) != wantAttempts {
-				t.Fatalf("server saw %d attempts, AttemptsOf %d; want %d", len(hits), idemhttp.AttemptsOf(resp), wantAttempts)
+			if len(hits) != wantAttempts || idemclient.AttemptsOf(resp) != wantAttempts {
+				t.Fatalf("server saw %d attempts, AttemptsOf %d; want %d", len(hits), idemclient.AttemptsOf(resp), wantAttempts)
 			}
 			wantBody := fmt.Sprintf("attempt %d", wantAttempts)
 			if wantStatus == http.StatusNoContent {
@@ -195,8 +196,8 @@ func TestTransportStatusRules(t *testing.T) {
 			if resp.StatusCode != wantStatus || body != wantBody {
 				t.Fatalf("got %d %q, want %d from attempt %d", resp.StatusCode, body, wantStatus, wantAttempts)
 			}
-			if idemhttp.KeyOf(resp) != key {
-				t.Fatalf("KeyOf = %q, server saw %q", idemhttp.KeyOf(resp), key)
+			if idemclient.KeyOf(resp) != key {
+				t.Fatalf("KeyOf = %q, server saw %q", idemclient.KeyOf(resp), key)
 			}
 		})
 	}
@@ -206,14 +207,14 @@ func TestTransportReplayedIsFinal(t *testing.T) {
 	for _, code := range []int{http.StatusCreated, http.StatusConflict, http.StatusServiceUnavailable} {
 		t.Run(fmt.Sprint(code), func(t *testing.T) {
 			srv := newServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
-				w.Header().Set(idemhttp.HeaderReplayed, "true")
+				w.Header().Set(idemclient.HeaderReplayed, "true")
 				w.WriteHeader(code)
 			})
-			budget := idemhttp.NewRetryBudget(100)
+			budget := idemclient.NewRetryBudget(100)
 			budget.Take(10) // room for the refund to show
-			var infos []idemhttp.AttemptInfo
-			rt := newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(budget),
-				idemhttp.WithOnAttempt(func(i idemhttp.AttemptInfo) { infos = append(infos, i) }))
+			var infos []idemclient.AttemptInfo
+			rt := newTransport(t, newFakeClock(), idemclient.WithRetryBudget(budget),
+				idemclient.WithOnAttempt(func(i idemclient.AttemptInfo) { infos = append(infos, i) }))
 			resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 			if err != nil {
 				t.Fatal(err)
@@ -225,8 +226,8 @@ func TestTransportReplayedIsFinal(t *testing.T) {
 			if len(infos) != 1 || !infos[0].Replayed || infos[0].Retry {
 				t.Fatalf("attempt infos %+v", infos)
 			}
-			if got := budget.Tokens(); got != 90+idemhttp.NoRetryIncrement {
-				t.Fatalf("budget %d, want %d: a replay is a success", got, 90+idemhttp.NoRetryIncrement)
+			if got := budget.Tokens(); got != 90+idemclient.NoRetryIncrement {
+				t.Fatalf("budget %d, want %d: a replay is a success", got, 90+idemclient.NoRetryIncrement)
 			}
 		})
 	}
@@ -296,9 +297,9 @@ func TestTransportErrorGivesUp(t *testing.T) {
 		url := "http://" + ln.Addr().String()
 		ln.Close()
 		c := newFakeClock()
-		rt := newTransport(t, c, idemhttp.WithMaxAttempts(3))
+		rt := newTransport(t, c, idemclient.WithMaxAttempts(3))
 		_, err = rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, url, "x"))
-		var ae *idemhttp.AttemptError
+		var ae *idemclient.AttemptError
 		if !errors.As(err, &ae) || ae.Attempts != 3 || ae.Key == "" {
 			t.Fatalf("err %v, want *AttemptError after 3 attempts with the key", err)
 		}
@@ -318,7 +319,7 @@ func TestTransportErrorGivesUp(t *testing.T) {
 		defer srv.Close()
 		rt := newTransport(t, newFakeClock())
 		_, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
-		var ae *idemhttp.AttemptError
+		var ae *idemclient.AttemptError
 		var ce *tls.CertificateVerificationError
 		if !errors.As(err, &ae) || ae.Attempts != 1 || !errors.As(err, &ce) {
 			t.Fatalf("err %v, want *AttemptError after 1 attempt wrapping the certificate error", err)
@@ -331,19 +332,19 @@ func TestTransportRetryAfter(t *testing.T) {
 	tests := []struct {
 		name  string
 		value string // "" : no header
-		opts  []idemhttp.TransportOption
+		opts  []idemclient.Option
 		want  time.Duration
 	}{
 		{name: "seconds", value: "3", want: 3 * time.Second},
 		{name: "zero", value: "0", want: 0},
 		{name: "HTTP date", value: c0.Now().Add(7 * time.Second).UTC().Format(http.TimeFormat), want: 7 * time.Second},
 		{name: "HTTP date in the past", value: c0.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), want: 0},
-		{name: "capped by default", value: "3600", want: idemhttp.DefaultMaxRetryAfter},
-		{name: "capped", value: "3600", opts: []idemhttp.TransportOption{idemhttp.WithMaxRetryAfter(5 * time.Second)}, want: 5 * time.Second},
-		{name: "huge", value: "99999999999999999999999", want: idemhttp.DefaultMaxRetryAfter},
-		{name: "invalid: backoff", value: "soon", want: idemhttp.DefaultBackoffBase},
-		{name: "negative: backoff", value: "-5", want: idemhttp.DefaultBackoffBase},
-		{name: "absent: backoff", want: idemhttp.DefaultBackoffBase},
+		{name: "capped by default", value: "3600", want: idemclient.DefaultMaxRetryAfter},
+		{name: "capped", value: "3600", opts: []idemclient.Option{idemclient.WithMaxRetryAfter(5 * time.Second)}, want: 5 * time.Second},
+		{name: "huge", value: "99999999999999999999999", want: idemclient.DefaultMaxRetryAfter},
+		{name: "invalid: backoff", value: "soon", want: idemclient.DefaultBackoffBase},
+		{name: "negative: backoff", value: "-5", want: idemclient.DefaultBackoffBase},
+		{name: "absent: backoff", want: idemclient.DefaultBackoffBase},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -388,7 +389,7 @@ func TestParseRetryAfter(t *testing.T) {
 		{"12abc", 0, false},
 	}
 	for _, tt := range tests {
-		got, ok := idemhttp.ParseRetryAfter(tt.in, now)
+		got, ok := idemclient.ParseRetryAfter(tt.in, now)
 		if got != tt.want || ok != tt.ok {
 			t.Errorf("%q: %v %v, want %v %v", tt.in, got, ok, tt.want, tt.ok)
 		}
@@ -409,8 +410,8 @@ func TestTransportBackoff(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, status(http.StatusServiceUnavailable))
 			c := newFakeClock()
-			rt := newTransport(t, c, idemhttp.WithMaxAttempts(7), idemhttp.WithBackoff(100*time.Millisecond, time.Second),
-				idemhttp.WithTestTime(c.Now, c.Sleep, func() float64 { return tt.jitter }))
+			rt := newTransport(t, c, idemclient.WithMaxAttempts(7), idemclient.WithBackoff(100*time.Millisecond, time.Second),
+				idemclient.WithTestTime(c.Now, c.Sleep, func() float64 { return tt.jitter }))
 			resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 			if err != nil {
 				t.Fatal(err)
@@ -425,14 +426,14 @@ func TestTransportBackoff(t *testing.T) {
 
 func TestTransportAttemptsBound(t *testing.T) {
 	srv := newServer(t, status(http.StatusServiceUnavailable))
-	rt := newTransport(t, newFakeClock(), idemhttp.WithMaxAttempts(3))
+	rt := newTransport(t, newFakeClock(), idemclient.WithMaxAttempts(3))
 	resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	body := readBody(t, resp)
-	if n := len(srv.Hits()); n != 3 || idemhttp.AttemptsOf(resp) != 3 {
-		t.Fatalf("%d attempts (AttemptsOf %d), want 3", n, idemhttp.AttemptsOf(resp))
+	if n := len(srv.Hits()); n != 3 || idemclient.AttemptsOf(resp) != 3 {
+		t.Fatalf("%d attempts (AttemptsOf %d), want 3", n, idemclient.AttemptsOf(resp))
 	}
 	if resp.StatusCode != http.StatusServiceUnavailable || body != "attempt 3" {
 		t.Fatalf("got %d %q, want the last response, whole", resp.StatusCode, body)
@@ -450,7 +451,7 @@ func TestTransportContext(t *testing.T) {
 		c := newFakeClock()
 		ctx, cancel := context.WithDeadline(t.Context(), c.Now().Add(time.Hour))
 		defer cancel()
-		rt := newTransport(t, c, idemhttp.WithMaxAttempts(100), idemhttp.WithMaxRetryAfter(time.Hour))
+		rt := newTransport(t, c, idemclient.WithMaxAttempts(100), idemclient.WithMaxRetryAfter(time.Hour))
 		resp, err := rt.RoundTrip(newRequest(t, ctx, http.MethodPost, srv.URL, "x"))
 		if err != nil {
 			t.Fatal(err)
@@ -471,7 +472,7 @@ func TestTransportContext(t *testing.T) {
 		c := newFakeClock()
 		ctx, cancel := context.WithDeadline(t.Context(), c.Now().Add(time.Minute))
 		defer cancel()
-		rt := newTransport(t, c, idemhttp.WithMaxRetryAfter(time.Hour))
+		rt := newTransport(t, c, idemclient.WithMaxRetryAfter(time.Hour))
 		resp, err := rt.RoundTrip(newRequest(t, ctx, http.MethodPost, srv.URL, "x"))
 		if err != nil {
 			t.Fatal(err)
@@ -488,7 +489,7 @@ func TestTransportContext(t *testing.T) {
 		c.onSleep = cancel
 		rt := newTransport(t, c)
 		_, err := rt.RoundTrip(newRequest(t, ctx, http.MethodPost, srv.URL, "x"))
-		var ae *idemhttp.AttemptError
+		var ae *idemclient.AttemptError
 		if !errors.As(err, &ae) || !errors.Is(err, context.Canceled) || ae.Attempts != 1 || ae.Key == "" {
 			t.Fatalf("err %v, want *AttemptError after 1 attempt wrapping context.Canceled", err)
 		}
@@ -526,10 +527,10 @@ func TestRetryBudget(t *testing.T) {
 			w.Header().Set("X-Last", fmt.Sprint(n))
 			w.WriteHeader(http.StatusServiceUnavailable)
 		})
-		budget := idemhttp.NewRetryBudget(2 * idemhttp.RetryCost)
-		client := &http.Client{Transport: newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(budget), idemhttp.WithMaxAttempts(10))}
+		budget := idemclient.NewRetryBudget(2 * idemclient.RetryCost)
+		client := &http.Client{Transport: newTransport(t, newFakeClock(), idemclient.WithRetryBudget(budget), idemclient.WithMaxAttempts(10))}
 		_, err := client.Do(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
-		var be *idemhttp.BudgetError
+		var be *idemclient.BudgetError
 		if !errors.As(err, &be) {
 			t.Fatalf("err %v, want *BudgetError", err)
 		}
@@ -544,21 +545,21 @@ func TestRetryBudget(t *testing.T) {
 		n := 0
 		base := roundTripFunc(func(*http.Request) (*http.Response, error) { n++; return nil, timeoutErr{} })
 		c := newFakeClock()
-		budget := idemhttp.NewRetryBudget(2*idemhttp.RetryTimeoutCost + idemhttp.RetryCost)
-		rt := idemhttp.NewTransport(base, idemhttp.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }),
-			idemhttp.WithTransportLogger(quiet()), idemhttp.WithRetryBudget(budget), idemhttp.WithMaxAttempts(10))
+		budget := idemclient.NewRetryBudget(2*idemclient.RetryTimeoutCost + idemclient.RetryCost)
+		rt := idemclient.NewTransport(base, idemclient.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }),
+			idemclient.WithLogger(quiet()), idemclient.WithRetryBudget(budget), idemclient.WithMaxAttempts(10))
 		_, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, "http://127.0.0.1:9/", "x"))
-		var be *idemhttp.BudgetError
+		var be *idemclient.BudgetError
 		var ne net.Error
 		if !errors.As(err, &be) || be.Attempts != 3 || !errors.As(err, &ne) || !ne.Timeout() {
 			t.Fatalf("err %v, want *BudgetError after 3 attempts wrapping the timeout", err)
 		}
-		if n != 3 || budget.Tokens() != idemhttp.RetryCost {
-			t.Fatalf("%d attempts, %d tokens; want 3 and %d", n, budget.Tokens(), idemhttp.RetryCost)
+		if n != 3 || budget.Tokens() != idemclient.RetryCost {
+			t.Fatalf("%d attempts, %d tokens; want 3 and %d", n, budget.Tokens(), idemclient.RetryCost)
 		}
 	})
 	t.Run("answers give tokens back", func(t *testing.T) {
-		budget := idemhttp.NewRetryBudget(20)
+		budget := idemclient.NewRetryBudget(20)
 		var got []int
 		for _, codes := range [][]int{
 			{503},      // retried once, gives up at the bound: 15
@@ -567,7 +568,7 @@ func TestRetryBudget(t *testing.T) {
 			{422},      // a final answer: +1
 		} {
 			srv := newServer(t, status(codes...))
-			rt := newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(budget), idemhttp.WithMaxAttempts(2))
+			rt := newTransport(t, newFakeClock(), idemclient.WithRetryBudget(budget), idemclient.WithMaxAttempts(2))
 			resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 			if err != nil {
 				t.Fatal(err)
@@ -580,17 +581,17 @@ func TestRetryBudget(t *testing.T) {
 		}
 	})
 	t.Run("shared by transports, never above capacity", func(t *testing.T) {
-		budget := idemhttp.NewRetryBudget(idemhttp.RetryCost)
+		budget := idemclient.NewRetryBudget(idemclient.RetryCost)
 		srv := newServer(t, status(http.StatusServiceUnavailable))
-		a := newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(budget), idemhttp.WithMaxAttempts(2))
-		b := newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(budget), idemhttp.WithMaxAttempts(2))
+		a := newTransport(t, newFakeClock(), idemclient.WithRetryBudget(budget), idemclient.WithMaxAttempts(2))
+		b := newTransport(t, newFakeClock(), idemclient.WithRetryBudget(budget), idemclient.WithMaxAttempts(2))
 		resp, err := a.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		readBody(t, resp)
 		_, err = b.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
-		var be *idemhttp.BudgetError
+		var be *idemclient.BudgetError
 		if !errors.As(err, &be) || be.Attempts != 1 {
 			t.Fatalf("second transport: err %v, want *BudgetError after 1 attempt", err)
 		}
@@ -598,27 +599,27 @@ func TestRetryBudget(t *testing.T) {
 			t.Fatalf("%d attempts, want 2 + 1", n)
 		}
 		budget.Give(100)
-		if budget.Tokens() != idemhttp.RetryCost {
-			t.Fatalf("tokens %d above capacity %d", budget.Tokens(), idemhttp.RetryCost)
+		if budget.Tokens() != idemclient.RetryCost {
+			t.Fatalf("tokens %d above capacity %d", budget.Tokens(), idemclient.RetryCost)
 		}
 	})
 	t.Run("zero value allows no retry", func(t *testing.T) {
 		srv := newServer(t, status(http.StatusServiceUnavailable))
-		rt := newTransport(t, newFakeClock(), idemhttp.WithRetryBudget(&idemhttp.RetryBudget{}))
+		rt := newTransport(t, newFakeClock(), idemclient.WithRetryBudget(&idemclient.RetryBudget{}))
 		_, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
-		var be *idemhttp.BudgetError
+		var be *idemclient.BudgetError
 		if !errors.As(err, &be) || len(srv.Hits()) != 1 {
 			t.Fatalf("err %v after %d attempts, want *BudgetError after 1", err, len(srv.Hits()))
 		}
 	})
 	t.Run("concurrent use", func(t *testing.T) {
-		budget := idemhttp.NewRetryBudget(1000)
+		budget := idemclient.NewRetryBudget(1000)
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
 				for range 100 {
-					if budget.Take(idemhttp.RetryCost) {
-						budget.Give(idemhttp.RetryCost)
+					if budget.Take(idemclient.RetryCost) {
+						budget.Give(idemclient.RetryCost)
 					}
 				}
 			})
@@ -727,7 +728,7 @@ func TestTransportBodyOverRewindLimit(t *testing.T) {
 	t.Run("response", func(t *testing.T) {
 		srv := newServer(t, status(http.StatusServiceUnavailable))
 		req, body := build(t, srv.URL)
-		resp, err := newTransport(t, newFakeClock(), idemhttp.WithRewindLimit(8)).RoundTrip(req)
+		resp, err := newTransport(t, newFakeClock(), idemclient.WithRewindLimit(8)).RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -744,8 +745,8 @@ func TestTransportBodyOverRewindLimit(t *testing.T) {
 	t.Run("transport error", func(t *testing.T) {
 		srv := newServer(t, failFirst(func(c net.Conn) { c.Close() }))
 		req, _ := build(t, srv.URL)
-		_, err := newTransport(t, newFakeClock(), idemhttp.WithRewindLimit(8)).RoundTrip(req)
-		var ae *idemhttp.AttemptError
+		_, err := newTransport(t, newFakeClock(), idemclient.WithRewindLimit(8)).RoundTrip(req)
+		var ae *idemclient.AttemptError
 		if !errors.As(err, &ae) || ae.Attempts != 1 || len(srv.Hits()) != 1 {
 			t.Fatalf("err %v, %d hits; want *AttemptError after 1 attempt", err, len(srv.Hits()))
 		}
@@ -753,7 +754,7 @@ func TestTransportBodyOverRewindLimit(t *testing.T) {
 	t.Run("exactly at the limit is retried", func(t *testing.T) {
 		srv := newServer(t, status(http.StatusServiceUnavailable, http.StatusCreated))
 		req, _ := build(t, srv.URL)
-		resp, err := newTransport(t, newFakeClock(), idemhttp.WithRewindLimit(int64(len(payload)))).RoundTrip(req)
+		resp, err := newTransport(t, newFakeClock(), idemclient.WithRewindLimit(int64(len(payload)))).RoundTrip(req)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -799,7 +800,7 @@ func TestTransportDrainsForConnectionReuse(t *testing.T) {
 	base := &http.Transport{}
 	defer base.CloseIdleConnections()
 	c := newFakeClock()
-	rt := idemhttp.NewTransport(base, idemhttp.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }), idemhttp.WithTransportLogger(quiet()))
+	rt := idemclient.NewTransport(base, idemclient.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }), idemclient.WithLogger(quiet()))
 	resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 	if err != nil {
 		t.Fatal(err)
@@ -832,10 +833,10 @@ func TestTransportKeys(t *testing.T) {
 				t.Fatal(err)
 			}
 			readBody(t, resp)
-			if req.Header.Get(idemhttp.HeaderKey) != "" {
+			if req.Header.Get(idemclient.HeaderKey) != "" {
 				t.Fatal("the caller's request was modified")
 			}
-			keys = append(keys, idemhttp.KeyOf(resp))
+			keys = append(keys, idemclient.KeyOf(resp))
 		}
 		hits := srv.Hits()
 		if len(hits) != 6 {
@@ -852,13 +853,13 @@ func TestTransportKeys(t *testing.T) {
 	})
 	t.Run("quoted form", func(t *testing.T) {
 		srv := newServer(t, status(http.StatusServiceUnavailable, http.StatusCreated))
-		resp, err := newTransport(t, newFakeClock(), idemhttp.WithKeyForm(idemhttp.KeyQuoted)).RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
+		resp, err := newTransport(t, newFakeClock(), idemclient.WithKeyForm(idemclient.KeyQuoted)).RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, "x"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		readBody(t, resp)
 		wire := oneKey(t, srv.Hits())
-		key := idemhttp.KeyOf(resp)
+		key := idemclient.KeyOf(resp)
 		if wire != `"`+key+`"` || !uuidV4.MatchString(key) {
 			t.Fatalf("wire %q, KeyOf %q; want a quoted UUID v4", wire, key)
 		}
@@ -871,15 +872,15 @@ func TestTransportKeys(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, status(http.StatusTooManyRequests, http.StatusCreated))
 			req := newRequest(t, t.Context(), http.MethodPost, srv.URL, "x")
-			req.Header.Set(idemhttp.HeaderKey, tt.header)
+			req.Header.Set(idemclient.HeaderKey, tt.header)
 			resp, err := newTransport(t, newFakeClock()).RoundTrip(req)
 			if err != nil {
 				t.Fatal(err)
 			}
 			readBody(t, resp)
 			hits := srv.Hits()
-			if got := oneKey(t, hits); got != tt.header || len(hits) != 2 || idemhttp.KeyOf(resp) != tt.key {
-				t.Fatalf("wire %q over %d attempts, KeyOf %q; want %q twice, %q", got, len(hits), idemhttp.KeyOf(resp), tt.header, tt.key)
+			if got := oneKey(t, hits); got != tt.header || len(hits) != 2 || idemclient.KeyOf(resp) != tt.key {
+				t.Fatalf("wire %q over %d attempts, KeyOf %q; want %q twice, %q", got, len(hits), idemclient.KeyOf(resp), tt.header, tt.key)
 			}
 		})
 	}
@@ -903,9 +904,9 @@ func TestTransportKeys(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			req.Header[idemhttp.HeaderKey] = tt.values
+			req.Header[idemclient.HeaderKey] = tt.values
 			_, err = newTransport(t, newFakeClock()).RoundTrip(req)
-			var ke *idemhttp.InvalidKeyError
+			var ke *idemclient.InvalidKeyError
 			if !errors.As(err, &ke) || ke.Reason == "" {
 				t.Fatalf("err %v, want *InvalidKeyError", err)
 			}
@@ -921,20 +922,20 @@ func TestTransportNonGuardedMethods(t *testing.T) {
 		name   string
 		method string
 		key    string // caller's header
-		opts   []idemhttp.TransportOption
+		opts   []idemclient.Option
 		want   int // attempts
 	}{
 		{name: "GET", method: http.MethodGet, want: 1},
 		{name: "PUT with a caller key", method: http.MethodPut, key: "k-1", want: 1},
 		{name: "DELETE with an invalid key is not validated", method: http.MethodDelete, key: "a b", want: 1},
-		{name: "POST when only PUT is guarded", method: http.MethodPost, opts: []idemhttp.TransportOption{idemhttp.WithGuardedMethods("put")}, want: 1},
+		{name: "POST when only PUT is guarded", method: http.MethodPost, opts: []idemclient.Option{idemclient.WithMethods("put")}, want: 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newServer(t, status(http.StatusServiceUnavailable, http.StatusOK))
 			req := newRequest(t, t.Context(), tt.method, srv.URL, "")
 			if tt.key != "" {
-				req.Header.Set(idemhttp.HeaderKey, tt.key)
+				req.Header.Set(idemclient.HeaderKey, tt.key)
 			}
 			resp, err := newTransport(t, newFakeClock(), tt.opts...).RoundTrip(req)
 			if err != nil {
@@ -942,8 +943,8 @@ func TestTransportNonGuardedMethods(t *testing.T) {
 			}
 			readBody(t, resp)
 			hits := srv.Hits()
-			if len(hits) != tt.want || resp.StatusCode != http.StatusServiceUnavailable || idemhttp.AttemptsOf(resp) != 0 {
-				t.Fatalf("%d attempts, status %d, AttemptsOf %d; want one untouched attempt", len(hits), resp.StatusCode, idemhttp.AttemptsOf(resp))
+			if len(hits) != tt.want || resp.StatusCode != http.StatusServiceUnavailable || idemclient.AttemptsOf(resp) != 0 {
+				t.Fatalf("%d attempts, status %d, AttemptsOf %d; want one untouched attempt", len(hits), resp.StatusCode, idemclient.AttemptsOf(resp))
 			}
 			if want := []string{tt.key}; tt.key == "" && hits[0].keys != nil || tt.key != "" && !slices.Equal(hits[0].keys, want) {
 				t.Fatalf("key headers %q, want the caller's only", hits[0].keys)
@@ -952,7 +953,7 @@ func TestTransportNonGuardedMethods(t *testing.T) {
 	}
 	t.Run("PUT when guarded", func(t *testing.T) {
 		srv := newServer(t, status(http.StatusServiceUnavailable, http.StatusOK))
-		resp, err := newTransport(t, newFakeClock(), idemhttp.WithGuardedMethods("put")).RoundTrip(newRequest(t, t.Context(), http.MethodPut, srv.URL, "x"))
+		resp, err := newTransport(t, newFakeClock(), idemclient.WithMethods("put")).RoundTrip(newRequest(t, t.Context(), http.MethodPut, srv.URL, "x"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -973,17 +974,17 @@ func TestTransportOnAttemptAndLog(t *testing.T) {
 		w.WriteHeader(http.StatusCreated)
 	})
 	var logs logBuffer
-	var infos []idemhttp.AttemptInfo
+	var infos []idemclient.AttemptInfo
 	c := newFakeClock()
-	rt := newTransport(t, c, idemhttp.WithTransportLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
-		idemhttp.WithOnAttempt(func(i idemhttp.AttemptInfo) { infos = append(infos, i) }))
+	rt := newTransport(t, c, idemclient.WithLogger(slog.New(slog.NewJSONHandler(&logs, nil))),
+		idemclient.WithOnAttempt(func(i idemclient.AttemptInfo) { infos = append(infos, i) }))
 	resp, err := rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL+"/payments", "x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	readBody(t, resp)
-	key := idemhttp.KeyOf(resp)
-	want := []idemhttp.AttemptInfo{
+	key := idemclient.KeyOf(resp)
+	want := []idemclient.AttemptInfo{
 		{Method: "POST", URL: srv.URL + "/payments", Key: key, Attempt: 1, Status: 409, Retry: true, Wait: 2 * time.Second},
 		{Method: "POST", URL: srv.URL + "/payments", Key: key, Attempt: 2, Status: 201},
 	}
@@ -1002,19 +1003,19 @@ func TestTransportOnAttemptAndLog(t *testing.T) {
 func TestTransportInvalidOptions(t *testing.T) {
 	tests := []struct {
 		name string
-		opt  idemhttp.TransportOption
+		opt  idemclient.Option
 	}{
-		{"WithGuardedMethods none", idemhttp.WithGuardedMethods()},
-		{"WithGuardedMethods blank", idemhttp.WithGuardedMethods("")},
-		{"WithKeyForm", idemhttp.WithKeyForm(7)},
-		{"WithMaxAttempts", idemhttp.WithMaxAttempts(0)},
-		{"WithBackoff zero", idemhttp.WithBackoff(0, time.Second)},
-		{"WithBackoff max below base", idemhttp.WithBackoff(time.Second, time.Millisecond)},
-		{"WithMaxRetryAfter", idemhttp.WithMaxRetryAfter(-1)},
-		{"WithRetryBudget", idemhttp.WithRetryBudget(nil)},
-		{"WithRewindLimit", idemhttp.WithRewindLimit(-1)},
-		{"WithOnAttempt", idemhttp.WithOnAttempt(nil)},
-		{"WithTransportLogger", idemhttp.WithTransportLogger(nil)},
+		{"WithMethods none", idemclient.WithMethods()},
+		{"WithMethods blank", idemclient.WithMethods("")},
+		{"WithKeyForm", idemclient.WithKeyForm(7)},
+		{"WithMaxAttempts", idemclient.WithMaxAttempts(0)},
+		{"WithBackoff zero", idemclient.WithBackoff(0, time.Second)},
+		{"WithBackoff max below base", idemclient.WithBackoff(time.Second, time.Millisecond)},
+		{"WithMaxRetryAfter", idemclient.WithMaxRetryAfter(-1)},
+		{"WithRetryBudget", idemclient.WithRetryBudget(nil)},
+		{"WithRewindLimit", idemclient.WithRewindLimit(-1)},
+		{"WithOnAttempt", idemclient.WithOnAttempt(nil)},
+		{"WithLogger", idemclient.WithLogger(nil)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -1036,15 +1037,33 @@ func TestTransportInvalidOptions(t *testing.T) {
 
 func TestNewClient(t *testing.T) {
 	srv := newServer(t, failFirst(func(c net.Conn) { c.Close() }))
-	client := idemhttp.NewClient(idemhttp.WithBackoff(time.Millisecond, time.Millisecond), idemhttp.WithTransportLogger(quiet()))
+	client := idemclient.NewClient(idemclient.WithBackoff(time.Millisecond, time.Millisecond), idemclient.WithLogger(quiet()))
 	defer client.CloseIdleConnections()
 	resp, err := client.Post(srv.URL, "text/plain", strings.NewReader("x"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	readBody(t, resp)
-	if hits := srv.Hits(); len(hits) != 2 || idemhttp.AttemptsOf(resp) != 2 {
-		t.Fatalf("%d attempts, AttemptsOf %d; want 2", len(hits), idemhttp.AttemptsOf(resp))
+	if hits := srv.Hits(); len(hits) != 2 || idemclient.AttemptsOf(resp) != 2 {
+		t.Fatalf("%d attempts, AttemptsOf %d; want 2", len(hits), idemclient.AttemptsOf(resp))
 	}
 	oneKey(t, srv.Hits())
+}
+
+// logBuffer is a goroutine-safe log sink.
+type logBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }

@@ -1,4 +1,4 @@
-package idemhttp
+package idemclient
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 
 // WithTestTime replaces the transport's clock, its sleep and its jitter
 // source (a value in [0, 1]) so that tests never wait.
-func WithTestTime(now func() time.Time, sleep func(context.Context, time.Duration) error, jitter func() float64) TransportOption {
-	return func(o *transportOptions) {
+func WithTestTime(now func() time.Time, sleep func(context.Context, time.Duration) error, jitter func() float64) Option {
+	return func(o *options) {
 		o.now, o.sleep, o.jitter = now, sleep, jitter
 	}
 }

@@ -1,4 +1,4 @@
-package idemhttp_test
+package idemclient_test
 
 import (
 	"fmt"
@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/idemclient"
 	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
@@ -34,7 +35,7 @@ func ExampleNewClient() {
 	}))
 	defer srv.Close()
 
-	client := idemhttp.NewClient(idemhttp.WithBackoff(10*time.Millisecond, time.Second))
+	client := idemclient.NewClient(idemclient.WithBackoff(10*time.Millisecond, time.Second))
 	resp, err := client.Post(srv.URL+"/payments", "application/json", strings.NewReader(`{"amount":100}`))
 	if err != nil {
 		fmt.Println(err)
@@ -42,8 +43,8 @@ func ExampleNewClient() {
 	}
 	defer resp.Body.Close()
 	body, _ := io.ReadAll(resp.Body)
-	fmt.Println(resp.StatusCode, resp.Header.Get(idemhttp.HeaderReplayed), string(body))
-	fmt.Println("attempts:", idemhttp.AttemptsOf(resp), "key length:", len(idemhttp.KeyOf(resp)), "payments:", payments.Load())
+	fmt.Println(resp.StatusCode, resp.Header.Get(idemclient.HeaderReplayed), string(body))
+	fmt.Println("attempts:", idemclient.AttemptsOf(resp), "key length:", len(idemclient.KeyOf(resp)), "payments:", payments.Load())
 	// Output:
 	// 201 true {"id":"p-1"}
 	// attempts: 2 key length: 36 payments: 1

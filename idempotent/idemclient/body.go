@@ -1,0 +1,88 @@
+package idemclient
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+)
+
+// drainLimit is how much of a discarded response body is read before it is
+// closed, so that the connection can be reused.
+const drainLimit = 16 << 10
+
+func closeBody(req *http.Request) {
+	if req.Body != nil {
+		_ = req.Body.Close()
+	}
+}
+
+// drain reads a bounded part of a discarded response's body and closes it,
+// so that its connection can be reused.
+func drain(resp *http.Response) {
+	if resp.Body == nil {
+		return
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, drainLimit))
+	_ = resp.Body.Close()
+}
+
+// rewinder gives each attempt the request body.
+type rewinder struct {
+	body    io.ReadCloser
+	getBody func() (io.ReadCloser, error)
+	length  int64
+	buf     []byte
+	once    bool // the body can be sent once only
+}
+
+func newRewinder(req *http.Request, limit int64) (*rewinder, error) {
+	w := &rewinder{body: req.Body, getBody: req.GetBody, length: req.ContentLength}
+	if req.Body == nil || req.Body == http.NoBody {
+		w.getBody = nil // no body on any attempt
+		return w, nil
+	}
+	if req.GetBody != nil {
+		return w, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(req.Body, limit+1))
+	if err != nil {
+		_ = req.Body.Close()
+		return nil, fmt.Errorf("read request body: %w", err)
+	}
+	if int64(len(b)) > limit {
+		// Too long to buffer: sent once, from what was read and the rest.
+		w.once = true
+		w.body = struct {
+			io.Reader
+			io.Closer
+		}{io.MultiReader(bytes.NewReader(b), req.Body), req.Body}
+		return w, nil
+	}
+	_ = req.Body.Close()
+	w.buf = b
+	if w.length <= 0 {
+		w.length = int64(len(b))
+	}
+	w.getBody = func() (io.ReadCloser, error) {
+		if len(w.buf) == 0 {
+			return http.NoBody, nil
+		}
+		return io.NopCloser(bytes.NewReader(w.buf)), nil
+	}
+	w.body, _ = w.getBody()
+	return w, nil
+}
+
+func (w *rewinder) rewindable() bool { return !w.once }
+
+// first returns the body of the first attempt.
+func (w *rewinder) first() io.ReadCloser { return w.body }
+
+// again returns the body of a retry.
+func (w *rewinder) again() (io.ReadCloser, error) {
+	if w.getBody == nil {
+		return w.body, nil // nil or NoBody: no body to rewind
+	}
+	return w.getBody()
+}
