@@ -16,7 +16,13 @@
 // context's deadline, a bounded number of attempts and an optional
 // RetryBudget shared by a fleet. The body is sent again from GetBody or a
 // bounded buffer. A replayed answer (Idempotent-Replayed: true) is final.
-// Other methods pass through untouched, even with a key. Below it,
+// Other methods pass through untouched, even with a key.
+//
+// Redirects followed by an http.Client (NewClient's or your own, with or
+// without a CheckRedirect) are part of the logical request: a 307 or 308
+// hop carries the first hop's key, and the attempts bound counts over all
+// hops; a 301, 302 or 303, which turns the request into a GET of another
+// resource, is sent with no key (not even the caller's) and once. Below it,
 // net/http's Transport also resends a request that carries an
 // Idempotency-Key when a reused keep-alive connection fails before the
 // answer; such resends carry the same key and are not counted as attempts.

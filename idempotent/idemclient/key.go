@@ -12,9 +12,9 @@ import (
 // Headers of the idempotency protocol (contract §4).
 const (
 	// HeaderKey is the request header that carries the idempotency key.
-	HeaderKey = httpidem.HeaderKey
+	HeaderKey = "Idempotency-Key"
 	// HeaderReplayed is "true" on a response that replays a stored one.
-	HeaderReplayed = httpidem.HeaderReplayed
+	HeaderReplayed = "Idempotent-Replayed"
 )
 
 // KeyOf returns the idempotency key a response's request carried (the
@@ -31,25 +31,29 @@ func KeyOf(resp *http.Response) string {
 	return k
 }
 
-// key returns the key of req and the header value to set ("" when the
-// caller's header is kept).
-func (t *transport) key(req *http.Request) (key, header string, err error) {
+// key returns the key of req and the header values to set (nil when the
+// caller's header is kept): the caller's header if req has one, else the
+// previous hop's of a redirect (prev), else a new key.
+func (t *transport) key(req *http.Request, prev *logical) (key string, header []string, err error) {
 	if vs := req.Header.Values(HeaderKey); len(vs) > 0 {
 		k, err := httpidem.ParseKey(vs)
 		if err != nil {
 			var ke *httpidem.KeyError
 			if errors.As(err, &ke) {
-				return "", "", &InvalidKeyError{Reason: ke.Reason}
+				return "", nil, &InvalidKeyError{Reason: ke.Reason}
 			}
-			return "", "", &InvalidKeyError{Reason: err.Error()}
+			return "", nil, &InvalidKeyError{Reason: err.Error()}
 		}
-		return k, "", nil
+		return k, nil, nil
+	}
+	if prev != nil {
+		return prev.key, prev.header, nil
 	}
 	k := newKey()
 	if t.o.form == KeyQuoted {
-		return k, `"` + k + `"`, nil
+		return k, []string{`"` + k + `"`}, nil
 	}
-	return k, k, nil
+	return k, []string{k}, nil
 }
 
 // newKey returns a random (version 4) UUID in its canonical form.

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	mrand "math/rand/v2"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 )
@@ -16,7 +17,8 @@ type AttemptInfo struct {
 	Method, URL string
 	// Key is the idempotency key, as sent on every attempt (unquoted).
 	Key string
-	// Attempt counts from 1.
+	// Attempt counts from 1 over the logical request, every redirect hop
+	// included.
 	Attempt int
 	// Status of the response; 0 when the attempt failed in transport.
 	Status int
@@ -41,9 +43,15 @@ func NewClient(opts ...Option) *http.Client {
 // retries them:
 //
 //   - a request without an Idempotency-Key header gets one, a UUID v4 made
-//     once per RoundTrip call and sent on every attempt; a caller's header
+//     once per logical request and sent on every attempt; a caller's header
 //     is validated (contract §4; otherwise *InvalidKeyError, nothing sent)
 //     and sent as it is;
+//   - a redirect that keeps the method (307, 308) is the same logical
+//     request: every hop net/http's Client makes for it carries the key of
+//     the first hop, and attempts are counted over all hops; a redirect
+//     that turns it into a GET (301, 302, 303) is a request for another
+//     resource: that hop, and any later one, carries no key (not even the
+//     caller's) and is sent once;
 //   - an attempt is retried after a transport error (the request may or may
 //     not have reached the server) or a 408, 409, 425, 429, 500, 502, 503 or
 //     504 response; any other response, and any response with
@@ -96,34 +104,83 @@ type transport struct {
 	o    *options
 }
 
-type attemptsKey struct{}
+// logical is one logical request as its latest hop sent it. It rides on
+// the context of the Request of each guarded hop's final response, where the
+// next redirect hop finds it (origin).
+type logical struct {
+	method   string   // upper case
+	key      string   // unquoted
+	header   []string // the Idempotency-Key values sent
+	attempts int      // attempts so far, over every hop
+}
+
+type logicalKey struct{}
+
+func logicalOf(r *http.Request) *logical {
+	l, _ := r.Context().Value(logicalKey{}).(*logical)
+	return l
+}
+
+// origin returns the logical request a redirect hop belongs to, or nil for
+// a first hop. net/http's Client sets Request.Response on every hop it
+// makes for a redirect to the response that caused it, and that response's
+// Request is the previous hop, so the chain leads back to the guarded hop
+// (through hops that carried no key: a GET after a 303).
+func origin(req *http.Request) *logical {
+	for resp := req.Response; resp != nil && resp.Request != nil; resp = resp.Request.Response {
+		if l := logicalOf(resp.Request); l != nil {
+			return l
+		}
+	}
+	return nil
+}
 
 // AttemptsOf returns how many attempts the transport made for a response
-// (1 when it was answered at once), or 0 when the response did not come
-// through it as a guarded request.
+// (1 when it was answered at once), counted over every redirect hop of the
+// logical request, or 0 when the response did not come through it as a
+// guarded request (another method, or the GET a 301, 302 or 303 turned a
+// guarded request into).
 func AttemptsOf(resp *http.Response) int {
 	if resp == nil || resp.Request == nil {
 		return 0
 	}
-	n, _ := resp.Request.Context().Value(attemptsKey{}).(int)
-	return n
+	if l := logicalOf(resp.Request); l != nil {
+		return l.attempts
+	}
+	return 0
 }
 
-func (t *transport) guarded(method string) bool {
-	m := strings.ToUpper(method)
+// method returns m as the transport compares methods: upper case, "" as GET.
+func method(m string) string {
 	if m == "" {
-		m = http.MethodGet
+		return http.MethodGet
 	}
-	for _, g := range t.o.methods {
-		if g == m {
-			return true
-		}
+	return strings.ToUpper(m)
+}
+
+func (t *transport) guarded(m string) bool {
+	return slices.Contains(t.o.methods, method(m))
+}
+
+// keyless sends a redirect hop that changed the method of a guarded request
+// (301, 302 and 303 make a GET of it): a request for another resource, so
+// it carries no key (net/http copies the caller's headers onto every hop;
+// the key is removed from a copy) and is sent once, as other methods are.
+func (t *transport) keyless(req *http.Request) (*http.Response, error) {
+	if len(req.Header.Values(HeaderKey)) == 0 {
+		return t.base.RoundTrip(req)
 	}
-	return false
+	r := req.Clone(req.Context())
+	r.Header.Del(HeaderKey)
+	return t.base.RoundTrip(r)
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	prev := origin(req)
+	if prev != nil && method(req.Method) != prev.method {
+		return t.keyless(req)
+	}
 	if !t.guarded(req.Method) {
 		return t.base.RoundTrip(req)
 	}
@@ -131,7 +188,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		closeBody(req)
 		return nil, t.o.err
 	}
-	key, header, err := t.key(req)
+	key, header, err := t.key(req, prev)
 	if err != nil {
 		closeBody(req)
 		return nil, err
@@ -146,11 +203,15 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		lastErr error
 		cost    int // tokens taken for the latest retry
 	)
+	first := 1 // this hop's first attempt, counted over the logical request
+	if prev != nil {
+		first = prev.attempts + 1
+	}
 	next := body.first()
-	for attempt := 1; ; attempt++ {
+	for attempt := first; ; attempt++ {
 		r := req.Clone(ctx)
-		if header != "" {
-			r.Header.Set(HeaderKey, header)
+		if header != nil {
+			r.Header[HeaderKey] = slices.Clone(header)
 		}
 		r.Body, r.GetBody, r.ContentLength = next, body.getBody, body.length
 		resp, lastErr = t.base.RoundTrip(r)
@@ -167,7 +228,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		retryable := t.retryable(ctx, resp, lastErr, info.Replayed)
 		if !retryable {
 			if resp != nil && t.o.budget != nil {
-				if attempt == 1 {
+				if attempt == first {
 					t.o.budget.give(NoRetryIncrement)
 				} else {
 					t.o.budget.give(cost)
@@ -238,8 +299,10 @@ func (t *transport) finish(r *http.Request, resp *http.Response, err error, key 
 		return nil, &AttemptError{Key: key, Attempts: attempts, Err: err}
 	}
 	// resp.Request is the request of the last attempt (key header set);
-	// it also carries the attempt count for AttemptsOf.
-	resp.Request = r.WithContext(context.WithValue(r.Context(), attemptsKey{}, attempts))
+	// it also carries the logical request, for AttemptsOf and for the hop
+	// of a redirect of this response.
+	l := &logical{method: method(r.Method), key: key, header: slices.Clone(r.Header.Values(HeaderKey)), attempts: attempts}
+	resp.Request = r.WithContext(context.WithValue(r.Context(), logicalKey{}, l))
 	return resp, nil
 }
 
