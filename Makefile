@@ -59,7 +59,7 @@ invoke: dynamo-install rie-install ## send EVENT=<file.json> to FN=<LogicalId> o
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
 	$(IDEMLOCAL) invoke FN=$(FN) EVENT=$(EVENT) $(if $(URL),-url $(URL))
 
-demo: dynamo-install rie-install ## scripted tour: replay, 409, 422, an SQS batch twice (own stack, or URL=http://127.0.0.1:3000)
+demo: dynamo-install rie-install ## the whole contract, live, with the store calls of each step: replay, concurrent duplicate → 409, 422, an SQS batch twice, a lost answer retried by the Go client, a crashed run taken over, and the metrics written (own stack, or URL=http://127.0.0.1:3000)
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
 	$(IDEMLOCAL) demo $(if $(URL),-url $(URL))
 
