@@ -26,4 +26,12 @@
 // HTTP3xx, HTTP4xx, HTTP5xx, and BatchRecords, BatchFailures, BatchReplays.
 // A record carries only the metrics that are not zero; an invocation with
 // nothing to report writes nothing.
+//
+// Every record has a "level" member (FATAL unless Options.Level says
+// otherwise) and an RFC 3339 "timestamp": with LogFormat JSON, Lambda's
+// application log-level filtering counts a JSON line without a level as
+// INFO and drops it when ApplicationLogLevel is WARN or ERROR; FATAL is
+// kept at every level. New refuses, with an *OptionError, a namespace or
+// dimension CloudWatch would refuse (not 1–255 printable ASCII characters,
+// blank, starting with ':'; values up to 1024).
 package emf

@@ -20,16 +20,34 @@ import (
 // Options.Namespace is empty.
 const DefaultNamespace = "idemlambda"
 
+// LevelFatal is the default Options.Level: the one level Lambda's
+// application log-level filtering never drops.
+const LevelFatal = "FATAL"
+
+// levels are Lambda's application log levels, most detailed first.
+var levels = [...]string{"TRACE", "DEBUG", "INFO", "WARN", "ERROR", "FATAL"}
+
 // Options configure New.
 type Options struct {
 	// Namespace is the CloudWatch namespace (default DefaultNamespace):
-	// 1–255 characters, not starting with "AWS/".
+	// 1–255 printable ASCII characters, not starting with ':' or "AWS/".
 	Namespace string
 	// Dimensions are the dimensions of every metric, name → value: at most
-	// 30, names 1–255 characters, values 1–1024, no name equal to a metric
-	// name. Default: FunctionName = $AWS_LAMBDA_FUNCTION_NAME when it is
-	// set, else none. Set it to an empty, non-nil map for none.
+	// 30; names 1–255 and values 1–1024 printable ASCII characters, not all
+	// spaces; no name starting with ':', equal to a metric name or to a
+	// member the record itself uses (_aws, level, timestamp). Default:
+	// FunctionName = $AWS_LAMBDA_FUNCTION_NAME when it is set, else none.
+	// Set it to an empty, non-nil map for none.
 	Dimensions map[string]string
+	// Level is the "level" member of every record (default LevelFatal),
+	// one of TRACE, DEBUG, INFO, WARN, ERROR, FATAL. Lambda's log-level
+	// filtering (LoggingConfig ApplicationLogLevel with LogFormat JSON)
+	// keeps a JSON line only when its level is at the function's level or
+	// less detailed, and counts a line with no level as INFO; FATAL, the
+	// least detailed level, is kept at every setting, so the metrics reach
+	// CloudWatch whatever the function's log level is. Set it lower only
+	// when the function's ApplicationLogLevel is known to let it through.
+	Level string
 	// Writer receives the records, one JSON line each (default os.Stdout,
 	// the Lambda convention). Writes from one Metrics value are serialised.
 	Writer io.Writer
@@ -42,7 +60,7 @@ type Options struct {
 type Metrics struct {
 	w      io.Writer
 	clock  func() time.Time
-	prefix []byte // `{"_aws":{"Timestamp":`
+	prefix []byte // `{"level":"FATAL","timestamp":"` (then RFC 3339, `","_aws":{"Timestamp":`)
 	mid    []byte // `,"CloudWatchMetrics":[{"Namespace":…,"Dimensions":[[…]],"Metrics":[`
 	dims   []byte // `,"FunctionName":"fn"` (the dimension values at the root)
 
@@ -57,7 +75,7 @@ type Metrics struct {
 // New returns a Metrics writing with the given options, or an error when
 // they break the EMF limits.
 func New(optFns ...func(*Options)) (*Metrics, error) {
-	o := Options{Namespace: DefaultNamespace, Writer: os.Stdout, Clock: time.Now}
+	o := Options{Namespace: DefaultNamespace, Writer: os.Stdout, Clock: time.Now, Level: LevelFatal}
 	for _, f := range optFns {
 		f(&o)
 	}
@@ -78,7 +96,8 @@ func New(optFns ...func(*Options)) (*Metrics, error) {
 	ns, _ := json.Marshal(o.Namespace)
 	set, _ := json.Marshal(names)
 	m := &Metrics{w: o.Writer, clock: o.Clock}
-	m.prefix = []byte(`{"_aws":{"Timestamp":`)
+	lv, _ := json.Marshal(o.Level)
+	m.prefix = fmt.Appendf(nil, `{"level":%s,"timestamp":"`, lv)
 	m.mid = fmt.Appendf(nil, `,"CloudWatchMetrics":[{"Namespace":%s,"Dimensions":[%s],"Metrics":[`, ns, set)
 	for _, k := range names {
 		kj, _ := json.Marshal(k)
@@ -89,46 +108,92 @@ func New(optFns ...func(*Options)) (*Metrics, error) {
 	return m, nil
 }
 
-// ErrOptions is wrapped by the errors of New.
+// ErrOptions is wrapped by the errors of New (each an *OptionError).
 var ErrOptions = errors.New("emf: invalid options")
 
-func check(o *Options) error {
-	bad := func(format string, a ...any) error {
-		return fmt.Errorf("%w: %s", ErrOptions, fmt.Sprintf(format, a...))
+// OptionError is the error of New for an option CloudWatch or Lambda would
+// refuse or mangle. It wraps ErrOptions.
+type OptionError struct {
+	// Field is the Options field: Namespace, Dimensions, Level, Writer or
+	// Clock.
+	Field string
+	// Name is the dimension's name when Field is Dimensions.
+	Name string
+	// Value is the rejected value (the dimension's value when Name is set
+	// and the name itself is valid).
+	Value string
+	// Reason says which rule it breaks.
+	Reason string
+}
+
+func (e *OptionError) Error() string {
+	if e.Name != "" || e.Field == "Dimensions" && e.Value != "" {
+		return fmt.Sprintf("%v: %s %q = %q: %s", ErrOptions, e.Field, e.Name, e.Value, e.Reason)
 	}
-	if n := len(o.Namespace); n == 0 || n > 255 || strings.HasPrefix(o.Namespace, "AWS/") || !printable(o.Namespace) {
-		return bad("namespace %q must be 1-255 printable characters, not starting with AWS/", o.Namespace)
+	return fmt.Sprintf("%v: %s %q: %s", ErrOptions, e.Field, e.Value, e.Reason)
+}
+
+// Unwrap returns ErrOptions.
+func (e *OptionError) Unwrap() error { return ErrOptions }
+
+func check(o *Options) error {
+	if r := asciiText(o.Namespace, 255); r != "" {
+		return &OptionError{Field: "Namespace", Value: o.Namespace, Reason: r}
+	}
+	if o.Namespace[0] == ':' || strings.HasPrefix(o.Namespace, "AWS/") {
+		return &OptionError{Field: "Namespace", Value: o.Namespace, Reason: "starts with ':' or AWS/"}
+	}
+	if !slices.Contains(levels[:], o.Level) {
+		return &OptionError{Field: "Level", Value: o.Level, Reason: "not one of " + strings.Join(levels[:], ", ")}
 	}
 	if o.Writer == nil {
-		return bad("nil Writer")
+		return &OptionError{Field: "Writer", Reason: "nil"}
 	}
 	if o.Clock == nil {
-		return bad("nil Clock")
+		return &OptionError{Field: "Clock", Reason: "nil"}
 	}
 	if len(o.Dimensions) > maxDimensions {
-		return bad("%d dimensions, at most %d", len(o.Dimensions), maxDimensions)
+		return &OptionError{Field: "Dimensions", Reason: fmt.Sprintf("%d dimensions, at most %d", len(o.Dimensions), maxDimensions)}
 	}
 	for k, v := range o.Dimensions {
-		if len(k) == 0 || len(k) > 255 || !printable(k) || strings.HasPrefix(k, ":") {
-			return bad("dimension name %q must be 1-255 printable characters, not starting with ':'", k)
+		if r := asciiText(k, 255); r != "" {
+			return &OptionError{Field: "Dimensions", Name: k, Reason: "name " + r}
 		}
-		if len(v) == 0 || len(v) > 1024 || !printable(v) {
-			return bad("dimension %q value %q must be 1-1024 printable characters", k, v)
+		if k[0] == ':' {
+			return &OptionError{Field: "Dimensions", Name: k, Reason: "name starts with ':'"}
 		}
-		if k == "_aws" || slices.ContainsFunc(metrics[:], func(d metricDef) bool { return d.name == k }) {
-			return bad("dimension name %q is a reserved or metric name", k)
+		if k == "_aws" || k == "level" || k == "timestamp" || slices.ContainsFunc(metrics[:], func(d metricDef) bool { return d.name == k }) {
+			return &OptionError{Field: "Dimensions", Name: k, Reason: "name is a metric's or a record member's"}
+		}
+		if r := asciiText(v, 1024); r != "" {
+			return &OptionError{Field: "Dimensions", Name: k, Value: v, Reason: "value " + r}
 		}
 	}
 	return nil
 }
 
-func printable(s string) bool {
-	for _, r := range s {
-		if r < 0x20 || r == 0x7f {
-			return false
+// asciiText says why s is not 1 to max printable ASCII characters with one
+// that is not a space, or "" when it is. CloudWatch refuses non-ASCII and
+// control characters in namespaces and dimensions; JSON would turn invalid
+// UTF-8 into U+FFFD, so such bytes never reach the record.
+func asciiText(s string, max int) string {
+	if len(s) == 0 || len(s) > max {
+		return fmt.Sprintf("must be 1-%d characters", max)
+	}
+	blank := true
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e {
+			return fmt.Sprintf("byte %#x at %d is not printable ASCII", c, i)
+		}
+		if c != ' ' {
+			blank = false
 		}
 	}
-	return true
+	if blank {
+		return "is blank"
+	}
+	return ""
 }
 
 // The EMF limits this package keeps to.
@@ -222,8 +287,12 @@ func (m *Metrics) write(b *counts) error {
 	}
 	m.wmu.Lock()
 	defer m.wmu.Unlock()
+	now := m.clock()
 	buf := append(m.buf[:0], m.prefix...)
-	buf = strconv.AppendInt(buf, m.clock().UnixMilli(), 10)
+	// Lambda reads "level" only beside a valid RFC 3339 "timestamp".
+	buf = now.UTC().AppendFormat(buf, "2006-01-02T15:04:05.000Z")
+	buf = append(buf, `","_aws":{"Timestamp":`...)
+	buf = strconv.AppendInt(buf, now.UnixMilli(), 10)
 	buf = append(buf, m.mid...)
 	first := true
 	for i := range metrics {

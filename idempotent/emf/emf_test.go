@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"sync"
@@ -352,28 +353,68 @@ func TestOptionsValidated(t *testing.T) {
 	for i := range 31 {
 		many[fmt.Sprintf("d%d", i)] = "v"
 	}
+	dim := func(k, v string) func(*emf.Options) {
+		return func(o *emf.Options) { o.Dimensions = map[string]string{k: v} }
+	}
 	tests := []struct {
-		name string
-		fn   func(*emf.Options)
+		name  string
+		fn    func(*emf.Options)
+		field string // OptionError.Field
 	}{
-		{"empty namespace", func(o *emf.Options) { o.Namespace = "" }},
-		{"AWS namespace", func(o *emf.Options) { o.Namespace = "AWS/Lambda" }},
-		{"long namespace", func(o *emf.Options) { o.Namespace = strings.Repeat("n", 256) }},
-		{"31 dimensions", func(o *emf.Options) { o.Dimensions = many }},
-		{"empty dimension value", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": ""} }},
-		{"long dimension value", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": strings.Repeat("v", 1025)} }},
-		{"dimension named like a metric", func(o *emf.Options) { o.Dimensions = map[string]string{"Completed": "x"} }},
-		{"dimension named _aws", func(o *emf.Options) { o.Dimensions = map[string]string{"_aws": "x"} }},
-		{"control character", func(o *emf.Options) { o.Dimensions = map[string]string{"Service": "a\nb"} }},
-		{"nil writer", func(o *emf.Options) { o.Writer = nil }},
-		{"nil clock", func(o *emf.Options) { o.Clock = nil }},
+		{"empty namespace", func(o *emf.Options) { o.Namespace = "" }, "Namespace"},
+		{"blank namespace", func(o *emf.Options) { o.Namespace = "   " }, "Namespace"},
+		{"AWS namespace", func(o *emf.Options) { o.Namespace = "AWS/Lambda" }, "Namespace"},
+		{"colon namespace", func(o *emf.Options) { o.Namespace = ":payments" }, "Namespace"},
+		{"long namespace", func(o *emf.Options) { o.Namespace = strings.Repeat("n", 256) }, "Namespace"},
+		{"non-ASCII namespace", func(o *emf.Options) { o.Namespace = "paiements-é" }, "Namespace"},
+		{"invalid UTF-8 namespace", func(o *emf.Options) { o.Namespace = "pay\xff" }, "Namespace"},
+		{"DEL in namespace", func(o *emf.Options) { o.Namespace = "pay\x7f" }, "Namespace"},
+		{"31 dimensions", func(o *emf.Options) { o.Dimensions = many }, "Dimensions"},
+		{"empty dimension name", dim("", "x"), "Dimensions"},
+		{"blank dimension name", dim(" ", "x"), "Dimensions"},
+		{"colon dimension name", dim(":Service", "x"), "Dimensions"},
+		{"long dimension name", dim(strings.Repeat("k", 256), "x"), "Dimensions"},
+		{"non-ASCII dimension name", dim("Sérvice", "x"), "Dimensions"},
+		{"invalid UTF-8 dimension name", dim("Service\xc3", "x"), "Dimensions"},
+		{"empty dimension value", dim("Service", ""), "Dimensions"},
+		{"blank dimension value", dim("Service", "  "), "Dimensions"},
+		{"long dimension value", dim("Service", strings.Repeat("v", 1025)), "Dimensions"},
+		{"non-ASCII dimension value", dim("Service", "paiement-é"), "Dimensions"},
+		{"invalid UTF-8 dimension value", dim("Service", "pay\xff"), "Dimensions"},
+		{"control character", dim("Service", "a\nb"), "Dimensions"},
+		{"dimension named like a metric", dim("Completed", "x"), "Dimensions"},
+		{"dimension named _aws", dim("_aws", "x"), "Dimensions"},
+		{"dimension named level", dim("level", "x"), "Dimensions"},
+		{"dimension named timestamp", dim("timestamp", "x"), "Dimensions"},
+		{"unknown level", func(o *emf.Options) { o.Level = "CRITICAL" }, "Level"},
+		{"lower-case level", func(o *emf.Options) { o.Level = "fatal" }, "Level"},
+		{"empty level", func(o *emf.Options) { o.Level = "" }, "Level"},
+		{"nil writer", func(o *emf.Options) { o.Writer = nil }, "Writer"},
+		{"nil clock", func(o *emf.Options) { o.Clock = nil }, "Clock"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if _, err := emf.New(tt.fn); !errors.Is(err, emf.ErrOptions) {
-				t.Fatalf("err = %v, want ErrOptions", err)
+			m, err := emf.New(tt.fn)
+			if !errors.Is(err, emf.ErrOptions) || m != nil {
+				t.Fatalf("New = %v, %v; want nil, ErrOptions", m, err)
+			}
+			var oe *emf.OptionError
+			if !errors.As(err, &oe) || oe.Field != tt.field {
+				t.Fatalf("err = %#v, want an *OptionError for %s", err, tt.field)
 			}
 		})
+	}
+	// The limits themselves are fine.
+	for _, fn := range []func(*emf.Options){
+		func(o *emf.Options) { o.Namespace = strings.Repeat("n", 255) },
+		func(o *emf.Options) { o.Namespace = "a:b/AWS/ ~" },
+		dim(strings.Repeat("k", 255), strings.Repeat("v", 1024)),
+		dim("Service name", "a:b"),
+		func(o *emf.Options) { o.Level = "TRACE" },
+	} {
+		if _, err := emf.New(fn, func(o *emf.Options) { o.Writer = io.Discard }); err != nil {
+			t.Errorf("New refused a valid option: %v", err)
+		}
 	}
 	// 30 dimensions are fine, and quoted as JSON.
 	delete(many, "d0")
@@ -390,5 +431,48 @@ func TestOptionsValidated(t *testing.T) {
 	}
 	if doc := lines(t, &out)[0]; doc[`quote"d`] != `va"l` {
 		t.Fatalf("quoted dimension lost: %v", doc)
+	}
+}
+
+func TestRecordLevel(t *testing.T) {
+	at := time.Date(2026, 12, 7, 5, 0, 0, 123456789, time.FixedZone("CET", 3600))
+	tests := []struct {
+		name  string
+		level string // Options.Level; "" leaves the default
+		want  string
+	}{
+		{"default is FATAL, kept at every Lambda log level", "", emf.LevelFatal},
+		{"set", "WARN", "WARN"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var out bytes.Buffer
+			m, err := emf.New(func(o *emf.Options) {
+				o.Writer = &out
+				o.Clock = func() time.Time { return at }
+				if tt.level != "" {
+					o.Level = tt.level
+				}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+			if err := m.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			doc := lines(t, &out)[0]
+			if doc["level"] != tt.want {
+				t.Fatalf("level = %v, want %s", doc["level"], tt.want)
+			}
+			// Lambda reads the level only beside a valid RFC 3339 timestamp.
+			ts, err := time.Parse(time.RFC3339Nano, fmt.Sprint(doc["timestamp"]))
+			if err != nil || !ts.Equal(at.Truncate(time.Millisecond)) {
+				t.Fatalf("timestamp %v (%v), want %v", doc["timestamp"], err, at.Truncate(time.Millisecond))
+			}
+			if got := doc["_aws"].(map[string]any)["Timestamp"]; fmt.Sprint(got) != strconv.FormatInt(at.UnixMilli(), 10) {
+				t.Fatalf("_aws.Timestamp = %v, want %d", got, at.UnixMilli())
+			}
+		})
 	}
 }

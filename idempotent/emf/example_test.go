@@ -27,6 +27,6 @@ func ExampleWrap() {
 	_, _ = h(context.Background(), "o-1") // a new run
 	_, _ = h(context.Background(), "o-1") // a duplicate: replayed
 	// Output:
-	// {"_aws":{"Timestamp":1764700000000,"CloudWatchMetrics":[{"Namespace":"payments","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Completed","Unit":"Count"}]}]},"FunctionName":"payments","Calls":1,"Completed":1}
-	// {"_aws":{"Timestamp":1764700000000,"CloudWatchMetrics":[{"Namespace":"payments","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Replayed","Unit":"Count"}]}]},"FunctionName":"payments","Calls":1,"Replayed":1}
+	// {"level":"FATAL","timestamp":"2025-12-02T18:26:40.000Z","_aws":{"Timestamp":1764700000000,"CloudWatchMetrics":[{"Namespace":"payments","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Completed","Unit":"Count"}]}]},"FunctionName":"payments","Calls":1,"Completed":1}
+	// {"level":"FATAL","timestamp":"2025-12-02T18:26:40.000Z","_aws":{"Timestamp":1764700000000,"CloudWatchMetrics":[{"Namespace":"payments","Dimensions":[["FunctionName"]],"Metrics":[{"Name":"Calls","Unit":"Count"},{"Name":"Replayed","Unit":"Count"}]}]},"FunctionName":"payments","Calls":1,"Replayed":1}
 }

@@ -3,9 +3,11 @@ package idemotel_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -206,4 +208,126 @@ func TestSpansOfAPanic(t *testing.T) {
 	if got := attrs(spans[idemotel.SpanCall])[idemotel.AttrOutcome].AsString(); got != "panicked" {
 		t.Errorf("outcome %q", got)
 	}
+}
+
+// failingStore refuses every Acquire, as a store that is down does.
+type failingStore struct{ *idempotent.MemoryStore }
+
+func (failingStore) Acquire(context.Context, idempotent.Record, time.Time) (*idempotent.Record, bool, error) {
+	return nil, false, errors.New("connection refused")
+}
+
+// declined is a handler's own error type.
+type declined struct{ code string }
+
+func (d *declined) Error() string { return "declined: " + d.code }
+
+func TestErrorTypeOnErrorSpans(t *testing.T) {
+	tests := []struct {
+		name  string
+		store idempotent.Store
+		fn    func(context.Context) (int, error)
+		spans map[string]string // span name → error.type
+	}{
+		{
+			name:  "handler error type",
+			store: idempotent.NewMemoryStore(),
+			fn:    func(context.Context) (int, error) { return 0, fmt.Errorf("charge: %w", &declined{"51"}) },
+			spans: map[string]string{idemotel.SpanRun: "*idemotel_test.declined", idemotel.SpanCall: "*idemotel_test.declined"},
+		},
+		{
+			name:  "store error",
+			store: failingStore{idempotent.NewMemoryStore()},
+			fn:    func(context.Context) (int, error) { return 1, nil },
+			spans: map[string]string{idemotel.SpanAcquire: "*idempotent.StoreError", idemotel.SpanCall: "*idempotent.StoreError"},
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			exp, tp := newTracing(t)
+			if _, err := idempotent.Do(context.Background(), tt.store, "s", "k", tt.fn, idemotel.Option(tp)); err == nil {
+				t.Fatal("no error")
+			}
+			spans := byName(t, exp.GetSpans())
+			for name, want := range tt.spans {
+				s, ok := spans[name]
+				if !ok {
+					t.Fatalf("no %s span", name)
+				}
+				if got := attrs(s)["error.type"]; s.Status.Code != codes.Error || got.AsString() != want {
+					t.Errorf("%s span: status %v error.type %q, want Error and %q", name, s.Status, got.AsString(), want)
+				}
+			}
+			for _, s := range spans {
+				if _, set := attrs(s)["error.type"]; set && s.Status.Code != codes.Error {
+					t.Errorf("%s span succeeded but has error.type", s.Name)
+				}
+			}
+		})
+	}
+}
+
+func TestErrorTypeValues(t *testing.T) {
+	store := &idempotent.StoreError{Op: "acquire", Key: "k", Err: errors.New("x")}
+	tests := []struct {
+		name string
+		err  error
+		want string
+	}{
+		{"sentinel", idempotent.ErrLeaseLost, "idempotent.ErrLeaseLost"},
+		{"wrapped sentinel", fmt.Errorf("pay: %w", idempotent.ErrInProgress), "idempotent.ErrInProgress"},
+		{"store error", store, "*idempotent.StoreError"},
+		{"join classifies the first", errors.Join(&declined{"05"}, store), "*idemotel_test.declined"},
+		{"nil", nil, "_OTHER"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if kv := idemotel.ErrorType(tt.err); kv.Key != "error.type" || kv.Value.AsString() != tt.want {
+				t.Fatalf("ErrorType = %v=%q, want error.type=%q", kv.Key, kv.Value.AsString(), tt.want)
+			}
+		})
+	}
+}
+
+func TestScopeVersion(t *testing.T) {
+	exp, tp := newTracing(t)
+	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 1, nil }, idemotel.Option(tp)); err != nil {
+		t.Fatal(err)
+	}
+	spans := exp.GetSpans()
+	if len(spans) == 0 {
+		t.Fatal("no spans")
+	}
+	for _, s := range spans {
+		if s.InstrumentationScope.Name != idemotel.ScopeName || s.InstrumentationScope.Version == "" || s.InstrumentationScope.Version != idemotel.Version() {
+			t.Fatalf("%s span scope %+v, want %s at %q", s.Name, s.InstrumentationScope, idemotel.ScopeName, idemotel.Version())
+		}
+	}
+}
+
+// TestNilTracerProvider: Option(nil) and Observer(nil) use the global
+// provider instead of panicking. (Not parallel: it sets the global.)
+func TestNilTracerProvider(t *testing.T) {
+	exp, tp := newTracing(t)
+	prev := otel.GetTracerProvider()
+	otel.SetTracerProvider(tp)
+	t.Cleanup(func() { otel.SetTracerProvider(prev) })
+	for _, opt := range []idempotent.Option{idemotel.Option(nil), idempotent.WithObserver(idemotel.Observer(nil))} {
+		if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 1, nil }, opt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n := len(byNameAll(exp.GetSpans(), idemotel.SpanCall)); n != 2 {
+		t.Fatalf("%d call spans on the global provider, want 2", n)
+	}
+}
+
+func byNameAll(spans tracetest.SpanStubs, name string) []tracetest.SpanStub {
+	var out []tracetest.SpanStub
+	for _, s := range spans {
+		if s.Name == name {
+			out = append(out, s)
+		}
+	}
+	return out
 }

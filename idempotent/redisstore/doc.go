@@ -82,13 +82,38 @@
 //     write only once its multi-AZ transaction log holds it).
 //   - Eviction. Under memory pressure a server with a volatile-* or allkeys-*
 //     policy deletes keys, and every record has a time to live. Set
-//     maxmemory-policy noeviction, so a full server refuses the write (the
-//     core then fails closed with a *StoreError: HTTP 503, nothing runs)
-//     instead of dropping a claim. ElastiCache Serverless evicts
+//     maxmemory-policy noeviction, so a full server refuses writes instead of
+//     dropping a claim. That is not "nothing runs": the server refuses a
+//     write once its memory is over maxmemory, whenever that happens. An
+//     Acquire refused that way fails closed before the handler (a
+//     *StoreError with Op "acquire"; HTTP 503 "store unavailable"; the SQS
+//     record is a batch item failure). But when the server fills while the
+//     handler runs — or the in-progress record fits and the result does
+//     not — the handler has run, its effects happened, and Complete is
+//     refused: the caller gets a *StoreError with Op "complete" and no
+//     result (HTTP 503 "outcome unknown", an SQS batch item failure), the
+//     in-progress record stays as it was, duplicates get ErrInProgress
+//     until its lease ends, and the first retry after that which the
+//     server accepts takes the key over and runs the handler again. ElastiCache Serverless evicts
 //     (volatile-lru) and cannot be set to noeviction: size its limits with
 //     headroom and watch its evictions metric.
-//   - A restart without persistence, FLUSHALL/FLUSHDB, or an operator's
-//     DEL: the records are gone.
+//   - A restart of a server that does not fsync every write (anything but
+//     appendonly yes with appendfsync always): RDB snapshots lose every write
+//     since the last snapshot, and the default appendfsync everysec loses up
+//     to about a second of them on a kill -9 or power loss — a claim, or a
+//     completion whose caller was already answered. FLUSHALL/FLUSHDB or an
+//     operator's DEL: the records are gone.
+//   - A takeover report, with a TTL shorter than the lease. The key's time
+//     to live ends at max(expiration, lease end); the in-progress record's
+//     expiration is max(now + TTL, lease end), so with a TTL (WithTTL) no
+//     longer than the lease (WithLease, or the invocation's deadline) Redis
+//     deletes a crashed run's key within a second of its lease ending. A
+//     retry after that finds no record: it runs, correctly, but as a new
+//     key — Event.Takeover is false, the LeaseTakeovers metric and the
+//     "took over a lease" warning stay silent, so the earlier run's possible
+//     effects are not reported. With a TTL longer than the lease, a retry
+//     before the TTL ends is reported as a takeover. Keep the TTL well
+//     above the lease where that report matters.
 //   - Clock: the caller's clocks decide leases and expiry, as on DynamoDB;
 //     the server's elapsed time only bounds how long keys are kept.
 //

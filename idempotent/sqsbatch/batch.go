@@ -263,10 +263,11 @@ func failures[R, F any](failed []bool, items []item[R], mk func(id string) F) []
 func (p *processor[R]) report(ctx context.Context, out []outcome) {
 	e := idempotent.BatchEvent{Source: p.source, Records: len(out)}
 	for _, o := range out {
-		switch o {
-		case failed, skipped:
+		// Failures are what BatchItemFailures lists: every outcome not
+		// acknowledged, pending ones (runtime.Goexit) included.
+		if !o.acknowledged() {
 			e.Failures++
-		case replayed:
+		} else if o == replayed {
 			e.Replays++
 		}
 	}

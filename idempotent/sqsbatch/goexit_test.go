@@ -27,13 +27,19 @@ func TestGoexitIsAFailure(t *testing.T) {
 	for _, n := range []int{2, 4} {
 		store := idempotent.NewMemoryStore()
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n))...)
+		var reports []idempotent.BatchEvent // the handler's goroutine reports, after the lanes
+		obs := idempotent.WithObserver(idempotent.Observer{Batch: func(_ context.Context, e idempotent.BatchEvent) { reports = append(reports, e) }})
+		h := sqsbatch.Wrap(store, rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n), sqsbatch.WithCore(obs))...)
 		resp, err := h(context.Background(), batch(msgs...))
 		if err != nil {
 			t.Fatal(err)
 		}
 		if got, want := failed(resp), []string{"m2", "m4"}; !slices.Equal(got, want) {
 			t.Fatalf("concurrency %d: failures %q, want %q", n, got, want)
+		}
+		// The report counts what BatchItemFailures lists (issue 18, item 9).
+		if want := (idempotent.BatchEvent{Source: "sqs", Records: 5, Failures: 2}); len(reports) != 1 || reports[0] != want {
+			t.Fatalf("concurrency %d: batch reports %+v, want one %+v", n, reports, want)
 		}
 		rec.fix("m2")
 		resp, err = h(context.Background(), batch(msgs[1]))

@@ -38,7 +38,9 @@ func (c *emfCollector) Write(b []byte) (int, error) {
 		c.buf = c.buf[i+1:]
 		// Lines come as "[LogicalId] <what the function printed>".
 		fn, rest, ok := strings.Cut(line, "] ")
-		if ok && strings.HasPrefix(fn, "[") && strings.HasPrefix(rest, `{"_aws":`) {
+		// An EMF record is a JSON object with an _aws member (emf writes
+		// "level" and "timestamp" before it).
+		if ok && strings.HasPrefix(fn, "[") && strings.HasPrefix(rest, "{") && strings.Contains(rest, `"_aws":{`) {
 			c.lines = append(c.lines, emfLine{fn: fn[1:], json: rest})
 		}
 	}

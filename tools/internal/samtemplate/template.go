@@ -33,6 +33,9 @@ type Parameter struct {
 	// Default is the default value as text ("" with HasDefault false when none).
 	Default    string
 	HasDefault bool
+	// AllowedValues are the values the parameter accepts, as text (nil
+	// when the template lists none).
+	AllowedValues []string
 }
 
 // Resource is an entry of the Resources section.
@@ -79,6 +82,9 @@ func Parse(data []byte) (*Template, error) {
 	for name, p := range asMap(root["Parameters"]) {
 		pm := asMap(p)
 		param := Parameter{Type: asString(pm["Type"])}
+		for _, v := range asSlice(pm["AllowedValues"]) {
+			param.AllowedValues = append(param.AllowedValues, scalarText(v))
+		}
 		if d, ok := pm["Default"]; ok {
 			param.Default, param.HasDefault = scalarText(d), true
 		}
