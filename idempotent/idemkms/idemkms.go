@@ -64,7 +64,7 @@ type Store struct {
 	mu      sync.Mutex
 	current *dataKey
 
-	plain *lru.LRU[string, []byte]
+	plain *lru.LRU[string, cipher.AEAD]
 }
 
 type dataKey struct {
@@ -111,7 +111,7 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 	o.EncryptionContext = ctx
 	s := &Store{next: next, kms: client, keyID: keyID, o: o}
 	if o.CacheSize > 0 && o.MaxAge > 0 {
-		s.plain = lru.NewLRU[string, []byte](o.CacheSize, nil, o.MaxAge)
+		s.plain = lru.NewLRU[string, cipher.AEAD](o.CacheSize, nil, o.MaxAge)
 	}
 	return s, nil
 }
@@ -221,7 +221,7 @@ func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 		s.current = dk
 		s.mu.Unlock()
 		if s.plain != nil {
-			s.plain.Add(string(dk.blob), out.Plaintext)
+			s.plain.Add(string(dk.blob), aead)
 		}
 	}
 	return dk, nil
@@ -259,13 +259,9 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	blob := d[headerLen : headerLen+n]
 	nonce := d[headerLen+n : headerLen+n+12]
 	sealed := d[headerLen+n+12:]
-	key, err := s.decryptKey(ctx, op, rec.Key, blob)
+	aead, err := s.decryptKey(ctx, op, rec.Key, blob)
 	if err != nil {
 		return nil, err
-	}
-	aead, err := newAEAD(key)
-	if err != nil {
-		return nil, corrupt(fmt.Errorf("idemkms: Decrypt: %w", err))
 	}
 	plain, err := aead.Open(nil, nonce, sealed, aad(version, rec.Key))
 	if err != nil {
@@ -276,7 +272,9 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	return &out, nil
 }
 
-func (s *Store) decryptKey(ctx context.Context, op, id string, blob []byte) ([]byte, error) {
+// decryptKey returns the cipher of the data key blob, from the cache or from
+// KMS. (A GCM cipher is safe for concurrent use.)
+func (s *Store) decryptKey(ctx context.Context, op, id string, blob []byte) (cipher.AEAD, error) {
 	if s.plain != nil {
 		if k, ok := s.plain.Get(string(blob)); ok {
 			return k, nil
@@ -295,10 +293,14 @@ func (s *Store) decryptKey(ctx context.Context, op, id string, blob []byte) ([]b
 		}
 		return nil, &idempotent.StoreError{Op: op, Key: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
 	}
-	if s.plain != nil {
-		s.plain.Add(string(blob), out.Plaintext)
+	aead, err := newAEAD(out.Plaintext)
+	if err != nil {
+		return nil, &idempotent.CorruptRecordError{Key: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
 	}
-	return out.Plaintext, nil
+	if s.plain != nil {
+		s.plain.Add(string(blob), aead)
+	}
+	return aead, nil
 }
 
 // undecryptable reports whether KMS refused to decrypt this data key for a

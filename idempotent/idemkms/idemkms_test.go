@@ -31,7 +31,9 @@ const (
 )
 
 // localKMS is a client of the local-kms that kms/ctl.sh runs.
-func localKMS(t *testing.T) *kms.Client {
+func localKMS(t *testing.T) *kms.Client { return localKMSFor(t) }
+
+func localKMSFor(t testing.TB) *kms.Client {
 	t.Helper()
 	ep := os.Getenv("AWS_ENDPOINT_URL_KMS")
 	if ep == "" {
