@@ -51,8 +51,15 @@
 // # Why not the AWS Encryption SDK
 //
 // The AWS Encryption SDK for Go (encryption-sdk v0.4.0 with the material
-// providers library v0.4.0) was evaluated; see docs/encryption.md for the
-// figures and the reasons. This package uses its own small envelope:
-// GenerateDataKey/Decrypt from aws-sdk-go-v2's KMS client and AES-256-GCM from
-// the standard library.
+// providers library v0.4.0) builds, but measured against this envelope
+// (docs/encryption.md) it costs 5.3 MB more in the function binary (12.4 MB
+// against 7.3 MB, linux/arm64, -trimpath -ldflags "-s -w"), 2–3 times the time
+// to the first encrypt, 5 times the time per uncached encrypt and decrypt
+// (it signs every message with ECDSA P-384) and 817 stored bytes for a
+// 200-byte result against 373. It also cannot meet the cache requirement by
+// itself: with a KMS keyring every record is a KMS call, and its only data-key
+// cache, the hierarchical keyring, needs a DynamoDB key-store table of branch
+// keys. So this package uses its own small envelope: GenerateDataKey and
+// Decrypt from aws-sdk-go-v2's KMS client and AES-256-GCM from the standard
+// library.
 package idemkms
