@@ -39,7 +39,10 @@ answers() {
 
 # inside runs in the private namespace: lo up, local-kms, CMD, stop.
 inside() {
-	ip link set lo up
+	if ! ip link set lo up; then
+		echo "kms: cannot bring up the namespace's loopback (needs ip from iproute2)" >&2
+		return 1
+	fi
 	state="$(mktemp -d)"
 	KMS_ACCOUNT_ID=111122223333 KMS_REGION=us-east-1 KMS_DATA_PATH="${state}/data" \
 		KMS_SEED_PATH="${here}/seed.yaml" PORT="${port}" "${bin}" >"${state}/local-kms.log" 2>&1 &

@@ -51,10 +51,14 @@ type counting struct {
 	idemkms.KMSAPI
 	generate, decrypt atomic.Int64
 	decryptErr        error
+	generateErr       error
 }
 
 func (c *counting) GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, o ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
 	c.generate.Add(1)
+	if c.generateErr != nil {
+		return nil, c.generateErr
+	}
 	return c.KMSAPI.GenerateDataKey(ctx, in, o...)
 }
 
@@ -430,5 +434,51 @@ func TestWrapRejectsBadArguments(t *testing.T) {
 				t.Fatalf("%v, want a *ConfigError", err)
 			}
 		})
+	}
+}
+
+// TestCorruptThroughWrap: the handler wrapper (idempotent.Wrap) does not run
+// the handler for a record idemkms cannot open, and returns the typed error.
+func TestCorruptThroughWrap(t *testing.T) {
+	type in struct {
+		ID string `json:"id"`
+	}
+	inner := newSpy()
+	s := wrap(t, inner, localKMS(t), aliasTest)
+	runs := 0
+	h := idempotent.Wrap(s, func(_ context.Context, e in) (string, error) { runs++; return "paid " + e.ID, nil },
+		idempotent.WithKeyPath("id"))
+	if v, err := h(context.Background(), in{ID: "p-9"}); err != nil || v != "paid p-9" {
+		t.Fatalf("first: %q %v", v, err)
+	}
+	id, sealed := inner.only(t)
+	b := bytes.Clone(sealed)
+	b[len(b)/2] ^= 0x80
+	inner.mu.Lock()
+	inner.replace[id] = b
+	inner.mu.Unlock()
+	v, err := h(context.Background(), in{ID: "p-9"})
+	if _, ok := errors.AsType[*idempotent.CorruptRecordError](err); !ok || runs != 1 || v != "" {
+		t.Fatalf("tampered replay: %q err=%v runs=%d, want a *CorruptRecordError and no run", v, err, runs)
+	}
+}
+
+// TestGenerateDataKeyFailure: a result that cannot be sealed is not stored;
+// the call reports a *StoreError. The core keeps the lease after a failed
+// complete (the handler's effects happened), so a retry within the lease does
+// not run the handler again.
+func TestGenerateDataKeyFailure(t *testing.T) {
+	inner := newSpy()
+	c := &counting{KMSAPI: localKMS(t), generateErr: &smithy.GenericAPIError{Code: "ThrottlingException", Message: "Rate exceeded"}}
+	_, ran, err := run(t, wrap(t, inner, c, aliasTest), "p", "v1")
+	if _, ok := errors.AsType[*idempotent.StoreError](err); !ok || !ran {
+		t.Fatalf("ran=%v err=%v, want the handler run and a *StoreError", ran, err)
+	}
+	if len(inner.ids()) != 0 {
+		t.Fatal("a result was stored unsealed")
+	}
+	_, ran, err = run(t, wrap(t, inner, localKMS(t), aliasTest), "p", "v2")
+	if ran || !errors.Is(err, idempotent.ErrInProgress) {
+		t.Fatalf("retry: ran=%v %v, want ErrInProgress and no run", ran, err)
 	}
 }
