@@ -116,12 +116,21 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 	return s, nil
 }
 
-// Acquire passes rec on (an in-progress record holds no result) and
-// decrypts the completed record that holds the key, if any.
+// Acquire passes rec on (an in-progress record holds no result) and, when
+// the key is held, decrypts the completed record that holds it. On success
+// the replaced record is returned without its Data.
 func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
 	existing, acquired, err := s.next.Acquire(ctx, rec, now)
 	if err != nil || existing == nil {
 		return existing, acquired, err
+	}
+	if acquired {
+		// The record our write replaced: the core only reports the takeover,
+		// and its Data may be left out. Opening it could only fail an
+		// acquisition that landed (and strand the lease we now hold).
+		out := *existing
+		out.Data = nil
+		return &out, true, nil
 	}
 	out, err := s.open(ctx, "acquire", existing)
 	if err != nil {

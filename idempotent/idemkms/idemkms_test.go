@@ -482,3 +482,27 @@ func TestGenerateDataKeyFailure(t *testing.T) {
 		t.Fatalf("retry: ran=%v %v, want ErrInProgress and no run", ran, err)
 	}
 }
+
+// replacedCompleted is a store whose successful Acquire reports a replaced
+// completed record with Data it cannot open.
+type replacedCompleted struct{ idempotent.Store }
+
+func (r replacedCompleted) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	if _, ok, err := r.Store.Acquire(ctx, rec, now); !ok || err != nil {
+		t := "unexpected"
+		return nil, false, errors.New(t)
+	}
+	return &idempotent.Record{Key: rec.Key, Status: idempotent.StatusCompleted, Data: []byte("not sealed")}, true, nil
+}
+
+// TestAcquiredIsNotUndone: a successful acquire stays one, whatever record
+// the store says it replaced.
+func TestAcquiredIsNotUndone(t *testing.T) {
+	s := wrap(t, replacedCompleted{idempotent.NewMemoryStore()}, localKMS(t), aliasTest)
+	now := time.Now()
+	got, ok, err := s.Acquire(context.Background(), idempotent.Record{Key: "k", Status: idempotent.StatusInProgress, Owner: "o",
+		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(time.Minute)}, now)
+	if err != nil || !ok || got == nil || got.Data != nil {
+		t.Fatalf("Acquire: %+v %v %v, want acquired, the replaced record without Data", got, ok, err)
+	}
+}
