@@ -489,8 +489,7 @@ type replacedCompleted struct{ idempotent.Store }
 
 func (r replacedCompleted) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
 	if _, ok, err := r.Store.Acquire(ctx, rec, now); !ok || err != nil {
-		t := "unexpected"
-		return nil, false, errors.New(t)
+		return nil, false, errors.New("the inner acquire did not land")
 	}
 	return &idempotent.Record{Key: rec.Key, Status: idempotent.StatusCompleted, Data: []byte("not sealed")}, true, nil
 }
