@@ -1,8 +1,9 @@
 // Package idemkms encrypts the stored result of every idempotency record
 // under a KMS key before any store sees it, and decrypts it when a record is
 // read back. It is a Store decorator, so it works with every store
-// (dynamostore, redisstore, the memory store) and with the chunks a store
-// makes from Record.Data:
+// (dynamostore, redisstore, the memory store; the tests run the memory store
+// and dynamostore on dynalite) and with the chunks a store makes from
+// Record.Data:
 //
 //	kmsClient := kms.NewFromConfig(cfg)
 //	store, err := idemkms.Wrap(dynamostore.New(db, table), kmsClient, "alias/idempotency")
@@ -23,9 +24,9 @@
 //
 // The encrypt side keeps one data key for at most Options.MaxAge and
 // Options.MaxUses records, so a warm container completes new records with no
-// KMS call; the decrypt side caches plaintext data keys by their encrypted
-// bytes (Options.CacheSize entries, each for at most MaxAge), so a replay
-// costs no KMS call either. A cache of zero size or age turns caching off
+// KMS call; the decrypt side caches the ciphers of data keys by their
+// encrypted bytes (Options.CacheSize entries, each for at most MaxAge), so a
+// replay costs no KMS call either. A cache of zero size or age turns caching off
 // (one KMS call per record).
 //
 // # Failures (fail closed)
