@@ -5,6 +5,7 @@ GO           ?= go
 STATICCHECK  := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 DYNAMO       := dynalite/ctl.sh
 REDIS        := redis/ctl.sh
+KMS          := kms/ctl.sh
 export DYNAMO_PORT ?= 8000
 PORT         ?= 3000
 # AWS's Lambda Runtime Interface Emulator, which make run/invoke/demo run each
@@ -23,7 +24,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop redis-install rie-install build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install kms-install rie-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -38,14 +39,15 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install redis-install rie-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
-	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
+test: dynamo-install redis-install kms-install rie-install ## run every test under -race against a local dynalite and local-kms, in a private network namespace (kms/ctl.sh); the Redis store's tests start private redis-servers
+	@$(GO) list -deps -test $(PKGS) >/dev/null # fetch every module first: the namespace has no network
+	$(KMS) run -- $(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
-	@for m in . handlers idempotent/idemotel idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
+	@for m in . handlers idempotent/idemkms idempotent/idemotel idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
 
@@ -101,6 +103,9 @@ dynamo-stop: ## stop the dynalite that dynamo-start started
 
 redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
 	@$(REDIS) install
+
+kms-install: ## install the pinned local-kms into .build/bin (go install, once); kms/ctl.sh runs it only in a private network namespace
+	@$(KMS) install
 
 clean: ## remove build outputs and local server state
 	rm -rf .build .aws-sam dynalite/.state redis/.state

@@ -274,7 +274,20 @@ func TestTemplateFunctionRoles(t *testing.T) {
 }
 
 // arnResources are the types whose !GetAtt .Arn a role may be granted on.
-var arnResources = map[string]bool{TypeTable: true, TypeQueue: true}
+var arnResources = map[string]bool{TypeTable: true, TypeQueue: true, typeKMSKey: true}
+
+const typeKMSKey = "AWS::KMS::Key"
+
+// keyAdmin is the one statement a KMS key's policy may hold: the account
+// administers the key through IAM, so the roles' inline policies stay the
+// whole grant of the functions.
+var keyAdmin = map[string]any{
+	"Sid":       "AccountAdministers",
+	"Effect":    "Allow",
+	"Principal": map[string]any{"AWS": Intrinsic{Name: "Fn::Sub", Arg: "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"}},
+	"Action":    "kms:*",
+	"Resource":  "*",
+}
 
 func TestTemplateIAMHasNoWildcards(t *testing.T) {
 	tpl := repoTemplate(t)
@@ -283,6 +296,9 @@ func TestTemplateIAMHasNoWildcards(t *testing.T) {
 			continue
 		}
 		walkStatements(r.Properties, func(s map[string]any) {
+			if r.Type == typeKMSKey && reflect.DeepEqual(s, keyAdmin) {
+				return
+			}
 			t.Errorf("%s: IAM statement %v outside a function's role", id, s)
 		})
 	}
@@ -409,6 +425,42 @@ func TestTemplateDynamoDBActions(t *testing.T) {
 	}
 }
 
+// TestTemplateKMSActions: each role may only seal and open stored results
+// (idemkms) under the template's key, and only with idemkms's encryption
+// context.
+func TestTemplateKMSActions(t *testing.T) {
+	tpl := repoTemplate(t)
+	want := map[string][]string{"IdempotencyKey": {"kms:Decrypt", "kms:GenerateDataKey"}}
+	wantCond := map[string]any{
+		"StringEquals":              map[string]any{"kms:EncryptionContext:purpose": "idemlambda-idempotency-record"},
+		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []any{"purpose"}},
+	}
+	for _, fn := range tpl.Functions() {
+		t.Run(fn.LogicalID, func(t *testing.T) {
+			if got := grantsWithPrefix(grants(t, tpl, fn), "kms:"); !reflect.DeepEqual(got, want) {
+				t.Errorf("actions by key = %v, want %v", got, want)
+			}
+			role, _ := functionRole(t, tpl, fn)
+			n := 0
+			walkStatements(role.Properties["Policies"], func(s map[string]any) {
+				if fmt.Sprint(s["Action"]) != "[kms:GenerateDataKey kms:Decrypt]" {
+					return
+				}
+				n++
+				if !reflect.DeepEqual(s["Condition"], wantCond) {
+					t.Errorf("KMS statement condition %#v, want %#v", s["Condition"], wantCond)
+				}
+			})
+			if n != 1 {
+				t.Errorf("%d KMS statements, want 1", n)
+			}
+		})
+	}
+	if tpl.Resources["IdempotencyKey"].Type != typeKMSKey {
+		t.Fatal("no IdempotencyKey")
+	}
+}
+
 func TestTemplateSQSActions(t *testing.T) {
 	tpl := repoTemplate(t)
 	for _, fn := range tpl.Functions() {
@@ -451,13 +503,14 @@ func TestTemplateLogActions(t *testing.T) {
 }
 
 // TestTemplateRoleActions checks that the roles allow nothing beyond the
-// DynamoDB, SQS and log actions above.
+// DynamoDB, SQS, log and KMS actions above.
 func TestTemplateRoleActions(t *testing.T) {
 	tpl := repoTemplate(t)
 	for _, fn := range tpl.Functions() {
 		t.Run(fn.LogicalID, func(t *testing.T) {
 			want := map[string][]string{}
-			for _, m := range []map[string]map[string][]string{wantDynamoDB, wantSQS, wantLogs} {
+			wantKMS := map[string][]string{"IdempotencyKey": {"kms:Decrypt", "kms:GenerateDataKey"}}
+			for _, m := range []map[string]map[string][]string{wantDynamoDB, wantSQS, wantLogs, {fn.LogicalID: wantKMS}} {
 				for res, actions := range m[fn.LogicalID] {
 					want[res] = append(want[res], actions...)
 				}
