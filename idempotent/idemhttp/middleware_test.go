@@ -99,8 +99,16 @@ func TestResponseSize(t *testing.T) {
 			var statuses []int
 			var outcomes []idempotent.Outcome
 			obs := idempotent.Observer{
-				HTTP: func(_ context.Context, e idempotent.HTTPEvent) { mu.Lock(); statuses = append(statuses, e.Status); mu.Unlock() },
-				Call: func(_ context.Context, e idempotent.Event) { mu.Lock(); outcomes = append(outcomes, e.Outcome); mu.Unlock() },
+				HTTP: func(_ context.Context, e idempotent.HTTPEvent) {
+					mu.Lock()
+					statuses = append(statuses, e.Status)
+					mu.Unlock()
+				},
+				Call: func(_ context.Context, e idempotent.Event) {
+					mu.Lock()
+					outcomes = append(outcomes, e.Outcome)
+					mu.Unlock()
+				},
 			}
 			srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(),
 				idemhttp.WithMaxBody(limit), idemhttp.WithCore(idempotent.WithObserver(obs)))(h))
