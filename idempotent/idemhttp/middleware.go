@@ -1,6 +1,7 @@
 package idemhttp
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -218,8 +220,16 @@ func (c *recorder) Header() http.Header {
 }
 
 // Unwrap lets http.ResponseController reach the server's writer for what
-// the recorder does not offer itself (deadlines, hijacking).
+// the recorder does not offer itself (deadlines, full duplex).
 func (c *recorder) Unwrap() http.ResponseWriter { return c.w }
+
+// errHijack refuses a hijack inside a guarded request.
+var errHijack = errors.New("idemhttp: a guarded request's connection cannot be hijacked (its response could be neither stored nor replayed)")
+
+// Hijack refuses: a hijacked connection's bytes bypass the recorder, so the
+// key would complete with an empty response. Without this method
+// http.ResponseController would hijack the server's writer through Unwrap.
+func (c *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, errHijack }
 
 func (c *recorder) WriteHeader(code int) {
 	if c.wroteHeader || code < 200 {

@@ -141,3 +141,30 @@ func TestFormatOneRecordReplays(t *testing.T) {
 		})
 	}
 }
+
+// TestWriterControls: http.ResponseController reaches the server's writer
+// through the recorder (a write deadline), but cannot hijack a guarded
+// request; a replay hook never sees the marker of a response not stored.
+func TestWriterControls(t *testing.T) {
+	var deadlineErr, hijackErr error
+	big := strings.Repeat("z", 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		rc := http.NewResponseController(w)
+		deadlineErr = rc.SetWriteDeadline(time.Now().Add(time.Minute))
+		_, _, hijackErr = rc.Hijack()
+		_, _ = io.WriteString(w, big)
+	})
+	hooks := 0
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithMaxBody(10),
+		idemhttp.WithReplayHook(func(context.Context, idempotent.Replay, http.Header) { hooks++ }))(h))
+	defer srv.Close()
+	if res, body := post(t, srv, "k", `{}`); res.StatusCode != 200 || body != big {
+		t.Fatalf("%d %q", res.StatusCode, body)
+	}
+	if deadlineErr != nil || hijackErr == nil {
+		t.Fatalf("SetWriteDeadline: %v, Hijack: %v (want an error)", deadlineErr, hijackErr)
+	}
+	if res, _ := post(t, srv, "k", `{}`); res.StatusCode != http.StatusGone || hooks != 0 {
+		t.Fatalf("duplicate %d, replay hook called %d times", res.StatusCode, hooks)
+	}
+}
