@@ -10,8 +10,10 @@
 // while the first runs 409 with Retry-After: 1, a store failure 503
 // (before the handler runs, or "outcome unknown" after it ran).
 // 5xx responses (and 408, 409, 425, 429) are not stored and release the key.
-// Responses are buffered up to WithMaxBody (6 MB by default); a larger one is
-// streamed through and not stored.
+// Responses are buffered up to WithMaxBody (6 MB by default); a flushed one is
+// stored while it stays within that limit, and a 2xx streamed past it
+// completes the key without a stored response (never rerun; duplicates get
+// 410). Headers and trailers are stored and replayed byte for byte.
 //
 // The principal comes from WithScope (typically the user an authentication
 // middleware put in the context); without it every caller is "anonymous",

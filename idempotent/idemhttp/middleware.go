@@ -1,6 +1,7 @@
 package idemhttp
 
 import (
+	"bufio"
 	"bytes"
 	"cmp"
 	"context"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 
@@ -43,8 +45,12 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // response with Idempotent-Replayed: true, another query or body 422, a
 // duplicate while the first runs 409 with Retry-After: 1, a store failure 503 (before the
 // handler runs; after it ran, 503 "outcome unknown"). A response over the limit, or one the handler
-// flushes, is streamed through as it is written and not stored (the key is
-// released). Replays are always whole. Every error response made here is
+// flushes, is streamed through as it is written. A streamed response of at
+// most the limit (a short server-sent event stream) is kept as it goes and
+// stored like any other; a longer 2xx one completes the key without a
+// stored response (the handler never runs again for it; a duplicate gets
+// 410, problem type response-not-stored); any other streamed response
+// releases the key. Replays are always whole, trailers included. Every error response made here is
 // application/problem+json.
 //
 // The middleware is safe for concurrent use; the handler sees the record key
@@ -69,6 +75,7 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			req := &request{r: r, o: o}
+			var first *response // the handler's, when it ran guarded
 			resp, err := httpidem.Serve(r.Context(), cfg, store, req, codec{}, func(ctx context.Context) (*response, error) {
 				if !req.guarded {
 					next.ServeHTTP(w, r)
@@ -78,19 +85,24 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 				r2.Body = io.NopCloser(bytes.NewReader(req.body))
 				rec := &recorder{w: w, header: make(http.Header), limit: o.maxBody}
 				next.ServeHTTP(rec, r2)
-				return rec.finish()
+				resp, err := rec.finish()
+				first = resp
+				return resp, err
 			})
 			if err != nil {
-				if errors.Is(err, errStreamed) {
-					o.log.InfoContext(r.Context(), "response streamed and not stored: over the buffering limit or flushed by the handler; key released",
-						slog.String("method", r.Method), slog.String("path", r.URL.Path), slog.Int64("limit", o.maxBody))
-					return
-				}
 				// Not reachable: the run function returns no other error.
 				o.log.ErrorContext(r.Context(), "idempotency middleware failed", slog.Any("error", err))
 				return
 			}
 			if resp == nil || resp.sent {
+				return
+			}
+			if first != nil && first.sent {
+				// The handler's response went out while it was written; what
+				// the idempotency layer says now (its result could not be
+				// stored: 503, 409) cannot reach the client.
+				o.log.ErrorContext(r.Context(), "response already sent; idempotency answer dropped",
+					slog.Int("status", resp.Status), slog.String("method", r.Method), slog.String("path", r.URL.Path))
 				return
 			}
 			resp.write(w)
@@ -152,25 +164,6 @@ func (q *request) Principal(context.Context) (string, error) {
 	return "", nil
 }
 
-// response is what is stored for net/http: status, header and body.
-type response struct {
-	Status int         `json:"status"`
-	Header http.Header `json:"header,omitempty"`
-	Body   []byte      `json:"body,omitempty"`
-	sent   bool        // already written to the client
-}
-
-func (p *response) write(w http.ResponseWriter) {
-	h := w.Header()
-	for k, v := range p.Header {
-		h[k] = v
-	}
-	w.WriteHeader(p.Status)
-	if len(p.Body) > 0 {
-		_, _ = w.Write(p.Body)
-	}
-}
-
 type codec struct{}
 
 func (codec) Status(r *response) int {
@@ -188,6 +181,10 @@ func (codec) Problem(p httpidem.Problem) *response {
 	return &response{Status: p.Status, Header: h, Body: []byte(p.Body())}
 }
 
+// Delivered: r went to the client while it was written (or is the stored
+// marker of such a response); see httpidem.DeliveredCodec.
+func (codec) Delivered(r *response) bool { return r != nil && r.delivered }
+
 func (codec) Replayed(r *response) *response {
 	if r == nil {
 		r = &response{Status: http.StatusOK}
@@ -199,12 +196,10 @@ func (codec) Replayed(r *response) *response {
 	return r
 }
 
-// errStreamed leaves idempotent.Do when the response went to the client
-// while it was written, so Do releases the key.
-var errStreamed = errors.New("idemhttp: response streamed, not stored")
-
 // recorder captures a response up to limit bytes; past it (or on Flush) it
-// sends what it holds and passes the rest through.
+// sends what it holds and passes the rest through, keeping a copy (a tee)
+// while the whole response stays within limit, so that a flushed stream
+// (server-sent events) can still be stored and replayed whole.
 type recorder struct {
 	w           http.ResponseWriter
 	header      http.Header // what the handler sees and edits
@@ -214,6 +209,7 @@ type recorder struct {
 	buf         bytes.Buffer
 	limit       int64
 	streaming   bool
+	overflow    bool // streaming, and more than limit bytes: not kept
 }
 
 func (c *recorder) Header() http.Header {
@@ -222,6 +218,18 @@ func (c *recorder) Header() http.Header {
 	}
 	return c.header
 }
+
+// Unwrap lets http.ResponseController reach the server's writer for what
+// the recorder does not offer itself (deadlines, full duplex).
+func (c *recorder) Unwrap() http.ResponseWriter { return c.w }
+
+// errHijack refuses a hijack inside a guarded request.
+var errHijack = errors.New("idemhttp: a guarded request's connection cannot be hijacked (its response could be neither stored nor replayed)")
+
+// Hijack refuses: a hijacked connection's bytes bypass the recorder, so the
+// key would complete with an empty response. Without this method
+// http.ResponseController would hijack the server's writer through Unwrap.
+func (c *recorder) Hijack() (net.Conn, *bufio.ReadWriter, error) { return nil, nil, errHijack }
 
 func (c *recorder) WriteHeader(code int) {
 	if c.wroteHeader || code < 200 {
@@ -239,19 +247,34 @@ func (c *recorder) Write(p []byte) (int, error) {
 		c.WriteHeader(http.StatusOK)
 	}
 	if c.streaming {
+		c.tee(p)
 		return c.w.Write(p)
 	}
 	if int64(c.buf.Len())+int64(len(p)) > c.limit {
 		if err := c.stream(); err != nil {
 			return 0, err
 		}
+		c.tee(p)
 		return c.w.Write(p)
 	}
 	return c.buf.Write(p)
 }
 
+// tee keeps a copy of p while the response stays within the limit.
+func (c *recorder) tee(p []byte) {
+	if c.overflow {
+		return
+	}
+	if int64(c.buf.Len())+int64(len(p)) > c.limit {
+		c.overflow = true
+		c.buf = bytes.Buffer{}
+		return
+	}
+	c.buf.Write(p)
+}
+
 // Flush sends the response so far and streams the rest: a handler that
-// flushes wants its client to see bytes now, so the response is not stored.
+// flushes wants its client to see bytes now.
 func (c *recorder) Flush() {
 	if !c.wroteHeader {
 		c.WriteHeader(http.StatusOK)
@@ -264,6 +287,22 @@ func (c *recorder) Flush() {
 	}
 }
 
+// FlushError is Flush for http.ResponseController, with the server's
+// error.
+func (c *recorder) FlushError() error {
+	if !c.wroteHeader {
+		c.WriteHeader(http.StatusOK)
+	}
+	if !c.streaming {
+		if err := c.stream(); err != nil {
+			return err
+		}
+	}
+	return http.NewResponseController(c.w).Flush()
+}
+
+// stream sends the header and what is buffered, which stays buffered as
+// the start of the tee.
 func (c *recorder) stream() error {
 	c.streaming = true
 	h := c.w.Header()
@@ -275,26 +314,37 @@ func (c *recorder) stream() error {
 		return nil
 	}
 	_, err := c.w.Write(c.buf.Bytes())
-	c.buf = bytes.Buffer{}
 	return err
 }
 
+// finish returns the response: whole (to be written, or already streamed
+// and teed whole: sent), or delivered (streamed past the limit: only the
+// status and header are known).
 func (c *recorder) finish() (*response, error) {
-	if c.streaming {
-		return nil, errStreamed
-	}
 	if !c.wroteHeader {
 		c.WriteHeader(http.StatusOK)
 	}
 	h := c.sentHeader
+	if c.streaming {
+		if c.overflow {
+			return &response{Status: c.status, Header: h, sent: true, delivered: true}, nil
+		}
+		// Content-Type was sniffed, if at all, from the first bytes the
+		// server sent; the stored header is what the handler set.
+		return &response{Status: c.status, Header: nilIfEmpty(h), Trailer: trailersOf(c.w.Header(), h), Body: c.buf.Bytes(), sent: true}, nil
+	}
 	body := c.buf.Bytes()
 	if _, ok := h["Content-Type"]; !ok && len(body) > 0 && h.Get("X-Content-Type-Options") != "nosniff" {
 		// What net/http would sniff when sending; stored so that the replay
 		// carries the same header.
 		h.Set("Content-Type", http.DetectContentType(body))
 	}
+	return &response{Status: c.status, Header: nilIfEmpty(h), Trailer: trailersOf(c.header, h), Body: body}, nil
+}
+
+func nilIfEmpty(h http.Header) http.Header {
 	if len(h) == 0 {
-		h = nil
+		return nil
 	}
-	return &response{Status: c.status, Header: h, Body: body}, nil
+	return h
 }

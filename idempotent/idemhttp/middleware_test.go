@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -55,62 +54,101 @@ func post(t *testing.T, srv *httptest.Server, key, body string) (*http.Response,
 	return res, string(b)
 }
 
+// TestResponseSize: a response within the limit is stored and replayed
+// whole, flushed or not; a 2xx streamed past it completes the key without a
+// stored response (never rerun: 410); a streamed failure releases the key.
 func TestResponseSize(t *testing.T) {
 	const limit = 1024
 	tests := []struct {
-		name     string
-		size     int
-		flush    bool
-		stored   bool
-		wantLogs string
+		name   string
+		size   int
+		flush  bool
+		status int
+		second string // "replay", "gone" (410, not run) or "rerun"
 	}{
-		{name: "under the limit is stored", size: limit - 1, stored: true},
-		{name: "exactly the limit is stored and replayed whole", size: limit, stored: true},
-		{name: "over the limit is streamed, not stored", size: limit + 1, wantLogs: "streamed and not stored"},
-		{name: "far over the limit is streamed, not stored", size: 20 * limit, wantLogs: "streamed and not stored"},
-		{name: "a flushed response is streamed, not stored", size: 10, flush: true, wantLogs: "streamed and not stored"},
+		{name: "under the limit is stored", size: limit - 1, status: 201, second: "replay"},
+		{name: "exactly the limit is stored and replayed whole", size: limit, status: 201, second: "replay"},
+		{name: "a flushed response within the limit is teed, stored and replayed whole", size: limit, flush: true, status: 201, second: "replay"},
+		{name: "over the limit is streamed and never rerun", size: limit + 1, status: 201, second: "gone"},
+		{name: "far over the limit is streamed and never rerun", size: 20 * limit, status: 201, second: "gone"},
+		{name: "a flushed response over the limit is never rerun", size: 2 * limit, flush: true, status: 200, second: "gone"},
+		{name: "a streamed failure releases the key", size: 2 * limit, status: 500, second: "rerun"},
+		{name: "a flushed failure releases the key", size: 10, flush: true, status: 503, second: "rerun"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var runs atomic.Int64
-			logs := &logBuffer{}
 			payload := strings.Repeat("x", tt.size)
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				runs.Add(1)
 				w.Header().Set("Content-Type", "text/plain")
 				w.Header().Add("X-Multi", "a")
 				w.Header().Add("X-Multi", "b")
-				w.WriteHeader(http.StatusCreated)
+				w.WriteHeader(tt.status)
 				// Written in small pieces, as handlers do.
 				for i := 0; i < len(payload); i += 100 {
 					_, _ = io.WriteString(w, payload[i:min(i+100, len(payload))])
 					if tt.flush {
-						w.(http.Flusher).Flush()
+						if err := http.NewResponseController(w).Flush(); err != nil {
+							t.Error(err)
+						}
 					}
 				}
 			})
+			var mu sync.Mutex
+			var statuses []int
+			var outcomes []idempotent.Outcome
+			obs := idempotent.Observer{
+				HTTP: func(_ context.Context, e idempotent.HTTPEvent) {
+					mu.Lock()
+					statuses = append(statuses, e.Status)
+					mu.Unlock()
+				},
+				Call: func(_ context.Context, e idempotent.Event) {
+					mu.Lock()
+					outcomes = append(outcomes, e.Outcome)
+					mu.Unlock()
+				},
+			}
 			srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(),
-				idemhttp.WithMaxBody(limit), idemhttp.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))(h))
+				idemhttp.WithMaxBody(limit), idemhttp.WithCore(idempotent.WithObserver(obs)))(h))
 			defer srv.Close()
 
-			for i := range 2 {
-				res, body := post(t, srv, "k", `{"a":1}`)
-				if res.StatusCode != 201 || body != payload || res.Header.Get("Content-Type") != "text/plain" || strings.Join(res.Header.Values("X-Multi"), ",") != "a,b" {
-					t.Fatalf("call %d: %d %q (%d bytes) %v", i, res.StatusCode, res.Header, len(body), res.Header)
+			res, body := post(t, srv, "k", `{"a":1}`)
+			if res.StatusCode != tt.status || body != payload || res.Header.Get("Content-Type") != "text/plain" || strings.Join(res.Header.Values("X-Multi"), ",") != "a,b" {
+				t.Fatalf("first: %d (%d bytes) %v", res.StatusCode, len(body), res.Header)
+			}
+			res, body = post(t, srv, "k", `{"a":1}`)
+			wantRuns := int64(1)
+			switch tt.second {
+			case "replay":
+				if res.StatusCode != tt.status || body != payload || res.Header.Get(idemhttp.HeaderReplayed) != "true" || strings.Join(res.Header.Values("X-Multi"), ",") != "a,b" {
+					t.Fatalf("second: %d (%d bytes) %v, want the replay", res.StatusCode, len(body), res.Header)
 				}
-				if i == 1 && (res.Header.Get(idemhttp.HeaderReplayed) == "true") != tt.stored {
-					t.Fatalf("replayed=%q, stored=%v", res.Header.Get(idemhttp.HeaderReplayed), tt.stored)
+			case "gone":
+				if res.StatusCode != http.StatusGone || res.Header.Get("Content-Type") != idemhttp.ContentTypeProblem ||
+					!strings.Contains(body, `"type":"https://github.com/idemlambda/idemlambda/blob/main/docs/http.md#response-not-stored"`) || res.Header.Get("Retry-After") != "" {
+					t.Fatalf("second: %d %v %s, want 410 response-not-stored", res.StatusCode, res.Header, body)
+				}
+			case "rerun":
+				wantRuns = 2
+				if res.StatusCode != tt.status || body != payload || res.Header.Get(idemhttp.HeaderReplayed) != "" {
+					t.Fatalf("second: %d (%d bytes) %v, want a second run", res.StatusCode, len(body), res.Header)
 				}
 			}
-			want := int64(2)
-			if tt.stored {
-				want = 1
+			if runs.Load() != wantRuns {
+				t.Fatalf("handler ran %d times, want %d", runs.Load(), wantRuns)
 			}
-			if runs.Load() != want {
-				t.Fatalf("handler ran %d times, want %d", runs.Load(), want)
+			mu.Lock()
+			defer mu.Unlock()
+			// The first response is reported with its real status; a
+			// delivered success is a completed call, a failure a failed one.
+			wantOutcome := idempotent.OutcomeCompleted
+			if tt.second == "rerun" {
+				wantOutcome = idempotent.OutcomeFailed
 			}
-			if tt.wantLogs != "" && !strings.Contains(logs.String(), tt.wantLogs) {
-				t.Fatalf("logs %q lack %q", logs.String(), tt.wantLogs)
+			if len(statuses) != 2 || statuses[0] != tt.status || len(outcomes) != 2 || outcomes[0] != wantOutcome {
+				t.Fatalf("reported statuses %v outcomes %v, want first %d %v", statuses, outcomes, tt.status, wantOutcome)
 			}
 		})
 	}

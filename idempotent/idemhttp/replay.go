@@ -25,6 +25,9 @@ func WithReplayHook(f func(ctx context.Context, r idempotent.Replay, h http.Head
 			if resp == nil {
 				resp = &response{Status: http.StatusOK}
 			}
+			if resp.delivered {
+				return resp // the marker: answered 410, nothing is replayed
+			}
 			if resp.Header == nil {
 				resp.Header = make(http.Header)
 			}

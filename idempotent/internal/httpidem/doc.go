@@ -18,9 +18,11 @@
 //     credentials but no principal is refused (UnidentifiedCallerError);
 //  4. idempotent.Do runs the handler; a response the policy does not store
 //     leaves Do as a private error that carries it, so Do releases the key,
-//     and Serve unwraps it and answers with it;
+//     and Serve unwraps it and answers with it; a 2xx the adapter delivered
+//     while it was written and could not keep (DeliveredCodec) is stored as
+//     a marker instead, and duplicates get 410 (TypeNotStored);
 //  5. Do's errors become problem responses: 422 payload mismatch, 409 in
-//     progress (Retry-After: 1), 503 store failure (Retry-After), 500 corrupt
+//     progress (Retry-After: 1), 503 store failure (Retry-After; after the handler ran, the lease end), 500 corrupt
 //     record or misconfiguration. A Go error of the handler is returned as
 //     the same value (after the key was released; joined only with a failed
 //     release).

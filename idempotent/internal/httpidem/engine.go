@@ -62,6 +62,19 @@ type Codec[R any] interface {
 	Replayed(r R) R
 }
 
+// DeliveredCodec is implemented by the codec of an adapter whose handler
+// can send its response while writing it (the net/http middleware: a body
+// over the buffering limit, or a flush). Delivered reports such a response:
+// r went to the client already, and could not be kept whole for a replay.
+// Encoded, it is a marker ("completed without a stored response"), and a
+// decoded marker is Delivered too. A delivered 2xx response that the policy
+// stores completes the key with the marker, so that the handler never runs
+// again for it (duplicates get 410, TypeNotStored); any other delivered
+// response releases the key, as a response not stored does.
+type DeliveredCodec[R any] interface {
+	Delivered(r R) bool
+}
+
 // BodyTooLargeError is returned by Request.Body when the body is over the
 // adapter's limit; Serve answers 413.
 type BodyTooLargeError struct{ Limit int64 }
@@ -91,6 +104,13 @@ func (e *notStored[R]) Error() string {
 }
 
 func (e *notStored[R]) Unwrap() error { return errNotStored }
+
+// delivered reports whether r went to the client while it was written
+// (DeliveredCodec).
+func delivered[R any](codec Codec[R], r R) bool {
+	d, ok := codec.(DeliveredCodec[R])
+	return ok && d.Delivered(r)
+}
 
 // storeRetryAfter is the Retry-After of a 503 after a store failure.
 const storeRetryAfter = time.Second
@@ -156,7 +176,11 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 	}
 	path := req.Path()
 	fp := fingerprint(method, path, req.Query(), body, c.FingerprintHeaders, req.Header)
-	opts := append(slices.Clip(c.Core), idempotent.WithFingerprint(fp))
+	// The lease end of this call (the core's report) tells a 503 "outcome
+	// unknown" when the key is free again.
+	var leaseEnd time.Time
+	opts := append(slices.Clip(c.Core), idempotent.WithFingerprint(fp),
+		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { leaseEnd = e.LeaseEnd }}))
 
 	ran := false
 	var handlerErr error
@@ -167,15 +191,24 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 			handlerErr = err
 			return r, err
 		}
-		if s := codec.Status(r); !c.Stored(s) {
+		s := codec.Status(r)
+		if !c.Stored(s) || delivered(codec, r) && (s < 200 || s > 299) {
 			return r, &notStored[R]{resp: r, status: s}
 		}
 		return r, nil
 	}, opts...)
 	if err == nil {
 		if !ran {
+			if delivered(codec, out) {
+				log.InfoContext(ctx, "duplicate of a request whose response was delivered but not stored", slog.String("method", method), slog.String("path", path))
+				return codec.Problem(newProblem(410, TypeNotStored, "The request with this Idempotency-Key was processed and its response was delivered, but the response was streamed (too large or flushed) and not stored, so it cannot be replayed. The request is not processed again; use a new key for a new request.")), nil
+			}
 			log.DebugContext(ctx, "idempotent replay", slog.String("method", method), slog.String("path", path))
 			return codec.Replayed(out), nil
+		}
+		if delivered(codec, out) {
+			log.InfoContext(ctx, "response delivered while written and not stored; key completed without a stored response",
+				slog.Int("status", codec.Status(out)), slog.String("method", method), slog.String("path", path))
 		}
 		return out, nil
 	}
@@ -195,7 +228,7 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 		var zero R
 		return zero, err
 	}
-	return codec.Problem(problemFor(ctx, c, err)), nil
+	return codec.Problem(problemFor(ctx, c, err, leaseEnd)), nil
 }
 
 // withoutNotStored returns the other errors joined with a notStored one (a
@@ -214,7 +247,19 @@ func withoutNotStored(err error) error {
 	return errors.Join(rest...)
 }
 
-func problemFor(ctx context.Context, c *Config, err error) Problem {
+// outcomeUnknownRetryAfter is the Retry-After of a 503 "outcome unknown":
+// the key stays held until the lease of the call ends (the invocation's
+// deadline, WithLease, or the default lease), so a retry succeeds only
+// then. Whole seconds rounded up, at least one.
+func outcomeUnknownRetryAfter(leaseEnd, now time.Time) time.Duration {
+	d := leaseEnd.Sub(now)
+	if d < time.Second {
+		return time.Second
+	}
+	return (d + time.Second - 1).Truncate(time.Second)
+}
+
+func problemFor(ctx context.Context, c *Config, err error, leaseEnd time.Time) Problem {
 	log := c.Logger
 	var p Problem
 	switch {
@@ -239,10 +284,7 @@ func problemFor(ctx context.Context, c *Config, err error) Problem {
 		// crash; a retry then runs the handler again.
 		log.ErrorContext(ctx, "idempotency store failed after the handler ran; response not stored", slog.Any("error", err))
 		p = newProblem(503, TypeOutcomeUnknown, "The request was processed, but the idempotency store could not record its response, so its outcome is unknown to this endpoint. Retry after the time in Retry-After with the same key.")
-		p.RetryAfter = storeRetryAfter
-		if dl, ok := ctx.Deadline(); ok {
-			p.RetryAfter = max(storeRetryAfter, time.Until(dl).Truncate(time.Second)+time.Second)
-		}
+		p.RetryAfter = outcomeUnknownRetryAfter(leaseEnd, c.Clock())
 	case isType[*idempotent.StoreError](err):
 		log.ErrorContext(ctx, "idempotency store failed; request refused", slog.Any("error", err))
 		p = newProblem(503, TypeStoreError, "The idempotency store is unavailable; the request was not processed. Retry later with the same key.")

@@ -154,8 +154,9 @@ func WithStoredStatus(stored func(status int) bool) Option {
 
 // WithMaxBody sets the net/http middleware's buffering limit in bytes. A
 // guarded request body over it is answered 413. A response body over it is
-// streamed to the client as it is written and not stored: the key is
-// released and a retry runs again. The API Gateway adapters get whole
+// streamed to the client as it is written and not stored: a 2xx completes
+// the key without a stored response (duplicates get 410, the handler never
+// runs again), any other status releases the key. The API Gateway adapters get whole
 // events from Lambda and refuse the option (a configuration error).
 func WithMaxBody(n int64) Option {
 	return func(c *Config) {

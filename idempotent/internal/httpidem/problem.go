@@ -53,6 +53,7 @@ const (
 	TypeInProgress         = ProblemBase + "in-progress"
 	TypeStoreError         = ProblemBase + "store-unavailable"
 	TypeOutcomeUnknown     = ProblemBase + "outcome-unknown"
+	TypeNotStored          = ProblemBase + "response-not-stored"
 	TypeCorruptRecord      = ProblemBase + "corrupt-record"
 	TypeConfig             = ProblemBase + "configuration-error"
 	TypeUnidentifiedCaller = ProblemBase + "unidentified-caller"
