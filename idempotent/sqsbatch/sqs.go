@@ -48,7 +48,7 @@ func Wrap(store idempotent.Store, fn func(context.Context, events.SQSMessage) er
 		for i := range event.Records {
 			m := &event.Records[i]
 			it := &items[i]
-			it.rec, it.id = *m, m.MessageId
+			it.rec, it.id, it.redelivered = *m, m.MessageId, redelivered(m)
 			fifo := strings.HasSuffix(m.EventSourceARN, ".fifo")
 			if fifo {
 				it.ordered = true
