@@ -32,8 +32,8 @@ func TestReadFirstReplayIsOneRequest(t *testing.T) {
 		t.Errorf("replay = %q", out)
 	}
 	st := meter.Stats()
-	if st.Total() != 1 || st.Calls["GetItem"] != 1 || st.WriteUnits != 0 {
-		t.Errorf("replay with read-first: calls %v, %d write units; want one GetItem and no write", st.Calls, st.WriteUnits)
+	if st.Total() != 1 || st.Calls["GetItem"] != 1 || st.WriteUnits != 0 || st.ReadUnits != 0.5 {
+		t.Errorf("replay with read-first: calls %v, %d write units, %.1f read units; want one eventually consistent GetItem (0.5 units) and no write", st.Calls, st.WriteUnits, st.ReadUnits)
 	}
 	meter.Reset()
 	do("k")
@@ -61,8 +61,8 @@ func TestPeekBatch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := meter.Stats(); st.Total() != 1 || st.Calls["BatchGetItem"] != 1 {
-		t.Errorf("calls %v, want one BatchGetItem", st.Calls)
+	if st := meter.Stats(); st.Total() != 1 || st.Calls["BatchGetItem"] != 1 || st.ReadUnits != 5.5 {
+		t.Errorf("calls %v, %.1f read units; want one BatchGetItem of 11 distinct keys, eventually consistent (5.5 units)", st.Calls, st.ReadUnits)
 	}
 	for i, id := range ids {
 		r, ok := recs[id]
