@@ -35,6 +35,13 @@ import (
 // started when less than the deadline margin (WithDeadlineMargin) is left
 // are reported failed rather than started.
 //
+// A batch in which SQS says some record was delivered before
+// (ApproximateReceiveCount > 1) is read ahead in one request when the store
+// is an idempotent.BatchReader (dynamostore: one BatchGetItem): records
+// completed before are then acknowledged without a write, in their turn, so
+// a redelivered batch of completed records costs one request. Fresh batches
+// skip the look-up.
+//
 // The returned handler is safe for concurrent use. It returns an error only
 // for an invalid configuration (a *idempotent.ConfigError), never for a
 // record: Lambda then retries the whole batch.
