@@ -6,7 +6,7 @@
 // round, so machine noise hits all three alike.
 //
 // Every row (implementation × scenario × workers × result size) reports the
-// store calls and write units per invocation, as the proxy sees them
+// store calls, write and read units per invocation, as the proxy sees them
 // (internal/dynamocost: the same count for all three), the p50 and p99
 // latency and the throughput. It writes tools/bench/results.json and
 // tools/bench/results.png and prints a markdown table.
@@ -107,7 +107,7 @@ var (
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
 	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
 	flagProxy = flag.String("serve-proxy", "", "internal: serve the counting proxy to this endpoint and print its address (the bench starts itself so, in a process of its own)")
-	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides and the proxy) to this file")
+	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides; the counting proxy runs in a process of its own) to this file")
 	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
 )
 
