@@ -79,8 +79,17 @@ func RecordID(step, key string, opts ...Option) string {
 // completed and unexpired (done == true; the call has ended). Anything else
 // — no record, in progress, expired, a failed or undecodable read — goes on
 // to the conditional write, which decides with a consistent view.
-func readFirst[T any](ctx context.Context, c *config, store Store, t *tracker, id, fp string) (out T, done bool, err error) {
+//
+// A hint from ReadFirstContext or PrefetchedContext is for this call only:
+// readFirst removes it from *ctxp, so guarded calls inside the call's
+// function (their own steps, other records) do not inherit it.
+func readFirst[T any](ctxp *context.Context, c *config, store Store, t *tracker, id, fp string) (out T, done bool, err error) {
+	ctx := *ctxp
 	ahead, hinted := ctx.Value(readFirstKey{}).(readAhead)
+	if hinted {
+		ctx = context.WithValue(ctx, readFirstKey{}, nil)
+		*ctxp = ctx
+	}
 	if !c.readFirst && !hinted {
 		return out, false, nil
 	}

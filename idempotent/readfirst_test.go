@@ -153,3 +153,19 @@ func TestRecordIDIsDos(t *testing.T) {
 		t.Errorf("RecordID of no key = %q", id)
 	}
 }
+
+// TestReadFirstHintIsPerCall: a read-first context applies to the call that
+// receives it, not to guarded calls inside its function.
+func TestReadFirstHintIsPerCall(t *testing.T) {
+	outer, inner := newPeeking(), newPeeking()
+	ctx := idempotent.ReadFirstContext(context.Background())
+	_, err := idempotent.Do(ctx, outer, "outer", "k", func(ctx context.Context) (int, error) {
+		return idempotent.Do(ctx, inner, "inner", "k", func(context.Context) (int, error) { return 1, nil })
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o, i := outer.peek.Load(), inner.peek.Load(); o != 1 || i != 0 {
+		t.Errorf("outer peeks %d (want 1), inner peeks %d (want 0)", o, i)
+	}
+}
