@@ -176,6 +176,11 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		}
 	}
 
+	// 2b. Read first, where a duplicate is likely (readfirst.go).
+	if out, done, err := readFirst[T](&ctx, c, store, &t, id, fp); done {
+		return out, err
+	}
+
 	owner, err := newOwner()
 	if err != nil {
 		err = &StoreError{Op: "acquire", Key: id, Err: err}

@@ -118,3 +118,24 @@ func clone(r Record) Record {
 	r.Data = bytes.Clone(r.Data)
 	return r
 }
+
+// Peek implements ReplayReader: the memory store's reads are always
+// consistent, so it is Get.
+func (m *MemoryStore) Peek(ctx context.Context, key string) (*Record, error) {
+	return m.Get(ctx, key)
+}
+
+// PeekBatch implements BatchReader.
+func (m *MemoryStore) PeekBatch(_ context.Context, keys []string) (map[string]*Record, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make(map[string]*Record, len(keys))
+	for _, k := range keys {
+		out[k] = nil
+		if r, ok := m.records[k]; ok {
+			cp := clone(r)
+			out[k] = &cp
+		}
+	}
+	return out, nil
+}

@@ -50,6 +50,7 @@ type config struct {
 	cache       *localCache
 	wait        time.Duration
 	requireKey  bool
+	readFirst   bool // WithReadFirst; readfirst.go
 	clock       func() time.Time
 	logger      *slog.Logger
 	disabled    bool

@@ -24,6 +24,9 @@ type item[R any] struct {
 	// later records of the group fail without running.
 	group   string
 	ordered bool
+	// redelivered: the source says it delivered the record before
+	// (prefetch.go).
+	redelivered bool
 }
 
 // outcome is what became of one record. The zero value is pending: a record
@@ -91,6 +94,7 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 // run processes items and reports, per item, whether it failed (it goes
 // into BatchItemFailures).
 func (p *processor[R]) run(ctx context.Context, items []item[R]) []bool {
+	ctx = p.prefetch(ctx, items)
 	out := make([]outcome, len(items))
 	ordered := false
 	for i := range items {

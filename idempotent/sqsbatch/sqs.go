@@ -35,6 +35,13 @@ import (
 // started when less than the deadline margin (WithDeadlineMargin) is left
 // are reported failed rather than started.
 //
+// A batch in which SQS says some record was delivered before
+// (ApproximateReceiveCount > 1) is read ahead in one request when the store
+// is an idempotent.BatchReader (dynamostore: one BatchGetItem): records
+// completed before are then acknowledged without a write, in their turn, so
+// a redelivered batch of completed records costs one request. Fresh batches
+// skip the look-up.
+//
 // The returned handler is safe for concurrent use. It returns an error only
 // for an invalid configuration (a *idempotent.ConfigError), never for a
 // record: Lambda then retries the whole batch.
@@ -48,7 +55,7 @@ func Wrap(store idempotent.Store, fn func(context.Context, events.SQSMessage) er
 		for i := range event.Records {
 			m := &event.Records[i]
 			it := &items[i]
-			it.rec, it.id = *m, m.MessageId
+			it.rec, it.id, it.redelivered = *m, m.MessageId, redelivered(m)
 			fifo := strings.HasSuffix(m.EventSourceARN, ".fifo")
 			if fifo {
 				it.ordered = true

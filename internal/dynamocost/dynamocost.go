@@ -1,6 +1,6 @@
 // Package dynamocost measures what DynamoDB requests cost, at the HTTP
-// boundary, the same way for any client in any language: calls per operation
-// and write units.
+// boundary, the same way for any client in any language: calls per operation,
+// write units and read units.
 //
 // Write units follow DynamoDB's billing: one unit per started KB (1,024
 // bytes) of the item written, at least one per write request; item size is
@@ -37,6 +37,11 @@ type Stats struct {
 	Retries int
 	// WriteUnits is the write units of all write requests.
 	WriteUnits int
+	// ReadUnits is the read units of all GetItem and BatchGetItem requests:
+	// per item read, one unit per started 4 KB (at least one, also for an
+	// item that is absent) for a strongly consistent read, half of that for
+	// an eventually consistent one (ReadUnits).
+	ReadUnits float64
 	// ItemBytes is the size of the items written (PutItem items and the
 	// items after UpdateItems that succeeded).
 	ItemBytes int
@@ -100,6 +105,11 @@ type request struct {
 	UpdateExpression          string
 	ExpressionAttributeNames  map[string]string
 	ExpressionAttributeValues map[string]json.RawMessage
+	ConsistentRead            bool
+	RequestItems              map[string]struct {
+		Keys           []map[string]json.RawMessage
+		ConsistentRead bool
+	}
 }
 
 // RoundTrip implements http.RoundTripper.
@@ -110,8 +120,9 @@ func (m *Meter) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	op, _ := amztarget.Op(req.Header)
 	write := op == "PutItem" || op == "UpdateItem" || op == "DeleteItem"
+	read := op == "GetItem" || op == "BatchGetItem"
 	var in request
-	if write && req.Body != nil {
+	if (write || read) && req.Body != nil {
 		body, err := io.ReadAll(req.Body)
 		_ = req.Body.Close()
 		if err != nil {
@@ -140,6 +151,16 @@ func (m *Meter) RoundTrip(req *http.Request) (*http.Response, error) {
 		m.stats.Retries++
 	} else {
 		m.stats.Calls[op]++
+	}
+	if err == nil && read && resp.StatusCode == http.StatusOK {
+		if op == "GetItem" {
+			m.stats.ReadUnits += ReadUnits(ItemSize(m.item(in.TableName, in.Key)), in.ConsistentRead)
+		}
+		for table, ka := range in.RequestItems {
+			for _, k := range ka.Keys {
+				m.stats.ReadUnits += ReadUnits(ItemSize(m.item(table, k)), ka.ConsistentRead)
+			}
+		}
 	}
 	if err != nil || !write {
 		return resp, err
@@ -294,6 +315,16 @@ func (m *Meter) keyAttrs(orig *http.Request, next http.RoundTripper, table strin
 // least one.
 func Units(size int) int {
 	return max(1, (size+1023)/1024)
+}
+
+// ReadUnits is the read units of reading an item of size bytes: one per
+// started 4 KB, at least one, when consistent; half as many when not.
+func ReadUnits(size int, consistent bool) float64 {
+	u := float64(max(1, (size+4095)/4096))
+	if consistent {
+		return u
+	}
+	return u / 2
 }
 
 // ItemSize is the DynamoDB size of an item in the JSON wire format: the

@@ -63,3 +63,25 @@ func TestItemSize(t *testing.T) {
 		t.Fatalf("ItemSize = %d, want %d", got, want)
 	}
 }
+
+func TestReadUnits(t *testing.T) {
+	tests := []struct {
+		name       string
+		size       int
+		consistent bool
+		want       float64
+	}{
+		{"absent item, eventually consistent", 0, false, 0.5},
+		{"absent item, consistent", 0, true, 1},
+		{"4 KB, eventually consistent", 4096, false, 0.5},
+		{"4 KB and a byte, eventually consistent", 4097, false, 1},
+		{"20 KB, consistent", 20 * 1024, true, 5},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ReadUnits(tt.size, tt.consistent); got != tt.want {
+				t.Errorf("ReadUnits(%d, %v) = %v, want %v", tt.size, tt.consistent, got, tt.want)
+			}
+		})
+	}
+}

@@ -22,9 +22,10 @@ var (
 	black   = color.RGBA{30, 30, 30, 255}
 	grey    = color.RGBA{200, 200, 200, 255}
 	palette = map[string]color.RGBA{
-		"idemlambda":    {0, 114, 178, 255},
-		"powertools-ts": {230, 159, 0, 255},
-		"floor":         {120, 120, 120, 255},
+		"idemlambda":           {0, 114, 178, 255},
+		"idemlambda-readfirst": {0, 158, 115, 255},
+		"powertools-ts":        {230, 159, 0, 255},
+		"floor":                {120, 120, 120, 255},
 		// The Redis sides (-impls idemlambda-redis,floor-redis).
 		"idemlambda-redis": {86, 180, 233, 255},
 		"floor-redis":      {190, 190, 190, 255},
@@ -138,11 +139,11 @@ func writeChart(path string, rows []Row) error {
 		}
 		return *r.P50Ms, true
 	})
-	panel(520, "write units per invocation (1 per started KB of each item written)", "WU", func(r *Row) (float64, bool) {
+	panel(520, "request units' price per million invocations (WRU $0.625, RRU $0.125 per million)", "$", func(r *Row) (float64, bool) {
 		if r.P50Ms == nil {
 			return 0, false
 		}
-		return r.WriteUnitsPerOp, true
+		return price(*r), true
 	})
 	f, err := os.Create(path)
 	if err != nil {

@@ -6,7 +6,7 @@
 // round, so machine noise hits all three alike.
 //
 // Every row (implementation × scenario × workers × result size) reports the
-// store calls and write units per invocation, as the proxy sees them
+// store calls, write and read units per invocation, as the proxy sees them
 // (internal/dynamocost: the same count for all three), the p50 and p99
 // latency and the throughput. It writes tools/bench/results.json and
 // tools/bench/results.png and prints a markdown table.
@@ -65,6 +65,7 @@ type Row struct {
 	Ops             int      `json:"ops"`
 	CallsPerOp      float64  `json:"calls_per_op"`
 	WriteUnitsPerOp float64  `json:"write_units_per_op"`
+	ReadUnitsPerOp  float64  `json:"read_units_per_op"`
 	P50Ms           *float64 `json:"p50_ms"`
 	P99Ms           *float64 `json:"p99_ms"`
 	OpsPerS         float64  `json:"ops_per_s"`
@@ -104,8 +105,9 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
-	flagImpls = flag.String("impls", "idemlambda,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
-	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides and the proxy) to this file")
+	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
+	flagProxy = flag.String("serve-proxy", "", "internal: serve the counting proxy to this endpoint and print its address (the bench starts itself so, in a process of its own)")
+	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides; the counting proxy runs in a process of its own) to this file")
 	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
 )
 
@@ -122,6 +124,9 @@ func run() error {
 	if *flagPlot {
 		return replot()
 	}
+	if *flagProxy != "" {
+		return serveProxy(*flagProxy)
+	}
 	target := os.Getenv("AWS_ENDPOINT_URL_DYNAMODB")
 	if target == "" {
 		return errors.New("AWS_ENDPOINT_URL_DYNAMODB is not set (run me through dynalite/ctl.sh run --)")
@@ -137,10 +142,11 @@ func run() error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	meter, proxyURL, err := startProxy(target)
+	meter, proxyURL, stop, err := startProxy(target)
 	if err != nil {
 		return err
 	}
+	defer stop()
 	client := dynamodb.New(dynamodb.Options{
 		Region:       "us-east-1",
 		BaseEndpoint: aws.String(proxyURL),
@@ -181,6 +187,8 @@ func run() error {
 		switch name {
 		case "idemlambda":
 			impls = append(impls, &ours{client: client, table: table})
+		case "idemlambda-readfirst":
+			impls = append(impls, &ours{client: client, table: table, readFirst: true})
 		case "floor":
 			impls = append(impls, &floor{client: client, table: table})
 		case "store":
@@ -205,7 +213,7 @@ func run() error {
 
 	var rows []Row
 	start := time.Now()
-	for _, scenario := range []string{"new", "replay"} {
+	for _, scenario := range []string{"new", "replay", "batch-redelivery"} {
 		for _, workers := range ints(*flagWork) {
 			for _, size := range ints(*flagSizes) {
 				payload := benchdata.JSON(size, 1)
@@ -258,17 +266,28 @@ func save(rows []Row) error {
 
 // runRow runs one row for every implementation: seeding (replay), then
 // rounds in rotating order.
-func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, scenario string, workers, size int, payload []byte, file string) []Row {
+func runRow(ctx context.Context, meter meter, impls []impl, runID, scenario string, workers, size int, payload []byte, file string) []Row {
 	type acc struct {
 		row     Row
 		lat     []time.Duration
 		calls   int
 		units   int
+		runits  float64
 		ops     int
 		elapsed time.Duration
 		dead    bool
 		errs    int
 		errMsg  string
+	}
+	if scenario == "batch-redelivery" {
+		// Only the sides that can run an SQS batch (batcher) have a row.
+		var bs []impl
+		for _, im := range impls {
+			if b, ok := im.(batcher); ok && b.batches() {
+				bs = append(bs, im)
+			}
+		}
+		impls = bs
 	}
 	accs := make([]*acc, len(impls))
 	specs := make([]spec, len(impls))
@@ -284,8 +303,12 @@ func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, s
 			payload:  payload,
 			file:     file,
 		}
-		if scenario == "replay" {
-			for k := range 4 {
+		if scenario == "replay" || scenario == "batch-redelivery" {
+			n := 4
+			if scenario == "batch-redelivery" {
+				n = batchSize
+			}
+			for k := range n {
 				specs[i].keys = append(specs[i].keys, fmt.Sprintf("replay-%s-%d-%d-%d", runID, workers, size, k))
 			}
 			if err := im.seed(ctx, specs[i]); err != nil {
@@ -320,6 +343,7 @@ func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, s
 				st := meter.Stats()
 				a.calls += st.Total()
 				a.units += st.WriteUnits
+				a.runits += st.ReadUnits
 			}
 			a.lat = append(a.lat, out.lat...)
 			a.ops += len(out.lat) + out.errors
@@ -340,6 +364,7 @@ func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, s
 		if a.ops > 0 {
 			row.CallsPerOp = round2(float64(a.calls) / float64(a.ops))
 			row.WriteUnitsPerOp = round2(float64(a.units) / float64(a.ops))
+			row.ReadUnitsPerOp = round2(a.runits / float64(a.ops))
 		}
 		if len(a.lat) > 0 {
 			slices.Sort(a.lat)
@@ -354,7 +379,7 @@ func runRow(ctx context.Context, meter *dynamocost.Meter, impls []impl, runID, s
 }
 
 func summary(r Row) string {
-	s := fmt.Sprintf("%d ops, %.2f calls/op, %.2f WU/op", r.Ops, r.CallsPerOp, r.WriteUnitsPerOp)
+	s := fmt.Sprintf("%d ops, %.2f calls/op, %.2f WU/op, %.2f RU/op", r.Ops, r.CallsPerOp, r.WriteUnitsPerOp, r.ReadUnitsPerOp)
 	if r.P50Ms != nil {
 		s += fmt.Sprintf(", p50 %.2f ms, p99 %.2f ms, %.0f ops/s", *r.P50Ms, *r.P99Ms, r.OpsPerS)
 	}
@@ -399,12 +424,88 @@ func tableOf(im impl) string {
 	return ""
 }
 
-// startProxy serves a reverse proxy to target on a free loopback port; every
-// request passes the meter.
-func startProxy(target string) (*dynamocost.Meter, string, error) {
+// startProxy starts the counting proxy to target in a process of its own
+// (this program with -serve-proxy), so that its CPU is not charged to the Go
+// sides measured here, and returns a client of its meter, its URL and a
+// function that stops it.
+func startProxy(target string) (meter, string, func(), error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	cmd := exec.Command(exe, "-serve-proxy", target)
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, "", nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		stop()
+		return nil, "", nil, fmt.Errorf("counting proxy: %w", err)
+	}
+	u := strings.TrimSpace(line)
+	return &remoteMeter{base: u, c: &http.Client{}}, u, stop, nil
+}
+
+// meter is the counting proxy's meter, as runRow uses it.
+type meter interface {
+	SetKey(table string, attrs ...string)
+	Reset()
+	Stats() dynamocost.Stats
+}
+
+// The proxy's own paths (never DynamoDB's: its requests all go to "/").
+const (
+	pathStats  = "/bench-meter/stats"
+	pathReset  = "/bench-meter/reset"
+	pathSetKey = "/bench-meter/setkey"
+)
+
+// remoteMeter is the meter of the proxy process, over HTTP.
+type remoteMeter struct {
+	base string
+	c    *http.Client
+}
+
+func (m *remoteMeter) do(path string) []byte {
+	resp, err := m.c.Get(m.base + path)
+	if err != nil {
+		log.Fatalf("counting proxy: %v", err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		log.Fatalf("counting proxy: %s %v %s", resp.Status, err, b)
+	}
+	return b
+}
+
+func (m *remoteMeter) SetKey(table string, attrs ...string) {
+	m.do(pathSetKey + "?" + url.Values{"table": {table}, "attr": attrs}.Encode())
+}
+
+func (m *remoteMeter) Reset() { m.do(pathReset) }
+
+func (m *remoteMeter) Stats() dynamocost.Stats {
+	var st dynamocost.Stats
+	if err := json.Unmarshal(m.do(pathStats), &st); err != nil {
+		log.Fatalf("counting proxy: %v", err)
+	}
+	return st
+}
+
+// serveProxy is the proxy process: a reverse proxy to target on a free
+// loopback port, every request through a dynamocost.Meter, and the meter's
+// paths. It prints its URL and serves until killed.
+func serveProxy(target string) error {
 	u, err := url.Parse(target)
 	if err != nil {
-		return nil, "", err
+		return err
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
@@ -412,12 +513,19 @@ func startProxy(target string) (*dynamocost.Meter, string, error) {
 	p := httputil.NewSingleHostReverseProxy(u)
 	p.Transport = meter
 	p.ErrorLog = log.New(io.Discard, "", 0)
+	mux := http.NewServeMux()
+	mux.Handle("/", p)
+	mux.HandleFunc(pathStats, func(w http.ResponseWriter, _ *http.Request) { _ = json.NewEncoder(w).Encode(meter.Stats()) })
+	mux.HandleFunc(pathReset, func(http.ResponseWriter, *http.Request) { meter.Reset() })
+	mux.HandleFunc(pathSetKey, func(_ http.ResponseWriter, r *http.Request) {
+		meter.SetKey(r.URL.Query().Get("table"), r.URL.Query()["attr"]...)
+	})
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, "", err
+		return err
 	}
-	go func() { _ = http.Serve(ln, p) }()
-	return meter, "http://" + ln.Addr().String(), nil
+	fmt.Println("http://" + ln.Addr().String())
+	return http.Serve(ln, mux)
 }
 
 // loop runs op for keys from s on s.workers goroutines until s.dur has passed
@@ -481,25 +589,42 @@ func trimErr(s string) string {
 
 // ours is idemlambda: Wrap around the handler, dynamostore underneath.
 type ours struct {
-	client *dynamodb.Client
-	table  string
+	client    *dynamodb.Client
+	table     string
+	readFirst bool // idemlambda-readfirst: WithReadFirst
 }
 
 type event struct {
 	ID string `json:"id"`
 }
 
-func (o *ours) name() string { return "idemlambda" }
+func (o *ours) name() string {
+	if o.readFirst {
+		return "idemlambda-readfirst"
+	}
+	return "idemlambda"
+}
+
+func (o *ours) opts() []idempotent.Option {
+	opts := []idempotent.Option{idempotent.WithName("bench")}
+	if o.readFirst {
+		opts = append(opts, idempotent.WithReadFirst())
+	}
+	return opts
+}
 
 func (o *ours) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
 	store := dynamostore.New(o.client, o.table)
 	result := json.RawMessage(s.payload)
 	return idempotent.Wrap(store, func(context.Context, event) (json.RawMessage, error) {
 		return result, nil
-	}, idempotent.WithKeyPath("id"), idempotent.WithName("bench"))
+	}, append(o.opts(), idempotent.WithKeyPath("id"))...)
 }
 
 func (o *ours) seed(ctx context.Context, s spec) error {
+	if s.scenario == "batch-redelivery" {
+		return o.seedBatch(ctx, s)
+	}
 	h := o.handler(s)
 	for _, k := range s.keys {
 		if _, err := h(ctx, event{ID: k}); err != nil {
@@ -510,6 +635,9 @@ func (o *ours) seed(ctx context.Context, s spec) error {
 }
 
 func (o *ours) run(ctx context.Context, s spec) (outcome, error) {
+	if s.scenario == "batch-redelivery" {
+		return o.runBatch(ctx, s)
+	}
 	h := o.handler(s)
 	return loop(ctx, s, func(ctx context.Context, key string) error {
 		out, err := h(ctx, event{ID: key})
@@ -626,6 +754,9 @@ func (f *floor) seed(ctx context.Context, s spec) error {
 }
 
 func (f *floor) run(ctx context.Context, s spec) (outcome, error) {
+	if s.scenario == "batch-redelivery" {
+		return loop(ctx, s, func(ctx context.Context, _ string) error { return f.batchGet(ctx, s.keys) }), nil
+	}
 	return loop(ctx, s, func(ctx context.Context, key string) error {
 		out, err := f.invoke(ctx, key, s.payload)
 		if err == nil && len(out) != len(s.payload) {
@@ -732,15 +863,15 @@ func (p *powertools) run(_ context.Context, s spec) (outcome, error) {
 // markdown renders the rows as a table.
 func markdown(rows []Row) string {
 	var b strings.Builder
-	b.WriteString("| impl | scenario | workers | size | calls/op | write units/op | p50 ms | p99 ms | ops/s | error |\n")
-	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|---|\n")
+	b.WriteString("| impl | scenario | workers | size | calls/op | write units/op | read units/op | $ per million | p50 ms | p99 ms | ops/s | error |\n")
+	b.WriteString("|---|---|--:|--:|--:|--:|--:|--:|--:|--:|--:|---|\n")
 	for _, r := range rows {
 		p50, p99 := "–", "–"
 		if r.P50Ms != nil {
 			p50, p99 = fmt.Sprintf("%.2f", *r.P50Ms), fmt.Sprintf("%.2f", *r.P99Ms)
 		}
-		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.2f | %.2f | %s | %s | %.0f | %s |\n",
-			r.Impl, r.Scenario, r.Workers, sizeName(r.SizeBytes), r.CallsPerOp, r.WriteUnitsPerOp, p50, p99, r.OpsPerS,
+		fmt.Fprintf(&b, "| %s | %s | %d | %s | %.2f | %.2f | %.2f | %.3f | %s | %s | %.0f | %s |\n",
+			r.Impl, r.Scenario, r.Workers, sizeName(r.SizeBytes), r.CallsPerOp, r.WriteUnitsPerOp, r.ReadUnitsPerOp, price(r), p50, p99, r.OpsPerS,
 			strings.ReplaceAll(r.Error, "|", "/"))
 	}
 	return b.String()
