@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-lambda-go/lambda"
@@ -363,5 +364,39 @@ func TestBufferedAdaptersRefuseStreamLimit(t *testing.T) {
 	r, err := w(context.Background(), fixture[events.LambdaFunctionURLRequest](t, "lambda-urls-request.json"))
 	if err != nil || r.StatusCode != 500 {
 		t.Fatalf("%+v %v", r, err)
+	}
+}
+
+// TestStreamingDeadlineReleases: an invocation that ends before its stream
+// does releases the key, without waiting for the stream to be closed.
+func TestStreamingDeadlineReleases(t *testing.T) {
+	var runs atomic.Int64
+	ended := make(chan idempotent.Event, 4)
+	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+		runs.Add(1)
+		return &events.LambdaFunctionURLStreamingResponse{Body: strings.NewReader("body")}, nil
+	}, apigw.WithCore(idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { ended <- e }})))
+	var ev events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(urlEvent(t, "k-deadline"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	first, err := w(ctx, ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer first.Close()
+	cancel()
+	select {
+	case e := <-ended:
+		if e.Outcome != idempotent.OutcomeFailed {
+			t.Fatalf("outcome %v, want failed (released)", e.Outcome)
+		}
+	case <-time.After(10 * time.Second): // a hang bound, not a timing assertion
+		t.Fatal("the call did not end when its invocation did")
+	}
+	o, err := invoke(t, w, urlEvent(t, "k-deadline"))
+	if err != nil || o.Status != 200 || o.Body != "body" || runs.Load() != 2 {
+		t.Fatalf("%+v %v runs %d", o, err, runs.Load())
 	}
 }
