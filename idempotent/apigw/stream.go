@@ -2,11 +2,13 @@ package apigw
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"maps"
+	"net/http"
 	"reflect"
 	"sync"
 
@@ -174,8 +176,8 @@ func serveStream(ctx context.Context, cfg *httpidem.Config, store idempotent.Sto
 				return streamed{}, ErrNilStreamingResponse
 			}
 			if _, guarded := idempotent.KeyFromContext(ctx); !guarded {
-				live <- resp // unguarded: passed through untouched
-				return streamed{}, nil
+				live <- resp                                                         // unguarded: passed through untouched
+				return streamed{Status: cmp.Or(resp.StatusCode, http.StatusOK)}, nil // reported with its status
 			}
 			return runStream(ctx, resp, limit, live, done)
 		})
@@ -212,10 +214,7 @@ func runStream(ctx context.Context, resp *events.LambdaFunctionURLStreamingRespo
 	if end != io.EOF {
 		return streamed{}, end
 	}
-	status := resp.StatusCode
-	if status == 0 {
-		status = 200 // what aws-lambda-go sends
-	}
+	status := cmp.Or(resp.StatusCode, http.StatusOK) // what aws-lambda-go sends for 0
 	out := streamed{Status: status, Headers: resp.Headers, Cookies: resp.Cookies}
 	if t.over {
 		if status < 200 || status > 299 {

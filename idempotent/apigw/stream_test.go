@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -398,5 +399,30 @@ func TestStreamingDeadlineReleases(t *testing.T) {
 	o, err := invoke(t, w, urlEvent(t, "k-deadline"))
 	if err != nil || o.Status != 200 || o.Body != "body" || runs.Load() != 2 {
 		t.Fatalf("%+v %v runs %d", o, err, runs.Load())
+	}
+}
+
+// TestStreamingReportsRealStatus: the HTTP observer sees each streamed
+// response's status: unguarded, first run (at the stream's end) and replay.
+func TestStreamingReportsRealStatus(t *testing.T) {
+	var mu sync.Mutex
+	var got []int
+	obs := idempotent.Observer{HTTP: func(_ context.Context, e idempotent.HTTPEvent) {
+		mu.Lock()
+		got = append(got, e.Status)
+		mu.Unlock()
+	}}
+	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+		return &events.LambdaFunctionURLStreamingResponse{StatusCode: 202, Body: strings.NewReader("ok")}, nil
+	}, apigw.WithCore(idempotent.WithObserver(obs)))
+	for _, key := range []string{"", "k-obs", "k-obs"} {
+		if _, err := invoke(t, w, urlEvent(t, key)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != 3 || got[0] != 202 || got[1] != 202 || got[2] != 202 {
+		t.Fatalf("reported statuses %v, want [202 202 202]", got)
 	}
 }
