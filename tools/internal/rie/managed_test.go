@@ -146,3 +146,20 @@ func TestManagedConfigErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestManagedInitError: the mode inits at start; a failed init brings the
+// emulator down, so Start or the first Invoke fails: nothing is served.
+func TestManagedInitError(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.MaxConcurrency = 2
+	cfg.Env["ECHO_INIT"] = "error"
+	fn, err := Start(t.Context(), cfg)
+	if err != nil {
+		return // the emulator was gone before it listened
+	}
+	defer fn.Close()
+	res, _, err := invokeEcho(t, fn, "echo", "a")
+	if err == nil {
+		t.Fatalf("an invocation succeeded after a failed init: %+v", res)
+	}
+}

@@ -727,7 +727,8 @@ var errUnavailable = errors.New("no runtime loop of the environment is waiting f
 // on-demand mode gives otherwise: a timeout and a runtime exit are HTTP 200
 // with the Error-Type header (and a body that may lack errorMessage), and an
 // invocation that finds no runtime loop waiting in /next is refused with
-// HTTP 400 Runtime.Unavailable.
+// HTTP 400 Runtime.Unavailable; a platform error is an Error-Type header on
+// a body that is no handler error document.
 func classifyManaged(name string, status int, errorType string, body []byte, res Result, err error) (Result, error) {
 	switch {
 	case status == http.StatusOK && errorType == "Sandbox.Timedout":
@@ -745,6 +746,11 @@ func classifyManaged(name string, status int, errorType string, body []byte, res
 		return Result{}, fmt.Errorf("%w: %w", ErrExited, fe)
 	case status == http.StatusBadRequest && errorType == "Runtime.Unavailable":
 		return Result{}, fmt.Errorf("%w: %s: %w", ErrEmulator, name, errUnavailable)
+	case err == nil && res.Err == nil && errorType != "":
+		// A platform error, not the handler's (whose error document has an
+		// errorMessage): e.g. the answer to an invocation after a failed
+		// init, which brings the emulator down.
+		return Result{}, fmt.Errorf("%w: %s: %s: %s", ErrEmulator, name, errorType, body)
 	}
 	return res, err
 }
