@@ -203,7 +203,7 @@ func serveStream(ctx context.Context, cfg *httpidem.Config, store idempotent.Sto
 
 // runStream hands resp out with its body teed and waits for the body's end.
 func runStream(ctx context.Context, resp *events.LambdaFunctionURLStreamingResponse, limit int64, live chan<- *events.LambdaFunctionURLStreamingResponse, done <-chan served) (streamed, error) {
-	t := &tee{body: resp.Body, limit: limit, ended: make(chan error, 1), done: done}
+	t := &tee{body: resp.Body, limit: limit, ended: make(chan error, 1), done: done, complete: make(chan struct{})}
 	live <- &events.LambdaFunctionURLStreamingResponse{StatusCode: resp.StatusCode, Headers: resp.Headers, Cookies: resp.Cookies, Body: t}
 	var end error
 	select {
@@ -216,14 +216,15 @@ func runStream(ctx context.Context, resp *events.LambdaFunctionURLStreamingRespo
 	}
 	status := cmp.Or(resp.StatusCode, http.StatusOK) // what aws-lambda-go sends for 0
 	out := streamed{Status: status, Headers: resp.Headers, Cookies: resp.Cookies}
-	if t.over {
+	body, over := t.captured()
+	if over {
 		if status < 200 || status > 299 {
 			return streamed{}, errReleased
 		}
 		out.Unstored = true
 		return out, nil
 	}
-	out.Body = t.buf.Bytes()
+	out.Body = body
 	return out, nil
 }
 
@@ -233,30 +234,39 @@ var errClosed = errors.New("apigw: the response stream was closed before its end
 // tee passes a streamed body through, keeping up to limit bytes of it. At
 // the body's end (EOF, a read error, or Close before either) it reports
 // the end to the run and waits for the engine to finish with the key
-// before it returns.
+// before it returns. No lock is held while the body is read, so Close can
+// cut a Read that blocks (it closes the body).
 type tee struct {
 	body  io.Reader
 	limit int64
-	ended chan error
-	done  <-chan served
+	ended chan error    // the end, sent once
+	done  <-chan served // the engine's outcome, received once (by end)
 
 	mu       sync.Mutex
 	buf      bytes.Buffer
 	over     bool
 	finished bool
 	final    error
+	complete chan struct{} // closed once the engine has finished
 }
 
 func (t *tee) Read(p []byte) (int, error) {
 	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.finished {
-		return 0, t.final
+	finished, final := t.finished, t.final
+	t.mu.Unlock()
+	if finished {
+		return 0, final
 	}
 	if t.body == nil {
-		return 0, t.finish(io.EOF)
+		return 0, t.end(io.EOF)
 	}
 	n, err := t.body.Read(p)
+	t.mu.Lock()
+	if t.finished { // closed while the body was read
+		final := t.final
+		t.mu.Unlock()
+		return 0, final
+	}
 	if n > 0 && !t.over {
 		if int64(t.buf.Len()+n) > t.limit {
 			t.over = true
@@ -265,29 +275,48 @@ func (t *tee) Read(p []byte) (int, error) {
 			t.buf.Write(p[:n])
 		}
 	}
+	t.mu.Unlock()
 	if err != nil {
-		return n, t.finish(err)
+		return n, t.end(err)
 	}
 	return n, nil
 }
 
-// finish reports the end and waits for the engine; mu is held.
-func (t *tee) finish(end error) error {
-	t.finished = true
-	t.final = end
-	t.ended <- end
+// end reports the body's end once and waits for the engine; a later call
+// waits for the same and returns the first end.
+func (t *tee) end(e error) error {
+	t.mu.Lock()
+	if t.finished {
+		final := t.final
+		t.mu.Unlock()
+		<-t.complete
+		return final
+	}
+	t.finished, t.final = true, e
+	t.mu.Unlock()
+	t.ended <- e
 	<-t.done
-	return end
+	close(t.complete)
+	return e
+}
+
+// captured is the body kept, or over when it outgrew the limit.
+func (t *tee) captured() (body []byte, over bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.Bytes(), t.over
 }
 
 // Close ends a stream cut short (the key is released) and closes the
-// handler's body if it is an io.Closer.
+// handler's body if it is an io.Closer, which also ends a Read blocked in
+// it.
 func (t *tee) Close() error {
 	t.mu.Lock()
-	if !t.finished {
-		t.finish(errClosed)
-	}
+	finished := t.finished
 	t.mu.Unlock()
+	if !finished {
+		t.end(errClosed)
+	}
 	if c, ok := t.body.(io.Closer); ok {
 		return c.Close()
 	}

@@ -426,3 +426,63 @@ func TestStreamingReportsRealStatus(t *testing.T) {
 		t.Fatalf("reported statuses %v, want [202 202 202]", got)
 	}
 }
+
+// TestStreamingCloseCutsABlockedRead: the runtime may close the stream
+// while a Read waits in the handler's body (the connection broke); Close
+// must not wait for that Read, and releases the key.
+func TestStreamingCloseCutsABlockedRead(t *testing.T) {
+	var runs atomic.Int64
+	entered := make(chan struct{})
+	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+		if runs.Add(1) == 1 {
+			pr, _ := io.Pipe() // never written: a Read blocks until Close
+			return &events.LambdaFunctionURLStreamingResponse{Body: &enteredReader{pr: pr, entered: entered}}, nil
+		}
+		return &events.LambdaFunctionURLStreamingResponse{Body: strings.NewReader("ok")}, nil
+	})
+	var ev events.LambdaFunctionURLRequest
+	if err := json.Unmarshal(urlEvent(t, "k-blocked"), &ev); err != nil {
+		t.Fatal(err)
+	}
+	first, err := w(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	read := make(chan error, 1)
+	go func() {
+		_, err := io.ReadAll(first) // the prelude, then blocks in the body
+		read <- err
+	}()
+	<-entered // the Read waits in the body now
+	closed := make(chan error, 1)
+	go func() { closed <- first.Close() }()
+	select {
+	case err := <-closed:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a hang bound, not a timing assertion
+		t.Fatal("Close waited for the blocked Read")
+	}
+	if err := <-read; err == nil {
+		t.Fatal("the cut stream read to a clean end")
+	}
+	o, err := invoke(t, w, urlEvent(t, "k-blocked"))
+	if err != nil || o.Status != 200 || o.Body != "ok" || runs.Load() != 2 {
+		t.Fatalf("%+v %v runs %d", o, err, runs.Load())
+	}
+}
+
+// enteredReader signals the first Read it gets, then reads a pipe.
+type enteredReader struct {
+	pr      *io.PipeReader
+	entered chan struct{}
+	once    sync.Once
+}
+
+func (r *enteredReader) Read(p []byte) (int, error) {
+	r.once.Do(func() { close(r.entered) })
+	return r.pr.Read(p)
+}
+
+func (r *enteredReader) Close() error { return r.pr.Close() }
