@@ -52,9 +52,9 @@ lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's l
 	@tools/leancheck/check.sh >/dev/null
 
 STORE ?= dynamodb
-run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server
+run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server; MAX_CONCURRENCY=N runs N invocations per environment (Lambda Managed Instances)
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
-	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(IDEMLOCAL) run -port $(PORT)
+	$(if $(filter redis,$(STORE)),$(REDIS) run --) $(IDEMLOCAL) run -port $(PORT) $(if $(MAX_CONCURRENCY),-max-concurrency $(MAX_CONCURRENCY))
 
 invoke: dynamo-install rie-install ## send EVENT=<file.json> to FN=<LogicalId> on a fresh stack of its own (URL=http://127.0.0.1:3000: on make run's)
 	$(if $(and $(FN),$(EVENT)),,$(error make invoke needs FN=<LogicalId> and EVENT=<file.json>, e.g. make invoke FN=OrdersFunction EVENT=events/sqs-orders.json (add URL=http://127.0.0.1:$(PORT) to use the stack make run serves)))

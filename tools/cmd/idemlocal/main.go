@@ -39,6 +39,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -79,8 +80,13 @@ type options struct {
 	params    paramFlag
 	port      string
 	instances int
-	fn, event string
-	url       string // -url: a running `idemlocal run` for demo and invoke
+	// maxConcurrency is the invocations one environment serves at once
+	// (-max-concurrency; a function's PerExecutionEnvironmentMaxConcurrency
+	// in the template wins); above 1 the emulator runs in managed-instances
+	// mode.
+	maxConcurrency int
+	fn, event      string
+	url            string // -url: a running `idemlocal run` for demo and invoke
 	// rie is the aws-lambda-rie executable; rie.Locate finds it when empty.
 	rie string
 	// tablePrefix is put before every table's local name (tests use a fresh one).
@@ -122,6 +128,7 @@ func run(ctx context.Context, args []string, stdout io.Writer, log *slog.Logger)
 	}
 	fs.StringVar(&o.port, "port", port, "HTTP port on 127.0.0.1 (default $PORT or 3000)")
 	fs.IntVar(&o.instances, "instances", 2, "execution environments (aws-lambda-rie processes) per function, i.e. its concurrency")
+	fs.IntVar(&o.maxConcurrency, "max-concurrency", 1, "invocations one execution environment serves at once (Lambda Managed Instances); above 1 the emulator runs in its managed-instances mode (Linux, root). A function's CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency in the template overrides it")
 	fs.StringVar(&o.rie, "rie", "", "the aws-lambda-rie executable (default: .build/bin/aws-lambda-rie next to the template, else PATH)")
 	fs.StringVar(&o.fn, "fn", "", "invoke: the function's logical id")
 	fs.StringVar(&o.event, "event", "", "invoke: event JSON file, - for stdin")
@@ -264,6 +271,11 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 			}
 			vars[k] = s
 		}
+		maxConcurrency, err := functionConcurrency(fn, resolver, o.maxConcurrency)
+		if err != nil {
+			e.close()
+			return nil, fmt.Errorf("%s: %w", fn.LogicalID, err)
+		}
 		vars["AWS_ENDPOINT_URL_DYNAMODB"] = fnEndpoint
 		if u := os.Getenv("REDIS_URL"); u != "" {
 			vars["REDIS_URL"] = u // the functions keep their idempotency records in Redis (make run STORE=redis)
@@ -272,24 +284,25 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 		vars["AWS_SECRET_ACCESS_KEY"] = localSecretKey
 		out := &prefixWriter{mu: &mu, w: logs, prefix: "[" + fn.LogicalID + "] "}
 		f, err := rie.Start(ctx, rie.Config{
-			RIE:       emulator,
-			Binary:    binaries[fn.LogicalID],
-			Name:      fn.LogicalID,
-			Env:       vars,
-			Timeout:   time.Duration(fn.Timeout) * time.Second,
-			MemoryMB:  fn.MemorySize,
-			Region:    o.region,
-			Handler:   fn.Handler,
-			Instances: o.instances,
-			Output:    out,
-			Logger:    log,
+			RIE:            emulator,
+			Binary:         binaries[fn.LogicalID],
+			Name:           fn.LogicalID,
+			Env:            vars,
+			Timeout:        time.Duration(fn.Timeout) * time.Second,
+			MemoryMB:       fn.MemorySize,
+			Region:         o.region,
+			Handler:        fn.Handler,
+			Instances:      o.instances,
+			MaxConcurrency: maxConcurrency,
+			Output:         out,
+			Logger:         log,
 		})
 		if err != nil {
 			e.close()
 			return nil, err
 		}
 		e.functions[fn.LogicalID] = f
-		log.Info("function ready under aws-lambda-rie", "function", fn.LogicalID, "instances", o.instances,
+		log.Info("function ready under aws-lambda-rie", "function", fn.LogicalID, "instances", o.instances, "maxConcurrency", max(1, maxConcurrency),
 			"timeout", time.Duration(fn.Timeout)*time.Second, "memoryMB", fn.MemorySize)
 	}
 	return e, nil
@@ -550,4 +563,30 @@ func invokeRemote(ctx context.Context, base, fn string, payload []byte) (rie.Res
 	}
 	res.Payload = body
 	return res, nil
+}
+
+// functionConcurrency is the MaxConcurrency of one function: its
+// template's CapacityProviderConfig.LambdaManagedInstancesCapacityProviderConfig.PerExecutionEnvironmentMaxConcurrency
+// (what Lambda Managed Instances run it with) if set, else def
+// (-max-concurrency; 0 is 1).
+func functionConcurrency(fn samtemplate.Function, r *samtemplate.Resolver, def int) (int, error) {
+	if def < 0 {
+		return 0, fmt.Errorf("-max-concurrency %d is negative", def)
+	}
+	def = max(def, 1) // 0: on-demand
+	cp, _ := fn.Properties["CapacityProviderConfig"].(map[string]any)
+	mi, _ := cp["LambdaManagedInstancesCapacityProviderConfig"].(map[string]any)
+	v, ok := mi["PerExecutionEnvironmentMaxConcurrency"]
+	if !ok {
+		return def, nil
+	}
+	s, err := r.Resolve(v)
+	if err != nil {
+		return 0, fmt.Errorf("PerExecutionEnvironmentMaxConcurrency: %w", err)
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 1 || n > 1600 {
+		return 0, fmt.Errorf("PerExecutionEnvironmentMaxConcurrency %q is not an integer from 1 to 1600", s)
+	}
+	return n, nil
 }

@@ -36,6 +36,17 @@
 // If an emulator process itself dies, the next Invoke on that environment
 // starts a new one.
 //
+// Config.MaxConcurrency above 1 runs Lambda Managed Instances environments:
+// the emulator's managed-instances mode (AWS_LAMBDA_MAX_CONCURRENCY set),
+// one bootstrap process per environment serving up to MaxConcurrency
+// invocations at once. That mode starts the bootstrap with the emulator,
+// runs only /var/task/bootstrap as user 993 (so each emulator gets a private
+// mount namespace in which /var/task is the bootstrap's directory: Linux and
+// root only), refuses an invocation when no runtime loop waits in /next
+// (Invoke retries it until the timeout), answers a timeout without stopping
+// the runtime (ErrTimeout; the handler goes on) and goes down with a runtime
+// that exits (ErrExited; the next Invoke starts a new emulator).
+//
 // It is a development and test tool, not a sandbox: the function runs as the
 // current user. Memory size is passed on (AWS_LAMBDA_FUNCTION_MEMORY_SIZE) but
 // not enforced, as with the emulator in a container without limits.

@@ -15,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -70,8 +71,16 @@ type Config struct {
 	// Handler is _HANDLER; "bootstrap" when empty.
 	Handler string
 	// Instances is the number of execution environments (emulator
-	// processes), i.e. the function's concurrency; 1 when zero.
+	// processes); 1 when zero. The function's concurrency is Instances ×
+	// MaxConcurrency.
 	Instances int
+	// MaxConcurrency above 1 runs every environment as a Lambda Managed
+	// Instances one: AWS_LAMBDA_MAX_CONCURRENCY is set to it, the emulator
+	// runs in its managed-instances mode, and one environment (one bootstrap
+	// process) serves up to MaxConcurrency invocations at once (aws-lambda-go
+	// ≥ v1.51 runs that many /next loops). See the package doc for what the
+	// mode changes. 0 or 1: on-demand, one invocation at a time.
+	MaxConcurrency int
 	// LogLevel is the emulator's --log-level; "warn" when empty, which keeps
 	// its notes on timeouts and runtime exits and drops the per-invoke INFO lines.
 	LogLevel string
@@ -123,6 +132,7 @@ func (e *InitError) Error() string {
 // methods are safe for concurrent use.
 type Function struct {
 	cfg       Config
+	varDir    string // managed mode: the /var the emulators see (varRoot)
 	log       *slog.Logger
 	instances []*instance
 	idle      chan *instance
@@ -172,22 +182,34 @@ func Start(ctx context.Context, cfg Config) (*Function, error) {
 	if cfg.Instances <= 0 {
 		cfg.Instances = 1
 	}
+	if cfg.MaxConcurrency < 0 {
+		return nil, fmt.Errorf("rie: Config.MaxConcurrency %d is negative", cfg.MaxConcurrency)
+	}
+	if cfg.MaxConcurrency == 0 {
+		cfg.MaxConcurrency = 1
+	}
 	if cfg.LogLevel == "" {
 		cfg.LogLevel = "warn"
 	}
 	if cfg.Output == nil {
 		cfg.Output = os.Stderr
 	}
+	// idle holds each environment once per invocation it can take at once.
 	f := &Function{
 		cfg:    cfg,
 		log:    cfg.Logger,
-		idle:   make(chan *instance, cfg.Instances),
+		idle:   make(chan *instance, cfg.Instances*cfg.MaxConcurrency),
 		closed: make(chan struct{}),
 	}
 	if f.log == nil {
 		f.log = slog.Default()
 	}
 	f.log = f.log.With("function", cfg.Name)
+	if cfg.managed() {
+		if f.varDir, err = varRoot(cfg.Binary); err != nil {
+			return nil, err
+		}
+	}
 	for i := range cfg.Instances {
 		inst := &instance{f: f, index: i}
 		if err := inst.start(ctx); err != nil {
@@ -195,7 +217,9 @@ func Start(ctx context.Context, cfg Config) (*Function, error) {
 			return nil, err
 		}
 		f.instances = append(f.instances, inst)
-		f.idle <- inst
+		for range cfg.MaxConcurrency {
+			f.idle <- inst
+		}
 	}
 	return f, nil
 }
@@ -267,6 +291,9 @@ func (f *Function) Close() error {
 			inst.stop()
 		}
 		f.wg.Wait()
+		if f.varDir != "" {
+			os.RemoveAll(f.varDir)
+		}
 	})
 	return nil
 }
@@ -275,6 +302,8 @@ func (f *Function) Close() error {
 type instance struct {
 	f     *Function
 	index int
+
+	restart sync.Mutex // one restart at a time (managed mode: several invocations share the environment)
 
 	mu      sync.Mutex
 	stopped bool // Close has stopped this environment: start no new emulator
@@ -308,11 +337,15 @@ func (inst *instance) startOnce(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.Command(cfg.RIE,
+	args := []string{cfg.RIE,
 		"--runtime-api-address", apiAddr,
 		"--runtime-interface-emulator-address", rieAddr,
 		"--log-level", cfg.LogLevel,
-		cfg.Binary)
+		cfg.Binary}
+	if cfg.managed() {
+		args = managedCommand(inst.f.varDir, args)
+	}
+	cmd := exec.Command(args[0], args[1:]...)
 	cmd.Dir = filepath.Dir(cfg.Binary) // the emulator runs the bootstrap in its own working directory
 	cmd.Env = inst.environ()
 	cmd.Stdout, cmd.Stderr = cfg.Output, cfg.Output
@@ -376,8 +409,12 @@ func (inst *instance) environ() []string {
 		env[k] = v
 	}
 	// AWS_LAMBDA_MAX_CONCURRENCY switches the emulator to its managed-instances
-	// mode, which is not what Lambda's on-demand functions run.
+	// mode: set by MaxConcurrency only, never passed on from Env.
 	delete(env, "AWS_LAMBDA_MAX_CONCURRENCY")
+	if cfg.managed() {
+		env["AWS_LAMBDA_MAX_CONCURRENCY"] = strconv.Itoa(cfg.MaxConcurrency)
+		env["LAMBDA_TASK_ROOT"] = managedTaskRoot // where the emulator runs the bootstrap
+	}
 	out := make([]string, 0, len(env))
 	for k, v := range env {
 		out = append(out, k+"="+v)
@@ -386,23 +423,59 @@ func (inst *instance) environ() []string {
 }
 
 // invoke posts one invocation to the environment's emulator, starting a new
-// emulator first if the last one died. Only one goroutine calls it at a time
-// (the instance is taken from Function.idle).
+// emulator first if the last one died. Up to Config.MaxConcurrency
+// goroutines call it at a time (each took the instance from Function.idle);
+// one of them restarts a dead emulator, the others use the new one.
 func (inst *instance) invoke(payload []byte, requestID string) (Result, error) {
 	inst.mu.Lock()
 	exited, url, client := inst.exited, inst.url, inst.client
 	inst.mu.Unlock()
 	select {
 	case <-exited:
-		inst.f.log.Warn("the emulator process had exited; starting a new one", "instance", inst.index)
-		if err := inst.start(context.Background()); err != nil {
-			return Result{}, fmt.Errorf("%w: %w", ErrEmulator, err)
+		inst.restart.Lock()
+		inst.mu.Lock()
+		again := inst.exited == exited // nobody restarted it meanwhile
+		inst.mu.Unlock()
+		if again {
+			inst.f.log.Warn("the emulator process had exited; starting a new one", "instance", inst.index)
+			if err := inst.start(context.Background()); err != nil {
+				inst.restart.Unlock()
+				return Result{}, fmt.Errorf("%w: %w", ErrEmulator, err)
+			}
 		}
+		inst.restart.Unlock()
 		inst.mu.Lock()
 		url, client = inst.url, inst.client
 		inst.mu.Unlock()
 	default:
 	}
+	res, err := inst.post(url, client, payload, requestID)
+	// Managed mode: the slot was given back when the last answer came,
+	// and its runtime loop may not be back in /next yet (or may still run
+	// an invocation that timed out): wait for a loop, up to the timeout.
+	backoff, waited := 2*time.Millisecond, time.Duration(0)
+	for errors.Is(err, errUnavailable) && waited < inst.f.cfg.Timeout {
+		time.Sleep(backoff)
+		waited += backoff
+		backoff = min(2*backoff, 50*time.Millisecond)
+		res, err = inst.post(url, client, payload, requestID)
+	}
+	res.RequestID = requestID
+	switch {
+	case errors.Is(err, ErrTimeout) && inst.f.cfg.managed():
+		inst.f.log.Warn("invocation timed out; as on Lambda Managed Instances, the runtime is not stopped and the handler may still run",
+			"requestId", requestID, "timeout", inst.f.cfg.Timeout)
+	case errors.Is(err, ErrTimeout):
+		inst.f.log.Warn("invocation timed out; the emulator killed the runtime, the next invocation starts a new one",
+			"requestId", requestID, "timeout", inst.f.cfg.Timeout)
+	case errors.Is(err, ErrExited):
+		inst.f.log.Warn("the runtime exited mid-invocation; the next invocation starts a new one", "requestId", requestID, "err", err)
+	}
+	return res, err
+}
+
+// post sends one invocation and classifies the answer.
+func (inst *instance) post(url string, client *http.Client, payload []byte, requestID string) (Result, error) {
 	req, err := http.NewRequest(http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		return Result{}, err
@@ -419,13 +492,8 @@ func (inst *instance) invoke(payload []byte, requestID string) (Result, error) {
 		return Result{}, fmt.Errorf("%w: %s: read the answer: %w", ErrEmulator, inst.f.cfg.Name, err)
 	}
 	res, err := classify(inst.f.cfg.Name, resp.StatusCode, body)
-	res.RequestID = requestID
-	switch {
-	case errors.Is(err, ErrTimeout):
-		inst.f.log.Warn("invocation timed out; the emulator killed the runtime, the next invocation starts a new one",
-			"requestId", requestID, "timeout", inst.f.cfg.Timeout)
-	case errors.Is(err, ErrExited):
-		inst.f.log.Warn("the runtime exited mid-invocation; the next invocation starts a new one", "requestId", requestID, "err", err)
+	if inst.f.cfg.managed() {
+		res, err = classifyManaged(inst.f.cfg.Name, resp.StatusCode, resp.Header.Get("Error-Type"), body, res, err)
 	}
 	return res, err
 }
@@ -564,4 +632,125 @@ func Locate(root string) (string, error) {
 	}
 	return "", fmt.Errorf("the Lambda Runtime Interface Emulator is not installed in %s nor on PATH: run `make rie-install` (GOBIN=<repo>/%s go install %s@%s, about 10 s)",
 		filepath.Join(root, BinDir), BinDir, Package, Version)
+}
+
+// managed reports whether the environments run in the emulator's
+// managed-instances mode.
+func (c *Config) managed() bool { return c.MaxConcurrency > 1 }
+
+// managedTaskRoot is where the emulator's managed-instances mode runs the
+// bootstrap: it ignores the command line and looks only in /var/runtime,
+// /var/task and /opt (as in Lambda's container), with /var/task as the
+// working directory.
+const managedTaskRoot = "/var/task"
+
+// managedUID is the user the emulator's managed-instances mode runs the
+// bootstrap as (its process supervisor sets uid 993, as Lambda's sandbox
+// user).
+const managedUID = 993
+
+// varRoot makes the /var a managed-mode emulator sees: a private directory
+// whose task entry is the bootstrap's directory, mounted on /var in a mount
+// namespace of the emulator's own (managedCommand), so nothing outside it
+// changes and functions started side by side each see their own. The mode
+// needs root (it mounts, and it starts the bootstrap as user 993), and the
+// bootstrap's directory must be open to that user.
+func varRoot(binary string) (string, error) {
+	if runtime.GOOS != "linux" {
+		return "", errors.New("rie: Config.MaxConcurrency > 1 needs Linux: the emulator's managed-instances mode runs the bootstrap only from /var/task, which is mounted privately for it")
+	}
+	if os.Geteuid() != 0 {
+		return "", fmt.Errorf("rie: Config.MaxConcurrency > 1 needs root: the emulator's managed-instances mode starts the bootstrap as user %d, and /var/task is mounted for it in a private mount namespace", managedUID)
+	}
+	if filepath.Base(binary) != "bootstrap" {
+		return "", fmt.Errorf("rie: Config.MaxConcurrency > 1: the binary must be named bootstrap (the emulator runs /var/task/bootstrap), not %s", filepath.Base(binary))
+	}
+	for _, tool := range []string{"unshare", "mount"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			return "", fmt.Errorf("rie: Config.MaxConcurrency > 1 needs %s (util-linux) to give the emulator a private /var/task: %w", tool, err)
+		}
+	}
+	if err := openToOthers(binary); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "rie-var-")
+	if err == nil {
+		err = os.Chmod(dir, 0o755)
+	}
+	if err == nil {
+		err = os.Symlink(filepath.Dir(binary), filepath.Join(dir, "task"))
+	}
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", fmt.Errorf("rie: %w", err)
+	}
+	return dir, nil
+}
+
+// openToOthers checks that user managedUID can run binary: every directory
+// above it searchable, the file executable by others.
+func openToOthers(binary string) error {
+	fi, err := os.Stat(binary)
+	if err != nil {
+		return fmt.Errorf("rie: %w", err)
+	}
+	if fi.Mode().Perm()&0o005 != 0o005 {
+		return fmt.Errorf("rie: Config.MaxConcurrency > 1: %s must be readable and executable by others (mode %v): the emulator runs it as user %d", binary, fi.Mode().Perm(), managedUID)
+	}
+	for dir := filepath.Dir(binary); ; dir = filepath.Dir(dir) {
+		fi, err := os.Stat(dir)
+		if err != nil {
+			return fmt.Errorf("rie: %w", err)
+		}
+		if fi.Mode().Perm()&0o001 == 0 {
+			return fmt.Errorf("rie: Config.MaxConcurrency > 1: directory %s must be searchable by others (mode %v): the emulator runs the bootstrap as user %d", dir, fi.Mode().Perm(), managedUID)
+		}
+		if dir == filepath.Dir(dir) {
+			return nil
+		}
+	}
+}
+
+// managedCommand wraps the emulator's command line: a new mount namespace,
+// varDir bound on /var, then exec of the emulator, which keeps the process
+// id (and so the process group) of the command started.
+func managedCommand(varDir string, rie []string) []string {
+	args := []string{"unshare", "--mount", "--propagation", "private", "--", "/bin/sh", "-c", `mount --bind "$0" /var && exec "$@"`, varDir}
+	return append(args, rie...)
+}
+
+// errUnavailable is the managed-instances mode's answer when no runtime
+// loop waits in /next: the invocation was not delivered.
+var errUnavailable = errors.New("no runtime loop of the environment is waiting for an invocation")
+
+// classifyManaged maps the answers of the managed-instances mode that the
+// on-demand mode gives otherwise: a timeout and a runtime exit are HTTP 200
+// with the Error-Type header (and a body that may lack errorMessage), and an
+// invocation that finds no runtime loop waiting in /next is refused with
+// HTTP 400 Runtime.Unavailable; a platform error is an Error-Type header on
+// a body that is no handler error document.
+func classifyManaged(name string, status int, errorType string, body []byte, res Result, err error) (Result, error) {
+	switch {
+	case status == http.StatusOK && errorType == "Sandbox.Timedout":
+		msg := "Task timed out"
+		if res.Err != nil {
+			msg = res.Err.Message
+		}
+		return Result{}, fmt.Errorf("%w: %s: %s", ErrTimeout, name, msg)
+	case status == http.StatusOK && errorType == "Runtime.ExitError":
+		fe := res.Err
+		if fe == nil {
+			fe = &FunctionError{Type: errorType}
+			_ = json.Unmarshal(body, fe)
+		}
+		return Result{}, fmt.Errorf("%w: %w", ErrExited, fe)
+	case status == http.StatusBadRequest && errorType == "Runtime.Unavailable":
+		return Result{}, fmt.Errorf("%w: %s: %w", ErrEmulator, name, errUnavailable)
+	case err == nil && res.Err == nil && errorType != "":
+		// A platform error, not the handler's (whose error document has an
+		// errorMessage): e.g. the answer to an invocation after a failed
+		// init, which brings the emulator down.
+		return Result{}, fmt.Errorf("%w: %s: %s: %s", ErrEmulator, name, errorType, body)
+	}
+	return res, err
 }

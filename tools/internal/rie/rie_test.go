@@ -37,6 +37,12 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	// Open to others: the managed-instances mode runs the bootstrap as
+	// user 993 (managed_test.go).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	echoBinary = filepath.Join(dir, "bootstrap")
 	cmd := exec.Command("go", "build", "-tags", "lambda.norpc", "-o", echoBinary, "./testdata/echo")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
@@ -62,6 +68,8 @@ type echoReply struct {
 	PID         int               `json:"pid"`
 	Env         map[string]string `json:"env"`
 	Invocations int               `json:"invocations"`
+	StartedNs   int64             `json:"startedNs"`
+	EndedNs     int64             `json:"endedNs"`
 }
 
 // syncBuffer collects output written by several processes.

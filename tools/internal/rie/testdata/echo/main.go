@@ -9,6 +9,9 @@
 //	error    returns an error of type *echoError
 //	hang     blocks forever (the emulator must time it out)
 //	exit     exits the process in the middle of the invocation
+//	meet     waits until as many invocations as the message says (a
+//	         number) are inside the handler at once, then returns like echo
+//	         with the times, measured here, at which it started and ended
 package main
 
 import (
@@ -18,6 +21,10 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/aws/aws-lambda-go/lambdacontext"
@@ -37,16 +44,41 @@ type reply struct {
 	PID         int               `json:"pid"`
 	Env         map[string]string `json:"env"`
 	Invocations int               `json:"invocations"`
+	StartedNs   int64             `json:"startedNs,omitempty"`
+	EndedNs     int64             `json:"endedNs,omitempty"`
 }
 
 type echoError struct{ msg string }
 
 func (e *echoError) Error() string { return e.msg }
 
-var invocations int
+var invocations atomic.Int64
+
+// inside counts the meet invocations in the handler; arrived is signalled
+// on every change.
+var (
+	meetMu  sync.Mutex
+	inside  int
+	arrived = sync.NewCond(&meetMu)
+)
+
+// meet waits until n meet invocations are in the handler at once (or ctx
+// ends: the emulator times the invocation out).
+func meet(ctx context.Context, n int) {
+	stop := context.AfterFunc(ctx, func() { meetMu.Lock(); arrived.Broadcast(); meetMu.Unlock() })
+	defer stop()
+	meetMu.Lock()
+	defer meetMu.Unlock()
+	inside++
+	arrived.Broadcast()
+	for inside < n && ctx.Err() == nil {
+		arrived.Wait()
+	}
+}
 
 func handle(ctx context.Context, ev event) (reply, error) {
-	invocations++
+	n := invocations.Add(1)
+	var started, ended int64
 	switch ev.Action {
 	case "error":
 		return reply{}, &echoError{msg: "echo failed: " + ev.Message}
@@ -54,6 +86,14 @@ func handle(ctx context.Context, ev event) (reply, error) {
 		select {}
 	case "exit":
 		os.Exit(3)
+	case "meet":
+		want, err := strconv.Atoi(ev.Message)
+		if err != nil {
+			return reply{}, &echoError{msg: "meet: " + err.Error()}
+		}
+		started = time.Now().UnixNano()
+		meet(ctx, want)
+		ended = time.Now().UnixNano()
 	}
 	lc, _ := lambdacontext.FromContext(ctx)
 	deadline, ok := ctx.Deadline()
@@ -61,7 +101,7 @@ func handle(ctx context.Context, ev event) (reply, error) {
 	for _, k := range []string{
 		"AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
 		"_HANDLER", "AWS_REGION", "AWS_DEFAULT_REGION", "LAMBDA_TASK_ROOT", "CUSTOM", "_X_AMZN_TRACE_ID",
-		"AWS_LAMBDA_FUNCTION_TIMEOUT", "IDEM_TEST_LEAK",
+		"AWS_LAMBDA_FUNCTION_TIMEOUT", "IDEM_TEST_LEAK", "AWS_LAMBDA_MAX_CONCURRENCY",
 	} {
 		env[k] = os.Getenv(k)
 	}
@@ -73,7 +113,9 @@ func handle(ctx context.Context, ev event) (reply, error) {
 		HasDeadline: ok,
 		PID:         os.Getpid(),
 		Env:         env,
-		Invocations: invocations,
+		Invocations: int(n),
+		StartedNs:   started,
+		EndedNs:     ended,
 	}, nil
 }
 
