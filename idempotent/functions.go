@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"io"
 	"regexp"
@@ -105,7 +104,10 @@ func WithJMESPathFunction(name string, fn func(args []any) (any, error)) Option 
 			}
 			// Normalise the result to decoded JSON, the only values the
 			// engine and the key rules know.
-			b, err := json.Marshal(v)
+			if s, ok := v.(string); ok {
+				return s, nil // kept byte for byte
+			}
+			b, err := marshalKeyJSON(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s(): result does not encode as JSON: %w", name, err)
 			}

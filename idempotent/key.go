@@ -48,7 +48,7 @@ func eventKeyFunc[In any](c *config) (func(In) (key, fp string, err error), erro
 		raw := bytesEvent
 		if !bytesJSON {
 			var err error
-			if raw, err = json.Marshal(event); err != nil {
+			if raw, err = marshalKeyJSON(event); err != nil {
 				return "", "", fmt.Errorf("%w: event does not encode as JSON: %w", ErrNoKey, err)
 			}
 		}

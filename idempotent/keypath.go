@@ -1,16 +1,15 @@
 package idempotent
 
 import (
-	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 
 	"github.com/jmespath-community/go-jmespath"
 	"github.com/jmespath-community/go-jmespath/pkg/functions"
 	"github.com/jmespath-community/go-jmespath/pkg/parsing"
+
+	"github.com/idemlambda/idemlambda/idempotent/internal/keyjson"
 )
 
 // This file is the one home of key material read from JSON: the JMESPath
@@ -133,8 +132,10 @@ func missing(v any) bool {
 // canonicalJSON encodes a decoded JSON value with object members sorted and
 // no insignificant whitespace, so documents that differ only in member order
 // or formatting give the same bytes.
+// Strings are written byte for byte: a byte that is not UTF-8 is \xHH, never
+// U+FFFD, so distinct values give distinct material (internal/keyjson).
 func canonicalJSON(v any) ([]byte, error) {
-	return json.Marshal(v)
+	return keyjson.Append(nil, v)
 }
 
 // decodeJSON decodes exactly one JSON value. Numbers stay json.Number and
@@ -142,15 +143,15 @@ func canonicalJSON(v any) ([]byte, error) {
 // keys, and so are 1 and 1.0. (The engine's arithmetic, comparisons with
 // number literals and number functions want float64: on event numbers they
 // yield null or an error, never a wrong key.)
+//
+// Strings keep their raw bytes (invalid UTF-8 is not turned into U+FFFD, a
+// lone surrogate escape becomes its own bytes) and an object that names a
+// member twice is refused: encoding/json would keep its last member, other
+// parsers the first, so such a document has no one meaning to key on.
 func decodeJSON(raw []byte) (any, error) {
-	d := json.NewDecoder(bytes.NewReader(raw))
-	d.UseNumber()
-	var doc any
-	if err := d.Decode(&doc); err != nil {
+	doc, err := keyjson.Decode(raw)
+	if err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
-	}
-	if _, err := d.Token(); err != io.EOF {
-		return nil, errors.New("not JSON: data after the first value")
 	}
 	return doc, nil
 }

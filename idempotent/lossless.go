@@ -1,0 +1,65 @@
+package idempotent
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"unicode/utf8"
+)
+
+// errInvalidUTF8 is why a Go value's JSON form cannot be key material: it
+// holds a string that is not valid UTF-8, which json.Marshal writes as
+// U+FFFD, so values differing only in those bytes would share a record.
+var errInvalidUTF8 = errors.New("holds a string that is not valid UTF-8, which its JSON form cannot keep (key it with WithKeyFunc)")
+
+// marshalKeyJSON is json.Marshal for key material: it fails rather than
+// lose bytes. json.Marshal writes the escape \ufffd only for a byte that is
+// not UTF-8 (a valid U+FFFD is written as it is), so only output holding
+// that escape needs the walk over v.
+func marshalKeyJSON(v any) ([]byte, error) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte(`\ufffd`)) && invalidString(reflect.ValueOf(v), 0) {
+		return nil, errInvalidUTF8
+	}
+	return b, nil
+}
+
+// invalidString reports whether v holds, anywhere json.Marshal looks, a
+// string or map key that is not valid UTF-8.
+func invalidString(v reflect.Value, depth int) bool {
+	if depth > 1000 || !v.IsValid() {
+		return false
+	}
+	switch v.Kind() {
+	case reflect.String:
+		return !utf8.ValidString(v.String())
+	case reflect.Pointer, reflect.Interface:
+		return !v.IsNil() && invalidString(v.Elem(), depth+1)
+	case reflect.Slice, reflect.Array:
+		if v.Kind() == reflect.Slice && v.Type().Elem().Kind() == reflect.Uint8 {
+			return false // []byte is base64, lossless
+		}
+		for i := range v.Len() {
+			if invalidString(v.Index(i), depth+1) {
+				return true
+			}
+		}
+	case reflect.Map:
+		for it := v.MapRange(); it.Next(); {
+			if invalidString(it.Key(), depth+1) || invalidString(it.Value(), depth+1) {
+				return true
+			}
+		}
+	case reflect.Struct:
+		for i := range v.NumField() {
+			if v.Type().Field(i).IsExported() && invalidString(v.Field(i), depth+1) {
+				return true
+			}
+		}
+	}
+	return false
+}
