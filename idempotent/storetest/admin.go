@@ -1,8 +1,8 @@
 package storetest
 
 import (
-	"bytes"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"testing"
 	"time"
@@ -26,7 +26,10 @@ func (s *suite) listInspectDelete(t *testing.T) {
 		t.Fatalf("store %T implements only one of Lister and Deleter", st)
 	}
 	ctx := t.Context()
-	big := bytes.Repeat([]byte{0x5a, 0x00, 0xff, 0x13}, 300<<10) // 1.2 MB: chunked in DynamoDB
+	big := make([]byte, 1200<<10) // incompressible 1.2 MB: chunked in DynamoDB
+	for i := range big {
+		big[i] = byte(rand.Uint32())
+	}
 	a := seed(t, st, completed(inProgress(keyA, "owner-a"), big, sec.Add(time.Hour)))
 	b := seed(t, st, inProgress(keyB, "owner-b"))
 	seed(t, st, completed(inProgress(keyC, "owner-c"), []byte(`{"other":1}`), sec.Add(time.Hour)))
