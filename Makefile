@@ -41,13 +41,14 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 test: dynamo-install redis-install rie-install ## run every test under -race against a local dynalite (started if none runs); the Redis store's tests start private redis-servers
 	$(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
-lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
+lint: ## gofmt, go vet, staticcheck, each module on its own, the library's lean dependency graph, and cfn-lint on template.yaml when installed
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@for m in . handlers idempotent/idemotel idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
+	@if command -v cfn-lint >/dev/null; then cfn-lint --non-zero-exit-code error template.yaml; else echo "cfn-lint not installed; template.yaml not linted (pip install cfn-lint)"; fi
 
 STORE ?= dynamodb
 run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server
