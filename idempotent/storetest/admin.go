@@ -37,7 +37,7 @@ func (s *suite) listInspectDelete(t *testing.T) {
 	var ids []string
 	cursor, pages := "", 0
 	for {
-		page, err := l.List(ctx, idempotent.ListQuery{Name: "storetest-fn", Cursor: cursor, Limit: 1})
+		page, err := l.List(ctx, idempotent.ListQuery{Name: "storetest-fn", Cursor: cursor, Limit: 2})
 		if err != nil {
 			t.Fatalf("List: %v", err)
 		}
@@ -47,7 +47,7 @@ func (s *suite) listInspectDelete(t *testing.T) {
 			}
 			ids = append(ids, r.Record.Key)
 		}
-		if pages++; page.Next == "" || pages > 50 {
+		if pages++; page.Next == "" || pages > 100_000 {
 			break
 		}
 		cursor = page.Next
