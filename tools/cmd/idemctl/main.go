@@ -1,7 +1,7 @@
 // Command idemctl inspects and removes idemlambda idempotency records, for
 // the on-call engineer: why is this request stuck on 409, re-run this one
 // order. It works on a DynamoDB table (--table; the SDK's default config,
-// AWS_ENDPOINT_URL_DYNAMODB honoured).
+// AWS_ENDPOINT_URL_DYNAMODB honoured) or a Redis database (--redis URL).
 //
 //	idemctl inspect --table T (--id ID | --name N [--step S] (--key K | --json-key JSON | --scope C --method M --path P --key K))
 //	idemctl list    --table T --name N [--in-progress|--stuck|--expired]
@@ -25,10 +25,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 )
 
 func main() {
@@ -43,7 +45,7 @@ type adminStore interface {
 
 // opts are the flags every command shares.
 type opts struct {
-	table, redis                 string
+	table, redis, prefix         string
 	asJSON                       bool
 	id, name, step, key, jsonKey string
 	scope, method, path          string
@@ -62,7 +64,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer, clock fun
 	fs.SetOutput(stderr)
 	var o opts
 	fs.StringVar(&o.table, "table", "", "DynamoDB table of the records")
-	fs.StringVar(&o.redis, "redis", "", "Redis URL of the records (not supported yet)")
+	fs.StringVar(&o.redis, "redis", "", "Redis URL of the records (redis://host:port/db)")
+	fs.StringVar(&o.prefix, "prefix", redisstore.DefaultKeyPrefix, "Redis key prefix (redisstore.Options.KeyPrefix)")
 	fs.BoolVar(&o.asJSON, "json", false, "print JSON")
 	fs.StringVar(&o.id, "id", "", "record id (<name>#<sha256 hex>)")
 	fs.StringVar(&o.name, "name", "", "key namespace (WithName; default of the library: the function name)")
@@ -125,10 +128,20 @@ func (e *KeySchemaError) Error() string {
 
 func openStore(ctx context.Context, o opts) (adminStore, error) {
 	switch {
+	case o.redis != "" && o.table != "":
+		return nil, fmt.Errorf("%w: give --table or --redis, not both", errUsage)
 	case o.redis != "":
-		return nil, fmt.Errorf("%w: --redis is not supported yet; use --table", errUsage)
+		ro, err := redis.ParseURL(o.redis)
+		if err != nil {
+			return nil, fmt.Errorf("%w: --redis: %w", errUsage, err)
+		}
+		client := redis.NewClient(ro)
+		if err := client.Ping(ctx).Err(); err != nil {
+			return nil, fmt.Errorf("redis %s: %w", ro.Addr, err)
+		}
+		return redisstore.New(client, redisstore.WithKeyPrefix(o.prefix)), nil
 	case o.table == "":
-		return nil, fmt.Errorf("%w: --table is required", errUsage)
+		return nil, fmt.Errorf("%w: --table or --redis is required", errUsage)
 	}
 	cfg, err := config.LoadDefaultConfig(ctx)
 	if err != nil {

@@ -10,7 +10,10 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
+	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
+	"github.com/redis/go-redis/v9"
 )
 
 func TestMain(m *testing.M) { testdynamo.Main(m) }
@@ -146,5 +149,40 @@ func TestTableErrors(t *testing.T) {
 	other := testdynamo.NewTable(t, client, func(o *dynamostore.Options) { o.KeyAttr = "pk_other" })
 	if _, errOut, rc := idemctl(t, "list", "--table", other, "--name", "x"); rc != 1 || !strings.Contains(errOut, "partition key") {
 		t.Fatalf("wrong key attribute: rc %d, %s", rc, errOut)
+	}
+}
+
+func TestRedisInspectForget(t *testing.T) {
+	srv, err := redisserver.Start()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Close)
+	client := redis.NewClient(&redis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { _ = client.Close() })
+	store := redisstore.New(client)
+	runs := 0
+	order := func() {
+		t.Helper()
+		if _, err := idempotent.Do(t.Context(), store, "charge", "order-7", func(context.Context) (int, error) { runs++; return 1, nil },
+			idempotent.WithName("payments")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	order()
+	url := "redis://" + srv.Addr + "/0"
+	out, errOut, rc := idemctl(t, "inspect", "--redis", url, "--name", "payments", "--step", "charge", "--key", "order-7")
+	if rc != 0 || !strings.Contains(out, "COMPLETED") {
+		t.Fatalf("inspect: rc %d\n%s\n%s", rc, out, errOut)
+	}
+	if out, _, rc = idemctl(t, "list", "--redis", url, "--name", "payments"); rc != 0 || !strings.Contains(out, "1 records") {
+		t.Fatalf("list: rc %d\n%s", rc, out)
+	}
+	if _, errOut, rc = idemctl(t, "forget", "--redis", url, "--name", "payments", "--step", "charge", "--key", "order-7"); rc != 0 {
+		t.Fatalf("forget: rc %d, %s", rc, errOut)
+	}
+	order()
+	if runs != 2 {
+		t.Fatalf("runs = %d, want 2 (the next request runs again after forget)", runs)
 	}
 }
