@@ -102,7 +102,7 @@ func TestTemplateAlarms(t *testing.T) {
 	body, _ := dash[0].Properties["DashboardBody"].(Intrinsic)
 	src, _ := body.Arg.(string)
 	shown := map[string]bool{}
-	for _, m := range regexp.MustCompile(`\["` + regexp.QuoteMeta(ns) + `","(\w+)","FunctionName"`).FindAllStringSubmatch(src, -1) {
+	for _, m := range regexp.MustCompile(`\["`+regexp.QuoteMeta(ns)+`","(\w+)","FunctionName"`).FindAllStringSubmatch(src, -1) {
 		if !slices.Contains(names, m[1]) {
 			t.Errorf("dashboard shows %q, which emf does not write", m[1])
 		}
