@@ -45,9 +45,9 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 	if q.Name == "" {
 		return nil, &idempotent.ConfigError{Option: "ListQuery.Name", Err: errors.New("empty name")}
 	}
-	admin, ok := s.client.(AdminAPI)
+	admin, ok := s.raw.(AdminAPI)
 	if !ok {
-		return nil, &idempotent.ConfigError{Option: "dynamostore.New", Err: fmt.Errorf("client %T has no Scan and Query", s.client)}
+		return nil, &idempotent.ConfigError{Option: "dynamostore.New", Err: fmt.Errorf("client %T has no Scan and Query", s.raw)}
 	}
 	var n exprNames
 	filter := "begins_with(" + n.ref(s.opts.idAttr()) + ", :p) AND attribute_exists(" + n.ref(s.opts.StatusAttr) + ")"
