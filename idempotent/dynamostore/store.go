@@ -31,9 +31,9 @@ var _ API = (*dynamodb.Client)(nil)
 type Store struct {
 	client API // raw wrapped in conflictRetry
 	// raw is the client as given (List looks for Scan and Query on it).
-	raw    API
-	table  *string
-	opts   Options
+	raw   API
+	table *string
+	opts  Options
 	// err is the configuration error every call returns, or nil.
 	err error
 
