@@ -43,13 +43,14 @@ test: dynamo-install redis-install kms-install rie-install ## run every test und
 	@$(GO) list -deps -test $(PKGS) >/dev/null # fetch every module first: the namespace has no network
 	$(KMS) run -- $(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
-lint: ## gofmt, go vet, staticcheck, each module on its own, and the library's lean dependency graph
+lint: ## gofmt, go vet, staticcheck, each module on its own, the library's lean dependency graph, and cfn-lint on template.yaml when installed
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet $(PKGS)
 	$(GO) run $(STATICCHECK) $(PKGS)
 	@for m in . handlers idempotent/idemkms idempotent/idemotel idempotent/redisstore tools; do (cd $$m && GOWORK=off $(GO) mod verify >/dev/null && \
 		GOWORK=off $(GO) list -deps -test ./... >/dev/null) || { echo "module $$m does not build on its own go.mod"; exit 1; }; done
 	@tools/leancheck/check.sh >/dev/null
+	@if command -v cfn-lint >/dev/null; then cfn-lint --non-zero-exit-code error template.yaml; else echo "cfn-lint not installed; template.yaml not linted (pip install cfn-lint)"; fi
 
 STORE ?= dynamodb
 run: dynamo-install rie-install $(if $(filter redis,$(STORE)),redis-install) ## serve template.yaml's functions (each under aws-lambda-rie) on 127.0.0.1:PORT (default 3000); Ctrl-C stops; STORE=redis keeps idempotency records in a local redis-server; MAX_CONCURRENCY=N runs N invocations per environment (Lambda Managed Instances)

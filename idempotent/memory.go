@@ -3,6 +3,9 @@ package idempotent
 import (
 	"bytes"
 	"context"
+	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -138,4 +141,71 @@ func (m *MemoryStore) PeekBatch(_ context.Context, keys []string) (map[string]*R
 		}
 	}
 	return out, nil
+}
+
+var (
+	_ Lister  = (*MemoryStore)(nil)
+	_ Deleter = (*MemoryStore)(nil)
+)
+
+// List implements Lister. Records come in record id order; the cursor is
+// the last id of the page.
+func (m *MemoryStore) List(_ context.Context, q ListQuery) (*ListPage, error) {
+	if q.Name == "" {
+		return nil, &ConfigError{Option: "ListQuery.Name", Err: errors.New("empty name")}
+	}
+	limit := q.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	prefix := q.Name + "#"
+	var ids []string
+	for id := range m.records {
+		if strings.HasPrefix(id, prefix) && id > q.Cursor {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	page := &ListPage{}
+	if len(ids) > limit {
+		ids = ids[:limit]
+		page.Next = ids[limit-1]
+	}
+	for _, id := range ids {
+		page.Records = append(page.Records, memInfo(m.records[id]))
+	}
+	page.Scanned = len(ids)
+	return page, nil
+}
+
+// Inspect implements Lister.
+func (m *MemoryStore) Inspect(_ context.Context, id string) (*RecordInfo, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r, ok := m.records[id]
+	if !ok {
+		return nil, nil
+	}
+	info := memInfo(r)
+	return &info, nil
+}
+
+func memInfo(r Record) RecordInfo {
+	info := RecordInfo{Record: r, StoredBytes: len(r.Data)}
+	info.Record.Data = nil
+	return info
+}
+
+// Delete implements Deleter.
+func (m *MemoryStore) Delete(_ context.Context, rec Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.records[rec.Key]
+	if !ok || !SameRecord(&old, &rec) {
+		return &RecordChangedError{Key: rec.Key}
+	}
+	delete(m.records, rec.Key)
+	return nil
 }

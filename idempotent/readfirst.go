@@ -62,11 +62,11 @@ func PrefetchedContext(ctx context.Context, recs map[string]*Record) context.Con
 	return context.WithValue(ctx, readFirstKey{}, readAhead(recs))
 }
 
-// RecordID is the record id that Do(ctx, store, step, key, fn, opts...)
+// DoRecordID is the record id that Do(ctx, store, step, key, fn, opts...)
 // uses: "<name>#<sha256 hex of the step and key>", with the name opts
 // (WithName) or the environment give. Batch wrappers use it to read records
 // ahead. An empty key has no record id ("").
-func RecordID(step, key string, opts ...Option) string {
+func DoRecordID(step, key string, opts ...Option) string {
 	k := stepKey(step, key)
 	if k == "" || step == "" || strings.IndexByte(step, 0) >= 0 {
 		return ""

@@ -64,7 +64,7 @@ func TestReadFirst(t *testing.T) {
 		}, opts: []idempotent.Option{rf, idempotent.WithTTL(time.Hour)}, wantRan: 1, wantPeek: 1, wantAcquire: 1},
 		{name: "in-progress record goes to the write", prepare: func(t *testing.T, s *peekingStore) {
 			_, _, err := s.mem.Acquire(context.Background(), idempotent.Record{
-				Key: idempotent.RecordID("step", "k", idempotent.WithName("fn")), Status: idempotent.StatusInProgress,
+				Key: idempotent.DoRecordID("step", "k", idempotent.WithName("fn")), Status: idempotent.StatusInProgress,
 				Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "other",
 			}, clk.Now())
 			if err != nil {
@@ -82,7 +82,7 @@ func TestReadFirst(t *testing.T) {
 			return idempotent.PrefetchedContext(ctx, prefetched)
 		}},
 		{name: "prefetched absence goes straight to the write", prepare: func(*testing.T, *peekingStore) {}, ctx: func(ctx context.Context) context.Context {
-			return idempotent.PrefetchedContext(ctx, map[string]*idempotent.Record{idempotent.RecordID("step", "k", idempotent.WithName("fn")): nil})
+			return idempotent.PrefetchedContext(ctx, map[string]*idempotent.Record{idempotent.DoRecordID("step", "k", idempotent.WithName("fn")): nil})
 		}, wantRan: 1, wantAcquire: 1},
 	}
 	for _, tt := range tests {
@@ -129,7 +129,7 @@ func completeKey(t *testing.T, s *peekingStore, clk *clock, opts ...idempotent.O
 	if _, err := idempotent.Do(context.Background(), s.mem, "step", "k", func(context.Context) (string, error) { return "result-k", nil }, opts...); err != nil {
 		t.Fatal(err)
 	}
-	id := idempotent.RecordID("step", "k", opts...)
+	id := idempotent.DoRecordID("step", "k", opts...)
 	rec, err := s.mem.Get(context.Background(), id)
 	if err != nil || rec == nil {
 		t.Fatalf("record %s: %v, %v", id, rec, err)
@@ -146,10 +146,10 @@ func TestRecordIDIsDos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := idempotent.RecordID("charge", "order-1", idempotent.WithName("svc")); got != want {
+	if want := idempotent.DoRecordID("charge", "order-1", idempotent.WithName("svc")); got != want {
 		t.Errorf("Do's record id %q, RecordID %q", got, want)
 	}
-	if id := idempotent.RecordID("charge", ""); id != "" {
+	if id := idempotent.DoRecordID("charge", ""); id != "" {
 		t.Errorf("RecordID of no key = %q", id)
 	}
 }

@@ -22,7 +22,6 @@ import (
 // response that WrapURLStreaming keeps for a replay (WithStreamLimit).
 const DefaultStreamLimit = 6 << 20
 
-
 // WithStreamLimit sets how many body bytes of a streamed response
 // WrapURLStreaming keeps for a replay (default DefaultStreamLimit). It
 // applies to WrapURLStreaming only; the buffered adapters refuse it (a

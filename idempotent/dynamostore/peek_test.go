@@ -53,9 +53,9 @@ func TestPeekBatch(t *testing.T) {
 		if _, err := idempotent.Do(ctx, store, "step", key, func(context.Context) (int, error) { return i, nil }); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, idempotent.RecordID("step", key))
+		ids = append(ids, idempotent.DoRecordID("step", key))
 	}
-	absent := idempotent.RecordID("step", "never")
+	absent := idempotent.DoRecordID("step", "never")
 	meter.Reset()
 	recs, err := store.PeekBatch(ctx, append(append(ids, absent), ids[0]))
 	if err != nil {

@@ -29,9 +29,11 @@ var _ API = (*dynamodb.Client)(nil)
 // concurrent use; it holds no state besides its configuration, so any number
 // of Stores (in any number of processes) may share a table.
 type Store struct {
-	client API
-	table  *string
-	opts   Options
+	client API // raw wrapped in conflictRetry
+	// raw is the client as given (List looks for Scan and Query on it).
+	raw   API
+	table *string
+	opts  Options
 	// err is the configuration error every call returns, or nil.
 	err error
 
@@ -80,7 +82,10 @@ var (
 // of the SDK's constructors, and the core treats a bad option the same way.)
 func New(client API, table string, optFns ...func(*Options)) *Store {
 	o := resolveOptions(optFns)
-	s := &Store{client: client, table: aws.String(table), opts: o}
+	s := &Store{client: client, raw: client, table: aws.String(table), opts: o}
+	if client != nil {
+		s.client = conflictRetry{client}
+	}
 	s.err = o.validate()
 	if client == nil {
 		s.err = errors.Join(s.err, &idempotent.ConfigError{Option: "dynamostore.New", Err: errors.New("nil client")})

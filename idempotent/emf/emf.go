@@ -477,3 +477,14 @@ var metrics = func() [nMetrics]metricDef {
 // The table must fit one directive and the batch's bit set.
 var _ [maxMetrics - nMetrics]struct{}
 var _ [64 - nMetrics]struct{}
+
+// MetricNames returns the names of every metric the package can write, in
+// a fixed order: for alarms and dashboards that must name them exactly (a
+// line carries only the metrics of its calls).
+func MetricNames() []string {
+	out := make([]string, len(metrics))
+	for i, d := range metrics {
+		out[i] = d.name
+	}
+	return out
+}

@@ -77,3 +77,11 @@ var (
 func WithScope(f func(r *http.Request) (string, error)) Option {
 	return httpidem.SetScope(f, f == nil)
 }
+
+// RecordID returns the record id of a request with Idempotency-Key key,
+// made by the caller scope (what WithScope returns; empty for anonymous
+// callers) to method and path, in namespace name (WithName): the id an
+// operator's tool inspects or forgets. The apigw adapters use the same ids.
+func RecordID(name, scope, method, path, key string) string {
+	return httpidem.RecordID(name, scope, method, path, key)
+}

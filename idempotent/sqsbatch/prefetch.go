@@ -48,7 +48,7 @@ func (p *processor[R]) prefetch(ctx context.Context, items []item[R]) context.Co
 	ids := make([]string, 0, len(items))
 	for i := range items {
 		if items[i].keyErr == nil && items[i].key != "" {
-			ids = append(ids, idempotent.RecordID(doStep, items[i].key, p.c.core...))
+			ids = append(ids, idempotent.DoRecordID(doStep, items[i].key, p.c.core...))
 		}
 	}
 	recs, err := br.PeekBatch(ctx, ids)

@@ -27,6 +27,7 @@ func Run(t *testing.T, newStore func(t *testing.T) idempotent.Store) {
 	t.Run("ConcurrentAcquire", s.concurrentAcquire)
 	t.Run("KeysIndependent", s.keysIndependent)
 	t.Run("LargeResults", s.largeResults)
+	t.Run("ListInspectDelete", s.listInspectDelete)
 }
 
 type suite struct {

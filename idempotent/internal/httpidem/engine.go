@@ -184,7 +184,7 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 
 	ran := false
 	var handlerErr error
-	out, err := idempotent.Do(ctx, store, "http", scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
+	out, err := idempotent.Do(ctx, store, Step, scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
 		ran = true
 		r, err := run(ctx)
 		if err != nil {

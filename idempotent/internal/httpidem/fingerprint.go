@@ -1,6 +1,8 @@
 package httpidem
 
 import (
+	"github.com/idemlambda/idemlambda/idempotent"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/binary"
@@ -138,4 +140,16 @@ func scopeKey(principal, method, path, key string) string {
 		b.WriteString(s)
 	}
 	return b.String()
+}
+
+// Step is the Do step of every HTTP record.
+const Step = "http"
+
+// RecordID is the record id of an HTTP request with Idempotency-Key key from
+// principal (Anonymous when none) to method and path, in namespace name.
+func RecordID(name, principal, method, path, key string) string {
+	if principal == "" {
+		principal = Anonymous
+	}
+	return idempotent.StepRecordID(name, Step, scopeKey(principal, method, path, key))
 }

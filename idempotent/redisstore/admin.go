@@ -1,0 +1,146 @@
+package redisstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+)
+
+// Scanner is the part of a go-redis client List needs besides Client.
+// *redis.Client satisfies it. On a cluster client SCAN walks one node only,
+// so List there sees only that node's records.
+type Scanner interface {
+	Scan(ctx context.Context, cursor uint64, match string, count int64) *redis.ScanCmd
+}
+
+var (
+	_ idempotent.Lister  = (*Store)(nil)
+	_ idempotent.Deleter = (*Store)(nil)
+)
+
+const (
+	opList    = "list"
+	opInspect = "inspect"
+	opDelete  = "delete"
+)
+
+// globEscaper escapes SCAN MATCH's pattern characters.
+var globEscaper = strings.NewReplacer(`\`, `\\`, `*`, `\*`, `?`, `\?`, `[`, `\[`, `]`, `\]`)
+
+// List implements idempotent.Lister with one SCAN of the keys of q.Name
+// (MATCH KeyPrefix{name#*}, COUNT q.Limit) and one script run per key
+// found. The cursor is SCAN's. Keys that are not records count as Foreign.
+func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.ListPage, error) {
+	if q.Name == "" {
+		return nil, &idempotent.ConfigError{Option: "ListQuery.Name", Err: errors.New("empty name")}
+	}
+	sc, ok := s.client.(Scanner)
+	if !ok {
+		return nil, &idempotent.ConfigError{Option: "redisstore.New", Err: fmt.Errorf("client %T has no Scan", s.client)}
+	}
+	var cursor uint64
+	if q.Cursor != "" {
+		c, err := strconv.ParseUint(q.Cursor, 10, 64)
+		if err != nil {
+			return nil, &idempotent.ConfigError{Option: "ListQuery.Cursor", Err: err}
+		}
+		cursor = c
+	}
+	count := int64(q.Limit)
+	if count <= 0 {
+		count = 100
+	}
+	match := globEscaper.Replace(s.opts.KeyPrefix+"{"+q.Name+"#") + "*}"
+	keys, next, err := sc.Scan(ctx, cursor, match, count).Result()
+	if err != nil {
+		return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+	}
+	page := &idempotent.ListPage{Scanned: len(keys)}
+	if next != 0 {
+		page.Next = strconv.FormatUint(next, 10)
+	}
+	for _, k := range keys {
+		id := strings.TrimSuffix(strings.TrimPrefix(k, s.opts.KeyPrefix+"{"), "}")
+		info, err := s.Inspect(ctx, id)
+		switch {
+		case errors.Is(err, idempotent.ErrCorruptRecord):
+			page.Foreign++
+		case err != nil:
+			return nil, err
+		case info != nil: // nil: gone since SCAN saw it
+			page.Records = append(page.Records, *info)
+		}
+	}
+	return page, nil
+}
+
+// inspectScript returns the record array and the stored size of its data.
+var inspectScript = redis.NewScript(load + `
+local r = load(KEYS[1])
+if type(r) ~= 'table' then return r end
+return {r, redis.call('HSTRLEN', KEYS[1], 'data')}
+`)
+
+// Inspect implements idempotent.Lister with one script run.
+func (s *Store) Inspect(ctx context.Context, id string) (*idempotent.RecordInfo, error) {
+	reply, err := inspectScript.Run(ctx, s.client, []string{s.Key(id)}).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, &idempotent.StoreError{Op: opInspect, Key: id, Err: err}
+	}
+	arr, ok := reply.([]any)
+	if !ok || len(arr) != 2 {
+		_, err := decodeRecord(id, reply) // a foreign key's type name
+		if err == nil {
+			err = corrupt(id, "", "unexpected script reply %T", reply)
+		}
+		return nil, err
+	}
+	rec, err := decodeRecord(id, arr[0])
+	if err != nil {
+		return nil, err
+	}
+	n, _ := arr[1].(int64)
+	rec.Data = nil
+	return &idempotent.RecordInfo{Record: *rec, StoredBytes: int(n)}, nil
+}
+
+// deleteScript deletes the record if it is the one given.
+//
+//	ARGV[1] status  ARGV[2] expiration (s)  ARGV[3] owner ("" for none)
+//	ARGV[4] lease end (ms), or "" to not compare it
+//
+// Reply: 1 deleted, 0 changed or gone.
+var deleteScript = redis.NewScript(load + `
+local r = load(KEYS[1])
+if type(r) ~= 'table' then return 0 end
+if r[1] ~= ARGV[1] or r[2] ~= ARGV[2] or (r[4] or '') ~= ARGV[3] then return 0 end
+if ARGV[4] ~= '' and r[3] ~= ARGV[4] then return 0 end
+return redis.call('DEL', KEYS[1])
+`)
+
+// Delete implements idempotent.Deleter with one script run, conditional on
+// the status, expiration, owner and (in progress) lease end of rec.
+func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
+	lease := ""
+	if rec.Status == idempotent.StatusInProgress {
+		lease = strconv.FormatInt(rec.LeaseExpiration.UnixMilli(), 10)
+	}
+	n, err := deleteScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+		string(rec.Status), strconv.FormatInt(rec.Expiration.Unix(), 10), rec.Owner, lease).Int64()
+	if err != nil {
+		return &idempotent.StoreError{Op: opDelete, Key: rec.Key, Err: err}
+	}
+	if n != 1 {
+		return &idempotent.RecordChangedError{Key: rec.Key}
+	}
+	return nil
+}
