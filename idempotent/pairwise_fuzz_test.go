@@ -182,4 +182,3 @@ func FuzzEqualKeyEqualValue(f *testing.F) {
 		}
 	})
 }
-
