@@ -84,6 +84,8 @@ fuzz: ## run every fuzz target for FUZZTIME each (seed corpora in testdata/fuzz)
 	$(GO) test -run '^$$' -fuzz '^FuzzCanonicalJSON$$' -fuzztime $(FUZZTIME) ./idempotent/internal/httpidem
 	$(GO) test -run '^$$' -fuzz '^FuzzBodyKey$$'       -fuzztime $(FUZZTIME) ./idempotent/sqsbatch
 	$(GO) test -run '^$$' -fuzz '^FuzzDecode$$'        -fuzztime $(FUZZTIME) ./idempotent/internal/keyjson
+	$(GO) test -run '^$$' -fuzz '^FuzzEqualKeyEqualValue$$' -fuzztime $(FUZZTIME) ./idempotent
+	$(GO) test -run '^$$' -fuzz '^FuzzBodyKeyEqualValue$$'  -fuzztime $(FUZZTIME) ./idempotent/sqsbatch
 
 deploy: ## sam build && sam deploy (needs the SAM CLI and AWS credentials)
 	sam build && sam deploy

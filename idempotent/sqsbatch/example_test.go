@@ -2,6 +2,7 @@ package sqsbatch_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -46,4 +47,48 @@ func ExampleWrap() {
 	fmt.Println(first.BatchItemFailures, again.BatchItemFailures, recorded)
 	// Output:
 	// [{m-2}] [{m-2}] map[o-1:1]
+}
+
+func ExampleWrapKafka() {
+	store := idempotent.NewMemoryStore() // dynamostore.New(...) in Lambda
+	charged := map[string]int{}
+	charge := func(ctx context.Context, r events.KafkaRecord) error {
+		v, _ := base64.StdEncoding.DecodeString(r.Value)
+		var p struct {
+			PaymentID string `json:"paymentId"`
+			Amount    int    `json:"amount"`
+		}
+		if err := json.Unmarshal(v, &p); err != nil {
+			return err
+		}
+		if p.Amount <= 0 {
+			return errors.New("amount must be positive")
+		}
+		charged[p.PaymentID]++
+		return nil
+	}
+	// In main: lambda.Start(sqsbatch.WrapKafka(store, charge, ...)), for an
+	// event source mapping with FunctionResponseTypes ReportBatchItemFailures.
+	h := sqsbatch.WrapKafka(store, charge,
+		sqsbatch.WithBodyKey("paymentId"),
+		sqsbatch.WithLogger(slog.New(slog.DiscardHandler)),
+	)
+	value := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	event := events.KafkaEvent{EventSource: "aws:kafka", Records: map[string][]events.KafkaRecord{
+		"payments-0": {
+			{Topic: "payments", Partition: 0, Offset: 7, Value: value(`{"paymentId":"p-1","amount":1250}`)},
+			{Topic: "payments", Partition: 0, Offset: 8, Value: value(`{"paymentId":"p-2","amount":0}`)},
+			{Topic: "payments", Partition: 0, Offset: 9, Value: value(`{"paymentId":"p-3","amount":300}`)},
+		},
+		"payments-1": {
+			{Topic: "payments", Partition: 1, Offset: 4, Value: value(`{"paymentId":"p-1","amount":1250}`)}, // sent twice
+		},
+	}}
+	resp, _ := h(context.Background(), event)
+	out, _ := json.Marshal(resp)
+	fmt.Println(string(out))
+	fmt.Println(charged)
+	// Output:
+	// {"batchItemFailures":[{"itemIdentifier":{"partition":"payments-0","offset":8}},{"itemIdentifier":{"partition":"payments-0","offset":9}}]}
+	// map[p-1:1]
 }

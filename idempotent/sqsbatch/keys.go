@@ -2,12 +2,12 @@ package sqsbatch
 
 import (
 	"encoding/base64"
-	"encoding/json"
 	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/keyjson"
 )
 
 // Key material prefixes: one per kind of key, so that a message id, a body
@@ -43,22 +43,19 @@ func (c *config) sqsKey(m *events.SQSMessage, fifo bool) (string, error) {
 		if !ok {
 			return "", noKey(m.MessageId, "no message attribute %q", c.attribute)
 		}
-		var v []any
 		switch {
 		case a.StringValue != nil && *a.StringValue != "":
-			v = []any{c.attribute, "S", *a.StringValue}
+			return prefixAttribute + jsonStrings(c.attribute, "S", *a.StringValue), nil
 		case len(a.BinaryValue) > 0:
-			v = []any{c.attribute, "B", base64.StdEncoding.EncodeToString(a.BinaryValue)}
-		default:
-			return "", noKey(m.MessageId, "message attribute %q is empty", c.attribute)
+			return prefixAttribute + jsonStrings(c.attribute, "B", base64.StdEncoding.EncodeToString(a.BinaryValue)), nil
 		}
-		return prefixAttribute + mustJSON(v), nil
+		return "", noKey(m.MessageId, "message attribute %q is empty", c.attribute)
 	case keyDedup:
 		d := m.Attributes[attrDedupID]
 		if !fifo || d == "" {
 			return "", noKey(m.MessageId, "no deduplication id (FIFO queues only)")
 		}
-		return prefixDedup + mustJSON([]string{m.EventSourceARN, m.Attributes[attrMessageGroupID], d}), nil
+		return prefixDedup + jsonStrings(m.EventSourceARN, m.Attributes[attrMessageGroupID], d), nil
 	}
 	if m.MessageId == "" {
 		return "", noKey(m.MessageId, "empty messageId")
@@ -80,8 +77,17 @@ func (c *config) bodyKey(id string, body []byte) (string, error) {
 	return prefixBody + k, nil
 }
 
-// mustJSON encodes strings and string slices, which cannot fail.
-func mustJSON(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
+// jsonStrings writes ss as a JSON array of strings: json.Marshal's bytes for
+// valid UTF-8, and each invalid byte as \xHH (keyjson.AppendString) instead
+// of U+FFFD, so strings that differ only in invalid bytes stay different
+// keys.
+func jsonStrings(ss ...string) string {
+	b := []byte{'['}
+	for i, s := range ss {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = keyjson.AppendString(b, s)
+	}
+	return string(append(b, ']'))
 }

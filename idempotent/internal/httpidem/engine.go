@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/keyjson"
 )
 
 // Request is what Serve needs of one HTTP request. Adapters implement it
@@ -159,6 +160,11 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 			return codec.Problem(newProblem(413, TypeBodyTooLarge, tl.Error()+"; it cannot be made idempotent.")), nil
 		}
 		return codec.Problem(newProblem(400, TypeInvalidBody, "The request body cannot be read: "+err.Error()+".")), nil
+	}
+	if _, err := keyjson.Decode(body); errors.Is(err, keyjson.ErrDuplicateMember) {
+		// Parsers disagree on which member of a duplicate wins: no
+		// fingerprint can say what the handler will read.
+		return codec.Problem(newProblem(400, TypeInvalidBody, "The request body is JSON with a duplicate object member, which parsers read differently; send each member once.")), nil
 	}
 	principal, err := req.Principal(ctx)
 	if err != nil {

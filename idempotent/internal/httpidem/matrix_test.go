@@ -170,6 +170,23 @@ func TestMatrix(t *testing.T) {
 				}
 			})
 
+			t.Run("duplicate JSON member → 400 invalid-body", func(t *testing.T) {
+				h := &counter{}
+				send := setup(t, nil, h, opts{})
+				for _, b := range []string{`{"amount":1,"amount":2}`, `{"a":{"b":1,"b":1}}`, `[{"x":"\u00e9","\u00e9":0,"x":0}]`} {
+					p := checkProblem(t, call(t, send, req{Keys: []string{"k-dup"}, Body: b}), 400)
+					if !strings.HasSuffix(p.Type, "#invalid-body") || h.runs.Load() != 0 {
+						t.Fatalf("body %s: %+v, runs %d", b, p, h.runs.Load())
+					}
+				}
+				// Repeated names in different objects, and non-JSON bodies, are fine.
+				for i, b := range []string{`{"a":{"x":1},"b":{"x":1}}`, `a=1&a=2`} {
+					if r := call(t, send, req{Keys: []string{fmt.Sprint("k-ok-", i)}, Body: b}); r.Status != 201 {
+						t.Fatalf("body %s: %+v", b, r)
+					}
+				}
+			})
+
 			repeated := []struct {
 				name string
 				keys []string
