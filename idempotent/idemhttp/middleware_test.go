@@ -1,7 +1,6 @@
 package idemhttp_test
 
 import (
-	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -14,24 +13,6 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
-
-// logBuffer is a concurrency-safe log sink.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 func post(t *testing.T, srv *httptest.Server, key, body string) (*http.Response, string) {
 	t.Helper()
