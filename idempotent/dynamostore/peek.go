@@ -71,7 +71,7 @@ func (s *Store) PeekBatch(ctx context.Context, keys []string) (map[string]*idemp
 	if s.err != nil {
 		return nil, s.err
 	}
-	bg, ok := s.client.(BatchGetter)
+	bg, ok := s.raw.(BatchGetter) // the raw client: conflictRetry wraps only API
 	if !ok {
 		return map[string]*idempotent.Record{}, nil
 	}
