@@ -57,9 +57,20 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 		count = 100
 	}
 	match := globEscaper.Replace(s.opts.KeyPrefix+"{"+q.Name+"#") + "*}"
-	keys, next, err := sc.Scan(ctx, cursor, match, count).Result()
-	if err != nil {
-		return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+	// One SCAN step may match nothing while keys remain (it walks the whole
+	// keyspace COUNT slots at a time): go on until the page has count keys
+	// or the walk is done, so an empty page means there are no more.
+	var keys []string
+	next := cursor
+	for {
+		got, n, err := sc.Scan(ctx, next, match, count).Result()
+		if err != nil {
+			return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+		}
+		keys, next = append(keys, got...), n
+		if next == 0 || int64(len(keys)) >= count {
+			break
+		}
 	}
 	page := &idempotent.ListPage{Scanned: len(keys)}
 	if next != 0 {
