@@ -208,6 +208,11 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			Owner:           owner,
 			Fingerprint:     fp,
 		}
+		if err := ctx.Err(); err != nil && attempt == 0 {
+			// A cancelled or expired context fails before any store call.
+			err = storeErr("acquire", id, err)
+			return fail(storeOutcome(err), err)
+		}
 		if !lease.After(now) {
 			// The invocation's deadline has passed: a record written now
 			// would be free at once, so a duplicate could run beside this
@@ -223,6 +228,15 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		if err != nil {
 			err = storeErr("acquire", id, err)
 			return fail(storeOutcome(err), err)
+		}
+		if acquired && (!lease.After(c.clock()) || ctx.Err() != nil) {
+			// The store answered after the lease ended (or the caller gave
+			// up): a duplicate may already hold the key, so this run must
+			// not start. Give the key back (fenced by owner) and fail as a
+			// store timeout.
+			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
+			err = errors.Join(err, release(ctx, c, store, id, owner, &t))
+			return fail(OutcomeStoreError, err)
 		}
 		if acquired {
 			// The store reports the in-progress record it replaced, if

@@ -594,8 +594,10 @@ func TestWaitGivesUp(t *testing.T) {
 	if store.gets.Load() == 0 {
 		t.Fatal("the duplicate gave up without polling")
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
+	// A context that ends during the wait ends it (an already-done context
+	// fails before any store call: TestCancelledContextFailsBeforeStore).
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
 	_, err = idempotent.Do(ctx, store, "step", "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("cancelled wait: err = %v, want ErrInProgress", err)

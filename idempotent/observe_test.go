@@ -261,9 +261,11 @@ func TestObserverOutcomes(t *testing.T) {
 	t.Run("in progress, waited and timed out", func(t *testing.T) {
 		r := newRig()
 		holder := holdKey(t, r, key)
-		cctx, cancel := context.WithCancel(ctx)
-		cancel() // the wait ends at once: the context is done
-		_, err := r.do(cctx, key, ok42, idempotent.WithWait(time.Minute))
+		// The wait ends when the context does (an already-done context
+		// fails before the store is asked, so it ends during the wait).
+		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		defer cancel()
+		_, err := r.do(cctx, key, ok42, idempotent.WithWait(time.Hour))
 		if !errors.Is(err, idempotent.ErrInProgress) {
 			t.Fatalf("err = %v", err)
 		}
