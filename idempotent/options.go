@@ -75,6 +75,11 @@ func newConfig(opts []Option) *config {
 	if c.name == "" {
 		c.name = "idempotent"
 	}
+	if v := os.Getenv(DisabledEnv); v != "" {
+		if _, err := strconv.ParseBool(v); err != nil {
+			c.logger.Warn("idempotency stays on: "+DisabledEnv+" is not a boolean (use true or 1 to disable)", slog.String("env", DisabledEnv), slog.String("value", v))
+		}
+	}
 	// Paths are compiled once every option is known, so custom functions
 	// may be registered before or after the paths that call them.
 	c.keyPath = compilePath(c, "WithKeyPath", c.keyExpr)
