@@ -67,11 +67,10 @@ func PrefetchedContext(ctx context.Context, recs map[string]*Record) context.Con
 // (WithName) or the environment give. Batch wrappers use it to read records
 // ahead. An empty key has no record id ("").
 func DoRecordID(step, key string, opts ...Option) string {
-	k := stepKey(step, key)
-	if k == "" || step == "" || strings.IndexByte(step, 0) >= 0 {
+	if step == "" || strings.IndexByte(step, 0) >= 0 {
 		return ""
 	}
-	return recordID(newConfig(opts).name, k)
+	return StepRecordID(newConfig(opts).name, step, key)
 }
 
 // readFirst is the read-first phase of execute: when this call reads first
