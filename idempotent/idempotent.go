@@ -32,7 +32,7 @@ func KeyFromContext(ctx context.Context) (string, bool) {
 // the TTL and answers every duplicate with the stored result of the first
 // run. It goes straight into lambda.Start:
 //
-//	lambda.Start(idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId")))
+//	lambda.Start(idempotent.Wrap(idempotent.New(store), handle, idempotent.WithKeyPath("orderId")))
 //
 // The key is the whole event by default (its JSON form), or what WithKeyPath
 // or WithKeyFunc select. Results are stored as JSON and decoded into Out on
@@ -44,19 +44,29 @@ func KeyFromContext(ctx context.Context) (string, bool) {
 // that crashes holds it until its lease ends. Store failures fail closed: h
 // does not run and the call returns a *StoreError.
 //
-// An invalid option makes every call fail with a *ConfigError; h never runs
+// The options are checked here, once. A mistake in them, or in the guard's
+// (Guard.Err), makes every call fail with a *ConfigError; h never runs
 // unguarded because of a configuration mistake.
-func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), opts ...Option) func(context.Context, In) (Out, error) {
-	c := newConfig(opts)
-	keyFunc, err := eventKeyFunc[In](c)
-	if err == nil && store == nil && !c.disabled {
-		err = &ConfigError{Option: "store", Err: errors.New("nil Store")}
+func Wrap[In, Out any](g *Guard, h func(context.Context, In) (Out, error), opts ...WrapOption) func(context.Context, In) (Out, error) {
+	w := &wrapConfig{}
+	for _, o := range opts {
+		if o != nil {
+			o.applyWrap(w)
+		}
+	}
+	err := g.Err()
+	var keyFunc func(In) (string, string, error)
+	if err == nil {
+		// Paths are compiled with the guard's custom functions.
+		w.keyPath = compilePath(w, g.c.functions, "WithKeyPath", w.keyExpr)
+		w.payloadPath = compilePath(w, g.c.functions, "WithPayloadPath", w.payloadExpr)
+		keyFunc, err = eventKeyFunc[In](w)
 	}
 	if err == nil && h == nil {
 		err = &ConfigError{Option: "handler", Err: errors.New("nil handler")}
 	}
 	if err == nil {
-		err = checkReplayHook[Out](c)
+		err = checkReplayHook[Out](w.replayHook)
 	}
 	if err != nil {
 		return func(context.Context, In) (Out, error) {
@@ -64,10 +74,12 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 			return zero, err
 		}
 	}
+	c := &g.c
 	if c.disabled {
 		c.logger.Warn("idempotency disabled by environment; handler runs unguarded", slog.String("env", DisabledEnv))
 		return h
 	}
+	validate, hook := w.payloadPath != nil, w.replayHook
 	return func(ctx context.Context, event In) (Out, error) {
 		key, fp, err := keyFunc(event)
 		if err != nil {
@@ -76,7 +88,7 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 			var zero Out
 			return zero, err
 		}
-		return execute(ctx, c, store, key, fp, func(ctx context.Context) (Out, error) { return h(ctx, event) })
+		return execute(ctx, c, g.store, key, fp, validate, hook, func(ctx context.Context) (Out, error) { return h(ctx, event) })
 	}
 }
 
@@ -89,20 +101,37 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 // same key — "charge" and "send-receipt" for one order id — keep separate
 // records instead of one replaying the other's result:
 //
-//	receipt, err := idempotent.Do(ctx, store, "charge", order.ID, charge)
+//	receipt, err := idempotent.Do(ctx, guard, "charge", order.ID, charge)
 //	...
-//	_, err = idempotent.Do(ctx, store, "send-receipt", order.ID, sendReceipt)
+//	_, err = idempotent.Do(ctx, guard, "send-receipt", order.ID, sendReceipt)
 //
 // Keep a step's name stable across deployments: renaming it starts new
 // records. An empty step (or one with a NUL byte) is a *ConfigError. An
 // empty key runs fn unguarded with a warning, or fails with ErrNoKey under
 // WithRequireKey. WithFingerprint turns on payload validation. The result is
-// stored as JSON and decoded into T on replay.
-func Do[T any](ctx context.Context, store Store, step, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
-	c := newDoConfig(opts)
+// stored as JSON and decoded into T on replay. The guard's settings, its
+// local cache included, apply to every Do through it.
+func Do[T any](ctx context.Context, g *Guard, step, key string, fn func(context.Context) (T, error), opts ...CallOption) (T, error) {
 	var zero T
-	if c.err != nil {
-		return zero, c.err
+	if err := g.Err(); err != nil {
+		return zero, err
+	}
+	var fingerprint *string
+	var hook any
+	if len(opts) > 0 {
+		cc := &callConfig{}
+		for _, o := range opts {
+			if o != nil {
+				o.applyCall(cc)
+			}
+		}
+		if cc.err != nil {
+			return zero, cc.err
+		}
+		if err := checkReplayHook[T](cc.replayHook); err != nil {
+			return zero, err
+		}
+		fingerprint, hook = cc.fingerprint, cc.replayHook
 	}
 	if step == "" || strings.IndexByte(step, 0) >= 0 {
 		return zero, &ConfigError{Option: "step", Err: fmt.Errorf("step name %q is empty or has a NUL byte", step)}
@@ -110,18 +139,16 @@ func Do[T any](ctx context.Context, store Store, step, key string, fn func(conte
 	if fn == nil {
 		return zero, &ConfigError{Option: "fn", Err: errors.New("nil function")}
 	}
+	c := &g.c
 	if c.disabled {
 		c.logger.Warn("idempotency disabled by environment; function runs unguarded", slog.String("env", DisabledEnv))
 		return fn(ctx)
 	}
-	if store == nil {
-		return zero, &ConfigError{Option: "store", Err: errors.New("nil Store")}
-	}
 	fp := ""
-	if c.fingerprint != nil {
-		fp = *c.fingerprint
+	if fingerprint != nil {
+		fp = *fingerprint
 	}
-	return execute(ctx, c, store, stepKey(step, key), fp, fn)
+	return execute(ctx, c, g.store, stepKey(step, key), fp, fingerprint != nil, hook, fn)
 }
 
 // stepKey is the key material of key in step: the step, a NUL byte (which
@@ -136,14 +163,10 @@ func stepKey(step, key string) string {
 
 // execute is the state machine of the contract, §3 (docs/contract.md).
 // Every return goes through t.end, the one observation point (observe.go).
-func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
+func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, validate bool, hook any, fn func(context.Context) (T, error)) (T, error) {
 	var zero T
-	if c.replayHook != nil {
-		if err := checkReplayHook[T](c); err != nil {
-			return zero, err
-		}
-	}
 	var t tracker
+	t.hook = hook
 	if key == "" {
 		ctx = t.start(ctx, c, "")
 		if c.requireKey {
@@ -156,7 +179,7 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	id := recordID(c.name, key)
 	ctx = t.start(ctx, c, id)
 	fp := ""
-	if c.fingerprint != nil || c.payloadPath != nil {
+	if validate {
 		fp = hashHex(fingerprint)
 	}
 
@@ -348,7 +371,7 @@ func runUnguarded[T any](ctx context.Context, t *tracker, fn func(context.Contex
 // decoding error), passes through the replay hook.
 func endReplay[T any](ctx context.Context, t *tracker, o Outcome, out T, err error) (T, error) {
 	if err == nil {
-		out, err = replayed(ctx, t.c, t.ev.Record, o, out)
+		out, err = replayed(ctx, t.c, t.hook, t.ev.Record, o, out)
 	}
 	if err != nil {
 		var zero T

@@ -212,6 +212,9 @@ type Observer struct {
 
 // WithObserver installs o. Several WithObserver options add up.
 //
+// Observers are merged once, by New; a Guard's Observer method returns
+// the merged one for adapters.
+//
 // An observer cannot change what the guard does: a panic in any of its
 // functions is recovered and logged (slog's default logger), and a Phase that
 // returns a nil context leaves the phase on the context it was given.
@@ -272,20 +275,6 @@ func recoverObserver(fn string) {
 	if r := recover(); r != nil {
 		slog.Default().Error("idempotent: an observer panicked; the guarded call goes on", slog.String("func", fn), slog.Any("panic", r))
 	}
-}
-
-// ObserverOf returns one Observer that forwards to every observer opts
-// install (the zero Observer when none): for adapters, which report their
-// own events (HTTPEvent, BatchEvent) to the observers passed in their core
-// options. Call it once, when the adapter is built.
-func ObserverOf(opts ...Option) Observer {
-	c := &config{}
-	for _, o := range opts {
-		if o != nil {
-			o(c)
-		}
-	}
-	return c.observers.merged()
 }
 
 // observers is the installed observers; nil when none.
@@ -363,6 +352,7 @@ type tracker struct {
 	on      bool // an observer is installed
 	ev      Event
 	endCall func(error)
+	hook    any // the call's replay hook
 }
 
 func noEnd(error) {}
@@ -568,32 +558,58 @@ type Replay struct {
 // type. A hook of another type fails the call with a *ConfigError before
 // anything runs; one returning a value of the wrong dynamic type fails the
 // replay with a *ConfigError.
-func WithReplayHook[T any](f func(ctx context.Context, r Replay, v T) T) Option {
-	return func(c *config) {
-		if f == nil {
-			c.fail("WithReplayHook", errors.New("nil hook"))
-			return
-		}
-		c.replayHook = f
+//
+// A hook is checked against the result type when Wrap is built, and on every
+// Do call (a type switch, no allocation).
+func WithReplayHook[T any](f func(ctx context.Context, r Replay, v T) T) SharedOption {
+	if f == nil {
+		return hookOption{err: &ConfigError{Option: "WithReplayHook", Err: errors.New("nil hook")}}
+	}
+	return hookOption{hook: f}
+}
+
+// SharedOption is an option that applies to both Wrap and Do: WithReplayHook.
+type SharedOption interface {
+	WrapOption
+	CallOption
+}
+
+// hookOption is WithReplayHook's SharedOption.
+type hookOption struct {
+	hook any
+	err  error
+}
+
+func (o hookOption) applyWrap(w *wrapConfig) {
+	w.replayHook = o.hook
+	if o.err != nil {
+		w.err = errors.Join(w.err, o.err)
+	}
+}
+
+func (o hookOption) applyCall(c *callConfig) {
+	c.replayHook = o.hook
+	if o.err != nil {
+		c.err = errors.Join(c.err, o.err)
 	}
 }
 
 // checkReplayHook fails when the replay hook cannot take results of type T.
-func checkReplayHook[T any](c *config) error {
-	switch c.replayHook.(type) {
+func checkReplayHook[T any](hook any) error {
+	switch hook.(type) {
 	case nil, func(context.Context, Replay, T) T, func(context.Context, Replay, any) any:
 		return nil
 	}
-	return &ConfigError{Option: "WithReplayHook", Err: fmt.Errorf("hook %T does not take results of type %T", c.replayHook, *new(T))}
+	return &ConfigError{Option: "WithReplayHook", Err: fmt.Errorf("hook %T does not take results of type %T", hook, *new(T))}
 }
 
 // replayed passes a replayed result through the replay hook, if any.
-func replayed[T any](ctx context.Context, c *config, id string, o Outcome, v T) (T, error) {
-	if c.replayHook == nil {
+func replayed[T any](ctx context.Context, c *config, hook any, id string, o Outcome, v T) (T, error) {
+	if hook == nil {
 		return v, nil
 	}
 	r := Replay{Name: c.name, Record: id, Outcome: o}
-	switch f := c.replayHook.(type) {
+	switch f := hook.(type) {
 	case func(context.Context, Replay, T) T:
 		return f(ctx, r, v), nil
 	case func(context.Context, Replay, any) any:
