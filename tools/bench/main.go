@@ -494,9 +494,9 @@ func (o *ours) name() string { return "idemlambda" }
 func (o *ours) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
 	store := dynamostore.New(o.client, o.table)
 	result := json.RawMessage(s.payload)
-	return idempotent.Wrap(store, func(context.Context, event) (json.RawMessage, error) {
+	return idempotent.Wrap(idempotent.New(store, idempotent.WithName("bench")), func(context.Context, event) (json.RawMessage, error) {
 		return result, nil
-	}, idempotent.WithKeyPath("id"), idempotent.WithName("bench"))
+	}, idempotent.WithKeyPath("id"))
 }
 
 func (o *ours) seed(ctx context.Context, s spec) error {

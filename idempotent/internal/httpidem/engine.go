@@ -112,7 +112,7 @@ func inProgressRetryAfter(leaseEnd, now time.Time) time.Duration {
 }
 
 // serve is Serve before the report (observe.go).
-func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
+func serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
 	log := c.Logger
 	if c.Err != nil {
 		log.ErrorContext(ctx, "idempotency misconfigured; request refused", slog.Any("error", c.Err))
@@ -156,11 +156,11 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 	}
 	path := req.Path()
 	fp := fingerprint(method, path, req.Query(), body, c.FingerprintHeaders, req.Header)
-	opts := append(slices.Clip(c.Core), idempotent.WithFingerprint(fp))
+	opts := append(slices.Clip(c.Call), idempotent.WithFingerprint(fp))
 
 	ran := false
 	var handlerErr error
-	out, err := idempotent.Do(ctx, store, "http", scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
+	out, err := idempotent.Do(ctx, g, "http", scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
 		ran = true
 		r, err := run(ctx)
 		if err != nil {

@@ -11,9 +11,9 @@ import (
 // key, see idempotent.KeyFromContext). The returned error is only ever the
 // handler's own error (after its key was released); every other failure is
 // a problem response. Each request is reported to the observers of the
-// core options (idempotent.HTTPEvent), guarded or not.
-func Serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
-	resp, err := serve(ctx, c, store, req, codec, run)
+// guard (idempotent.HTTPEvent), guarded or not.
+func Serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
+	resp, err := serve(ctx, c, g, req, codec, run)
 	if c.observer.HTTP != nil {
 		e := idempotent.HTTPEvent{Method: req.Method()}
 		if err == nil {
