@@ -26,12 +26,11 @@ func ExampleWrap() {
 		charges++
 		return charge{Charge: "ch_" + p.ID, Amount: p.Amount}, nil
 	}
-	// In main: lambda.Start(idempotent.Wrap(store, handle, ...)).
-	h := idempotent.Wrap(store, handle,
-		idempotent.WithName("payments"),
+	// In main: lambda.Start(idempotent.Wrap(idempotent.New(store), handle, ...)).
+	h := idempotent.Wrap(idempotent.New(store,
+		idempotent.WithName("payments")), handle,
 		idempotent.WithKeyPath("id"),
-		idempotent.WithPayloadPath("amount"),
-	)
+		idempotent.WithPayloadPath("amount"))
 
 	first, _ := h(context.Background(), payment{ID: "p-1", Amount: 1250})
 	retry, _ := h(context.Background(), payment{ID: "p-1", Amount: 1250})
@@ -57,9 +56,9 @@ func ExampleDo() {
 	send := func(context.Context) (string, error) { emails++; return "receipt sent", nil }
 	for range 2 {
 		// One key, two steps: each step keeps its own record.
-		paid, err := idempotent.Do(context.Background(), store, "charge", "order-42", charge, idempotent.WithName("checkout"))
+		paid, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithName("checkout")), "charge", "order-42", charge)
 		fmt.Println(paid, err)
-		sent, err := idempotent.Do(context.Background(), store, "send-receipt", "order-42", send, idempotent.WithName("checkout"))
+		sent, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithName("checkout")), "send-receipt", "order-42", send)
 		fmt.Println(sent, err)
 	}
 	fmt.Println("charges:", charges, "emails:", emails)

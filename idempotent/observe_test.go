@@ -119,6 +119,7 @@ type rig struct {
 	store *scriptStore
 	rec   *recorder
 	opts  []idempotent.Option
+	g     *idempotent.Guard // over store with opts
 }
 
 const (
@@ -136,15 +137,25 @@ func newRig(opts ...idempotent.Option) *rig {
 		idempotent.WithObserver(r.rec.observer()),
 		idempotent.WithLogger(slog.New(slog.DiscardHandler)),
 	}, opts...)
+	r.g = idempotent.New(r.store, r.opts...)
 	return r
 }
 
 // do runs fn under key (advancing the clock by runCost when fn runs).
-func (r *rig) do(ctx context.Context, key string, fn func(context.Context) (int, error), opts ...idempotent.Option) (int, error) {
-	return idempotent.Do(ctx, r.store, "s", key, func(ctx context.Context) (int, error) {
+func (r *rig) do(ctx context.Context, key string, fn func(context.Context) (int, error), opts ...idempotent.CallOption) (int, error) {
+	return idempotent.Do(ctx, r.g, "s", key, func(ctx context.Context) (int, error) {
 		r.clk.Advance(runCost)
 		return fn(ctx)
-	}, append(append([]idempotent.Option{}, r.opts...), opts...)...)
+	}, opts...)
+}
+
+// with is r with more guard options (a guard of its own, over the same
+// store, clock and recorder).
+func (r *rig) with(opts ...idempotent.Option) *rig {
+	c := *r
+	c.opts = append(append([]idempotent.Option{}, r.opts...), opts...)
+	c.g = idempotent.New(c.store, c.opts...)
+	return &c
 }
 
 func ok42(context.Context) (int, error) { return 42, nil }
@@ -248,7 +259,7 @@ func TestObserverOutcomes(t *testing.T) {
 		// The holder completes as soon as the waiter polls.
 		r.store.fail = nil
 		poller := &completeOnGet{scriptStore: r.store, holder: holder}
-		_, err := idempotent.Do(ctx, poller, "s", key, ok42, append(r.opts, idempotent.WithWait(time.Minute))...)
+		_, err := idempotent.Do(ctx, idempotent.New(poller, append(r.opts, idempotent.WithWait(time.Minute))...), "s", key, ok42)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -263,7 +274,7 @@ func TestObserverOutcomes(t *testing.T) {
 		holder := holdKey(t, r, key)
 		cctx, cancel := context.WithCancel(ctx)
 		cancel() // the wait ends at once: the context is done
-		_, err := r.do(cctx, key, ok42, idempotent.WithWait(time.Minute))
+		_, err := r.with(idempotent.WithWait(time.Minute)).do(cctx, key, ok42)
 		if !errors.Is(err, idempotent.ErrInProgress) {
 			t.Fatalf("err = %v", err)
 		}
@@ -407,7 +418,7 @@ func TestObserverOutcomes(t *testing.T) {
 		r := newRig()
 		holdKey(t, r, key)
 		r.store.fail["get"] = errors.New("throttled")
-		_, err := r.do(ctx, key, ok42, idempotent.WithWait(time.Minute))
+		_, err := r.with(idempotent.WithWait(time.Minute)).do(ctx, key, ok42)
 		if se, ok := errors.AsType[*idempotent.StoreError](err); !ok || se.Op != "get" {
 			t.Fatalf("err = %v", err)
 		}
@@ -419,8 +430,8 @@ func TestObserverOutcomes(t *testing.T) {
 
 func TestObserverWrapKeyError(t *testing.T) {
 	rec := &recorder{}
-	w := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, order) (int, error) { return 1, nil },
-		idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom }), idempotent.WithObserver(rec.observer()))
+	w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithObserver(rec.observer())), func(context.Context, order) (int, error) { return 1, nil },
+		idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom }))
 	if _, err := w(context.Background(), order{ID: "o"}); err == nil {
 		t.Fatal("no error")
 	}
@@ -452,19 +463,19 @@ func TestObserversAddUp(t *testing.T) {
 	a, b := &recorder{}, &recorder{}
 	store := idempotent.NewMemoryStore()
 	opts := []idempotent.Option{idempotent.WithObserver(a.observer()), idempotent.WithObserver(idempotent.Observer{}), idempotent.WithObserver(b.observer())}
-	if _, err := idempotent.Do(context.Background(), store, "s", "k", ok42, opts...); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", ok42); err != nil {
 		t.Fatal(err)
 	}
 	if a.only(t).Outcome != idempotent.OutcomeCompleted || b.only(t).Outcome != idempotent.OutcomeCompleted {
 		t.Fatal("each observer must see the call")
 	}
-	// ObserverOf merges them for adapters.
+	// Guard.Observer merges them for adapters.
 	var got []int
-	m := idempotent.ObserverOf(append(opts, idempotent.WithObserver(idempotent.Observer{
+	m := idempotent.New(store, append(opts, idempotent.WithObserver(idempotent.Observer{
 		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, e.Records) },
 	}), idempotent.WithObserver(idempotent.Observer{
 		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, -e.Records) },
-	}))...)
+	}))...).Observer()
 	m.Batch(context.Background(), idempotent.BatchEvent{Records: 3})
 	if len(got) != 2 || got[0] != 3 || got[1] != -3 {
 		t.Fatalf("batch reports = %v", got)
@@ -472,8 +483,8 @@ func TestObserversAddUp(t *testing.T) {
 	if m.HTTP != nil {
 		t.Fatal("no observer watches HTTP: the merged HTTP func must be nil")
 	}
-	if o := idempotent.ObserverOf(); o.Call != nil || o.Phase != nil || o.HTTP != nil || o.Batch != nil {
-		t.Fatal("ObserverOf() must be the zero Observer")
+	if o := idempotent.New(store).Observer(); o.Call != nil || o.Phase != nil || o.HTTP != nil || o.Batch != nil {
+		t.Fatal("a guard without observers must give the zero Observer")
 	}
 }
 
@@ -487,7 +498,7 @@ func TestReplayHook(t *testing.T) {
 	})
 	h := &handler{}
 	store := idempotent.NewMemoryStore()
-	w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithName("fn"), idempotent.WithLocalCache(4), hook)
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithName("fn"), idempotent.WithLocalCache(4)), h.handle, idempotent.WithKeyPath("id"), hook)
 	first, err := w(ctx, order{ID: "o-1"})
 	if err != nil || first.OrderID != "o-1" {
 		t.Fatalf("first = %+v, %v: a new run is no replay", first, err)
@@ -496,7 +507,7 @@ func TestReplayHook(t *testing.T) {
 	if err != nil || again.OrderID != "o-1+replayed" || again.Run != 1 {
 		t.Fatalf("replay = %+v, %v", again, err)
 	}
-	fresh := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithName("fn"), hook)
+	fresh := idempotent.Wrap(idempotent.New(store, idempotent.WithName("fn")), h.handle, idempotent.WithKeyPath("id"), hook)
 	again, err = fresh(ctx, order{ID: "o-1"}) // from the store
 	if err != nil || again.OrderID != "o-1+replayed" {
 		t.Fatalf("replay = %+v, %v", again, err)
@@ -514,7 +525,7 @@ func TestReplayHook(t *testing.T) {
 		n := 0
 		anyHook := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v any) any { n++; return v })
 		for range 2 {
-			if v, err := idempotent.Do(ctx, store, "s", "k", ok42, anyHook); err != nil || v != 42 {
+			if v, err := idempotent.Do(ctx, idempotent.New(store), "s", "k", ok42, anyHook); err != nil || v != 42 {
 				t.Fatalf("Do = %v, %v", v, err)
 			}
 		}
@@ -526,11 +537,11 @@ func TestReplayHook(t *testing.T) {
 	t.Run("wrong type", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v string) string { return v })
 		ran := false
-		_, err := idempotent.Do(ctx, store, "s", "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
+		_, err := idempotent.Do(ctx, idempotent.New(store), "s", "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
 		if _, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ran {
 			t.Fatalf("Do with a string hook for an int result: err = %v, ran = %v; want a *ConfigError and no run", err, ran)
 		}
-		w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), bad)
+		w := idempotent.Wrap(idempotent.New(store), h.handle, idempotent.WithKeyPath("id"), bad)
 		if _, err := w(ctx, order{ID: "o-9"}); !errors.As(err, new(*idempotent.ConfigError)) {
 			t.Fatalf("Wrap with a string hook: err = %v", err)
 		}
@@ -538,7 +549,7 @@ func TestReplayHook(t *testing.T) {
 
 	t.Run("any hook returning another type fails closed", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, _ any) any { return "nope" })
-		if _, err := idempotent.Do(ctx, store, "s", "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
+		if _, err := idempotent.Do(ctx, idempotent.New(store), "s", "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
 			t.Fatalf("err = %v", err)
 		}
 	})

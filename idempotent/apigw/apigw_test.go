@@ -62,7 +62,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 			if tt.nilH {
 				h = nil
 			}
-			w := apigw.WrapV2(tt.store, h, tt.opts...)
+			w := apigw.WrapV2(idempotent.New(tt.store), h, tt.opts...)
 			r, err := w(context.Background(), loadV2(t))
 			if err != nil {
 				t.Fatal(err)
@@ -76,7 +76,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 
 func TestScopeFunctionError(t *testing.T) {
 	ran := false
-	w := apigw.WrapV2(idempotent.NewMemoryStore(), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore()), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		ran = true
 		return created(ctx, e)
 	}, apigw.WithScope(func(context.Context, events.APIGatewayV2HTTPRequest) (string, error) {
@@ -92,7 +92,7 @@ func TestScopeFunctionError(t *testing.T) {
 // process makes no store call.
 func TestLocalCacheReplaysWithoutStore(t *testing.T) {
 	store := &countingStore{Store: idempotent.NewMemoryStore()}
-	w := apigw.WrapV2(store, created, apigw.WithLocalCache(16))
+	w := apigw.WrapV2(idempotent.New(store, idempotent.WithLocalCache(16)), created)
 	ev := loadV2(t)
 	if _, err := w(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -126,7 +126,7 @@ func BenchmarkWrapV2(b *testing.B) {
 	ev := loadV2(b)
 	ctx := context.Background()
 	b.Run("new", func(b *testing.B) {
-		w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithName("bench"))
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench")), created)
 		keys := make([]string, b.N)
 		for i := range keys {
 			keys[i] = "key-" + strconv.Itoa(i)
@@ -142,7 +142,7 @@ func BenchmarkWrapV2(b *testing.B) {
 		}
 	})
 	b.Run("replay", func(b *testing.B) {
-		w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithName("bench"))
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench")), created)
 		if _, err := w(ctx, ev); err != nil {
 			b.Fatal(err)
 		}

@@ -29,7 +29,7 @@ func TestReplayHookAndHTTPEvents(t *testing.T) {
 		resp.Headers = h
 		return resp
 	})
-	w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithCore(obs, hook))
+	w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(),obs, hook), created)
 	ev := loadV2(t)
 	first, err := w(context.Background(), ev)
 	if err != nil || first.StatusCode != 201 || first.Headers["X-Replayed-From"] != "" {

@@ -59,7 +59,7 @@ func TestNewRejectsClashingNames(t *testing.T) {
 				t.Fatalf("Acquire = %v, want the configuration error", err)
 			}
 			ran := false
-			_, err = idempotent.Do(t.Context(), store, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+			_, err = idempotent.Do(t.Context(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
 			if _, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ran {
 				t.Fatalf("Do = %v (ran %v), want a *idempotent.ConfigError without running", err, ran)
 			}

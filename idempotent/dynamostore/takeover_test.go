@@ -78,8 +78,8 @@ func TestWrapReportsTakeover(t *testing.T) {
 		t.Fatalf("seed: %v, %v", ok, err)
 	}
 	now = now.Add(time.Minute)
-	v, err := idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 7, nil },
-		idempotent.WithName("pay"), idempotent.WithClock(clock), obs)
+	v, err := idempotent.Do(ctx, idempotent.New(store,
+		idempotent.WithName("pay"), idempotent.WithClock(clock), obs), "s", "k", func(context.Context) (int, error) { return 7, nil })
 	if err != nil || v != 7 {
 		t.Fatalf("Do = %v, %v", v, err)
 	}

@@ -20,7 +20,7 @@ func BenchmarkInvocation(b *testing.B) {
 	for _, mode := range []string{"off", "emf"} {
 		build := func(opts ...idempotent.Option) func(context.Context, string) (string, error) {
 			if mode == "off" {
-				return idempotent.Wrap(idempotent.NewMemoryStore(), h, opts...)
+				return idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), opts...), h)
 			}
 			m, err := emf.New(func(o *emf.Options) {
 				o.Writer = io.Discard
@@ -29,7 +29,7 @@ func BenchmarkInvocation(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return emf.Wrap(m, idempotent.Wrap(idempotent.NewMemoryStore(), h, append(opts, m.Option())...))
+			return emf.Wrap(m, idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), append(opts, m.Option())...), h))
 		}
 		b.Run("new/"+mode, func(b *testing.B) {
 			w := build()

@@ -158,10 +158,10 @@ func TestOneRecordPerInvocation(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	now := t0
 	clock := func() time.Time { return now }
-	h := idempotent.Wrap(store, func(_ context.Context, id string) (string, error) {
+	h := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clock), m.Option()), func(_ context.Context, id string) (string, error) {
 		now = now.Add(40 * time.Millisecond)
 		return "ok " + id, nil
-	}, idempotent.WithClock(clock), m.Option())
+	})
 	inv := emf.Wrap(m, h)
 	ctx := context.Background()
 
@@ -202,7 +202,7 @@ func TestOneRecordPerInvocation(t *testing.T) {
 func TestRecordWrittenWhenTheHandlerPanics(t *testing.T) {
 	var out bytes.Buffer
 	m := newMetrics(t, &out)
-	h := emf.Wrap(m, idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, string) (string, error) { panic("x") }, m.Option()))
+	h := emf.Wrap(m, idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), m.Option()), func(context.Context, string) (string, error) { panic("x") }))
 	func() {
 		defer func() { _ = recover() }()
 		_, _ = h(context.Background(), "a")
@@ -223,16 +223,16 @@ func TestLeaseTakeoverMetric(t *testing.T) {
 	defer close(never)
 	opts := []idempotent.Option{idempotent.WithName("pay"), idempotent.WithLease(time.Second), idempotent.WithClock(func() time.Time { return now }), m.Option()}
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) {
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) {
 			close(started)
 			<-never
 			return 0, nil
-		}, opts...)
+		})
 	}()
 	<-started
 	now = now.Add(2 * time.Second)
 	retry := emf.Wrap(m, func(ctx context.Context, _ string) (int, error) {
-		return idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 1, nil }, opts...)
+		return idempotent.Do(ctx, idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) { return 1, nil })
 	})
 	if _, err := retry(context.Background(), ""); err != nil {
 		t.Fatal(err)

@@ -89,8 +89,8 @@ func TestResponseSize(t *testing.T) {
 					}
 				}
 			})
-			srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(),
-				idemhttp.WithMaxBody(limit), idemhttp.WithLogger(slog.New(slog.NewTextHandler(logs, nil))))(h))
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(slog.New(slog.NewTextHandler(logs, nil)))),
+				idemhttp.WithMaxBody(limit))(h))
 			defer srv.Close()
 
 			for i := range 2 {
@@ -129,7 +129,7 @@ func TestRequestBody(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusCreated)
 	})
-	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithMaxBody(16))(h))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), idemhttp.WithMaxBody(16))(h))
 	defer srv.Close()
 
 	tests := []struct {
@@ -162,7 +162,7 @@ func TestSniffedContentTypeReplayed(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "<html><body>ok</body></html>")
 	})
-	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore())(h))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(h))
 	defer srv.Close()
 	first, _ := post(t, srv, "k", "")
 	second, _ := post(t, srv, "k", "")
@@ -187,7 +187,7 @@ func TestConfigErrors(t *testing.T) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/", nil)
 			req.Header.Set(idemhttp.HeaderKey, "k")
-			idemhttp.Middleware(tt.store, tt.opts...)(ok).ServeHTTP(rec, req)
+			idemhttp.Middleware(idempotent.New(tt.store), tt.opts...)(ok).ServeHTTP(rec, req)
 			if rec.Code != 500 || rec.Header().Get("Content-Type") != idemhttp.ContentTypeProblem {
 				t.Fatalf("%d %q", rec.Code, rec.Header())
 			}

@@ -18,7 +18,7 @@ func TestReplayHookAddsHeader(t *testing.T) {
 	obs := idemhttp.WithCore(idempotent.WithObserver(idempotent.Observer{
 		HTTP: func(_ context.Context, e idempotent.HTTPEvent) { statuses = append(statuses, e.Status) },
 	}))
-	mw := idemhttp.Middleware(idempotent.NewMemoryStore(), hook, obs, idemhttp.WithLocalCache(4))
+	mw := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLocalCache(4)), hook, obs)
 	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Handler", "yes")
 		w.WriteHeader(http.StatusCreated)

@@ -54,7 +54,7 @@ func TestCredentialsWithoutScopeAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			runs := 0
-			rec := serve(idemhttp.Middleware(idempotent.NewMemoryStore()), &runs, tt.prep)
+			rec := serve(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore())), &runs, tt.prep)
 			if tt.want == "" {
 				if rec.Code != 201 || runs != 1 {
 					t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -70,7 +70,7 @@ func TestCredentialsWithoutScopeAreRefused(t *testing.T) {
 	}
 
 	runs := 0
-	mw := idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithScope(func(r *http.Request) (string, error) {
+	mw := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), idemhttp.WithScope(func(r *http.Request) (string, error) {
 		return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), nil
 	}))
 	alice := serve(mw, &runs, func(r *http.Request) { r.Header.Set("Authorization", "Bearer alice") })
@@ -87,7 +87,7 @@ func TestOptionsOfTheOtherAdapter(t *testing.T) {
 		apigw.WithScope(func(context.Context, events.APIGatewayV2HTTPRequest) (string, error) { return "x", nil }),
 	} {
 		runs := 0
-		rec := serve(idemhttp.Middleware(idempotent.NewMemoryStore(), opt), &runs, nil)
+		rec := serve(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), opt), &runs, nil)
 		if rec.Code != 500 || runs != 0 || !strings.Contains(rec.Body.String(), "misconfigured") {
 			t.Fatalf("%d %s", rec.Code, rec.Body)
 		}

@@ -142,7 +142,7 @@
 //	opt, err := redis.ParseURL(os.Getenv("REDIS_URL")) // rediss:// for TLS
 //	if err != nil { ... }
 //	store := redisstore.New(redis.NewClient(opt))
-//	lambda.Start(idempotent.Wrap(store, handler, idempotent.WithKeyPath("id")))
+//	lambda.Start(idempotent.Wrap(idempotent.New(store), handler, idempotent.WithKeyPath("id")))
 //
 // § references in this package's comments are to the contract,
 // docs/contract.md in the repository.

@@ -163,7 +163,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 	dopts := []idempotent.Option{idempotent.WithName("orders"), idempotent.WithClock(clk.Now)}
 
 	// Warm the connection and the script cache.
-	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up", func(context.Context) (int, error) { return 0, nil }, dopts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, dopts...), "charge", "warm-up", func(context.Context) (int, error) { return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -193,7 +193,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 			lossy := &armingScripter{Scripter: client, proxy: proxy, at: tt.drop}
 			s := redisstore.New(lossy, redisstore.WithKeyPrefix(testredis.Prefix(t)))
 			fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-			out, err := idempotent.Do(t.Context(), s, "charge", "order-1", fn, dopts...)
+			out, err := idempotent.Do(t.Context(), idempotent.New(s, dopts...), "charge", "order-1", fn)
 			if err != nil || out != "paid" {
 				t.Fatalf("Do = %q, %v; want paid", out, err)
 			}
@@ -201,7 +201,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 				t.Fatal("the proxy dropped no reply: the test proves nothing")
 			}
 			proxy.dropped.Store(0)
-			again, err := idempotent.Do(t.Context(), s, "charge", "order-1", fn, dopts...)
+			again, err := idempotent.Do(t.Context(), idempotent.New(s, dopts...), "charge", "order-1", fn)
 			if err != nil || again != "paid" || runs != 1 {
 				t.Fatalf("replay = %q, %v after %d runs; want paid after 1", again, err, runs)
 			}

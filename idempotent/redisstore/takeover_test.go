@@ -92,7 +92,7 @@ func TestTakeoverObserved(t *testing.T) {
 	// fails and releases the key): no takeover.
 	boom := errors.New("boom")
 	fail := func(context.Context) (string, error) { return "", boom }
-	if _, err := idempotent.Do(t.Context(), store, "charge", "k1", fail, opts...); !errors.Is(err, boom) {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "k1", fail); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if len(events) != 1 || events[0].Takeover {
@@ -107,7 +107,7 @@ func TestTakeoverObserved(t *testing.T) {
 	}
 	clk.t = now.Add(31 * time.Second)
 	ok := func(context.Context) (string, error) { return "paid", nil }
-	if _, err := idempotent.Do(t.Context(), store, "charge", "k1", ok, opts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "k1", ok); err != nil {
 		t.Fatal(err)
 	}
 	if len(events) != 2 || !events[1].Takeover {

@@ -30,12 +30,10 @@ func ExampleWrap() {
 		recorded[o.OrderID]++
 		return nil
 	}
-	// In main: lambda.Start(sqsbatch.Wrap(store, record, ...)).
-	h := sqsbatch.Wrap(store, record,
-		sqsbatch.WithBodyKey("orderId"),
-		sqsbatch.WithCore(idempotent.WithName("orders")),
-		sqsbatch.WithLogger(slog.New(slog.DiscardHandler)),
-	)
+	// In main: lambda.Start(sqsbatch.Wrap(idempotent.New(store), record, ...)).
+	h := sqsbatch.Wrap(idempotent.New(store,idempotent.WithName("orders"),
+		idempotent.WithLogger(slog.New(slog.DiscardHandler))), record,
+		sqsbatch.WithBodyKey("orderId"))
 	event := events.SQSEvent{Records: []events.SQSMessage{
 		{MessageId: "m-1", Body: `{"orderId":"o-1","amount":1250}`},
 		{MessageId: "m-2", Body: `{"orderId":"o-2","amount":0}`},

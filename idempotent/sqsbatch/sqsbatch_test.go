@@ -189,7 +189,7 @@ func TestWrapPerRecord(t *testing.T) {
 			for _, n := range []int{1, 4} {
 				store := idempotent.NewMemoryStore()
 				rec := newRecorder()
-				h := sqsbatch.Wrap(store, rec.handle, base(append(tt.opts, sqsbatch.WithConcurrency(n))...)...)
+				h := sqsbatch.Wrap(idempotent.New(store), rec.handle, base(append(tt.opts, sqsbatch.WithConcurrency(n))...)...)
 				if tt.before != nil {
 					if _, err := h(context.Background(), batch(tt.before...)); err != nil {
 						t.Fatal(err)
@@ -223,7 +223,7 @@ func TestRedeliveryAfterPartialFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := idempotent.NewMemoryStore()
 			rec := newRecorder()
-			h := sqsbatch.Wrap(store, rec.handle, base()...)
+			h := sqsbatch.Wrap(idempotent.New(store), rec.handle, base()...)
 			b := batch(msg("m1", "o-1", ""), msg("m2", "o-2", tt.do), msg("m3", "o-3", ""))
 
 			resp, err := h(context.Background(), b)
@@ -298,7 +298,7 @@ func TestFIFOGroupStop(t *testing.T) {
 			// WithConcurrency does not apply to FIFO queues.
 			for _, n := range []int{1, 8} {
 				rec := newRecorder()
-				h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithConcurrency(n))...)
+				h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithConcurrency(n))...)
 				resp, err := h(context.Background(), batch(tt.batch...))
 				if err != nil {
 					t.Fatal(err)
@@ -319,7 +319,7 @@ func TestFIFORedeliveryKeepsOrder(t *testing.T) {
 	rec := newRecorder()
 	var order []string
 	rec.hook = func(m events.SQSMessage) { order = append(order, m.MessageId) }
-	h := sqsbatch.Wrap(store, rec.handle, base()...)
+	h := sqsbatch.Wrap(idempotent.New(store), rec.handle, base()...)
 	b := batch(fifo("a1", "A", ""), fifo("a2", "A", "fail"), fifo("a3", "A", ""))
 	if _, err := h(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -342,7 +342,7 @@ func TestInProgressDuplicateFails(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	held := hold(t, store, []events.SQSMessage{msg("m1", "o-1", "")}, base()...)
 	rec := newRecorder()
-	h := sqsbatch.Wrap(store, rec.handle, base()...)
+	h := sqsbatch.Wrap(idempotent.New(store), rec.handle, base()...)
 	b := batch(msg("m1", "o-1", ""), msg("m2", "o-2", ""))
 	resp, err := h(context.Background(), b)
 	if err != nil {
@@ -386,8 +386,8 @@ func TestStoreErrorFailsClosed(t *testing.T) {
 func TestKeyKindsDoNotCollide(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	rec := newRecorder()
-	byID := sqsbatch.Wrap(store, rec.handle, base()...)
-	byBody := sqsbatch.Wrap(store, rec.handle, base(sqsbatch.WithBodyKey("orderId"))...)
+	byID := sqsbatch.Wrap(idempotent.New(store), rec.handle, base()...)
+	byBody := sqsbatch.Wrap(idempotent.New(store), rec.handle, base(sqsbatch.WithBodyKey("orderId"))...)
 	// The message id and the body key are the same string, "o-1", under
 	// the same name: they are different kinds of key, so both run.
 	b := batch(msg("o-1", "o-1", ""))
@@ -412,7 +412,7 @@ func TestAttributeKey(t *testing.T) {
 	}
 	s := func(v string) *string { return &v }
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
+	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
 	resp, err := h(context.Background(), batch(
 		attr("m1", s("r-1"), nil),
 		attr("m2", s("r-1"), nil), // duplicate
@@ -440,7 +440,7 @@ func TestDeduplicationKey(t *testing.T) {
 		return m
 	}
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
+	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
 	resp, err := h(context.Background(), batch(
 		dup("m1", "A", "d-1"),
 		dup("m2", "A", "d-1"), // same group, same id: runs once
@@ -485,14 +485,14 @@ func TestParallelEqualsSequential(t *testing.T) {
 	run := func(t *testing.T, n int) ([]string, []string) {
 		store := idempotent.NewMemoryStore()
 		opts := base(sqsbatch.WithBodyKey("orderId"))
-		pre := sqsbatch.Wrap(store, newRecorder().handle, opts...)
+		pre := sqsbatch.Wrap(idempotent.New(store), newRecorder().handle, opts...)
 		if _, err := pre(context.Background(), batch(msg("p1", "o-done", ""))); err != nil {
 			t.Fatal(err)
 		}
 		held := hold(t, store, []events.SQSMessage{msg("p2", "o-held", "")}, opts...)
 		defer held.stop()
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, append(opts, sqsbatch.WithConcurrency(n))...)
+		h := sqsbatch.Wrap(idempotent.New(store), rec.handle, append(opts, sqsbatch.WithConcurrency(n))...)
 		resp, err := h(context.Background(), batch(msgs...))
 		if err != nil {
 			t.Fatal(err)
@@ -593,7 +593,7 @@ func TestDeadlineMargin(t *testing.T) {
 			if tt.margin != nil {
 				opts = append(opts, sqsbatch.WithDeadlineMargin(*tt.margin))
 			}
-			h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, opts...)
+			h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, opts...)
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
 			resp, err := h(ctx, batch(tt.batch...))
@@ -612,7 +612,7 @@ func TestDeadlineMargin(t *testing.T) {
 
 func TestNoDeadlineRunsEverything(t *testing.T) {
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithDeadlineMargin(time.Hour))...)
+	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithDeadlineMargin(time.Hour))...)
 	resp, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", "")))
 	if err != nil {
 		t.Fatal(err)
@@ -625,7 +625,7 @@ func TestNoDeadlineRunsEverything(t *testing.T) {
 func TestCancelledContextStartsNothing(t *testing.T) {
 	for _, n := range []int{1, 3} {
 		rec := newRecorder()
-		h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithConcurrency(n))...)
+		h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithConcurrency(n))...)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		resp, err := h(ctx, batch(msg("m1", "o-1", ""), msg("m2", "o-2", "")))
@@ -665,7 +665,7 @@ func TestConfigErrors(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := sqsbatch.Wrap(tt.store, tt.fn, append(tt.opts, sqsbatch.WithLogger(quiet))...)
+			h := sqsbatch.Wrap(idempotent.New(tt.store), tt.fn, append(tt.opts, sqsbatch.WithLogger(quiet))...)
 			resp, err := h(context.Background(), batch(msg("m1", "o-1", "")))
 			var ce *idempotent.ConfigError
 			if !errors.As(err, &ce) {
@@ -681,7 +681,7 @@ func TestConfigErrors(t *testing.T) {
 func TestDisabledRunsUnguarded(t *testing.T) {
 	t.Setenv(idempotent.DisabledEnv, "true")
 	runs := 0
-	h := sqsbatch.Wrap(nil, func(context.Context, events.SQSMessage) error { runs++; return nil }, base()...)
+	h := sqsbatch.Wrap(idempotent.New(nil), func(context.Context, events.SQSMessage) error { runs++; return nil }, base()...)
 	b := batch(msg("m1", "o-1", ""))
 	for range 2 {
 		if _, err := h(context.Background(), b); err != nil {

@@ -201,7 +201,7 @@ var adapters = []adapter{
 		name: "v2", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.APIGatewayV2HTTPRequest](t, "apigw-v2-post-payment.json")
-			w := apigw.WrapV2(store, func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			w := apigw.WrapV2(idempotent.New(store), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 				r, err := h(ctx, req{Method: e.RequestContext.HTTP.Method, Query: e.RawQueryString, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.APIGatewayV2HTTPResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Cookies: r.Cookies, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -227,7 +227,7 @@ var adapters = []adapter{
 		name: "v1", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.APIGatewayProxyRequest](t, "apigw-v1-post-payment.json")
-			w := apigw.WrapV1(store, func(ctx context.Context, e events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			w := apigw.WrapV1(idempotent.New(store), func(ctx context.Context, e events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 				r, err := h(ctx, req{Method: e.HTTPMethod, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.APIGatewayProxyResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -250,7 +250,7 @@ var adapters = []adapter{
 		name: "url", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.LambdaFunctionURLRequest](t, "lambda-url-post-payment.json")
-			w := apigw.WrapURL(store, func(ctx context.Context, e events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+			w := apigw.WrapURL(idempotent.New(store), func(ctx context.Context, e events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 				r, err := h(ctx, req{Method: e.RequestContext.HTTP.Method, Query: e.RawQueryString, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.LambdaFunctionURLResponse{StatusCode: r.Status, Headers: r.Headers, Cookies: r.Cookies, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -293,7 +293,7 @@ var adapters = []adapter{
 			if o.methods != nil {
 				mo = append(mo, idemhttp.WithMethods(o.methods...))
 			}
-			srv := httptest.NewServer(idemhttp.Middleware(store, mo...)(http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(store), mo...)(http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
 				body, _ := io.ReadAll(hr.Body)
 				r, err := h(hr.Context(), req{Method: hr.Method, Query: hr.URL.RawQuery, Body: string(body)})
 				if err != nil {
@@ -372,7 +372,7 @@ func albAdapter(name, file string) adapter {
 					return nil
 				}), nil
 			})
-			w := apigw.WrapALB(store, func(ctx context.Context, e events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
+			w := apigw.WrapALB(idempotent.New(store), func(ctx context.Context, e events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
 				r, err := h(ctx, req{Method: e.HTTPMethod, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.ALBTargetGroupResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, scope)...)
