@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
-	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
 func loadV2(tb testing.TB) events.APIGatewayV2HTTPRequest {
@@ -41,6 +39,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 		name  string
 		store idempotent.Store
 		opts  []apigw.Option
+		core  []idempotent.Option
 		nilH  bool
 	}{
 		{name: "nil store", store: nil},
@@ -50,11 +49,11 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 		{name: "no methods", store: store, opts: []apigw.Option{apigw.WithMethods()}},
 		{name: "bad header name", store: store, opts: []apigw.Option{apigw.WithFingerprintHeaders("a b")}},
 		{name: "nil predicate", store: store, opts: []apigw.Option{apigw.WithStoredStatus(nil)}},
-		{name: "nil clock", store: store, opts: []apigw.Option{apigw.WithClock(nil)}},
-		{name: "TTL under a second", store: store, opts: []apigw.Option{apigw.WithTTL(time.Millisecond)}},
-		{name: "WithMaxBody is the net/http middleware's", store: store, opts: []apigw.Option{idemhttp.WithMaxBody(10)}},
-		{name: "net/http scope function", store: store, opts: []apigw.Option{idemhttp.WithScope(func(*http.Request) (string, error) { return "x", nil })}},
-		{name: "key path through WithCore", store: store, opts: []apigw.Option{apigw.WithCore(idempotent.WithKeyPath("body"))}},
+		{name: "nil clock", store: store, core: []idempotent.Option{idempotent.WithClock(nil)}},
+		{name: "TTL under a second", store: store, core: []idempotent.Option{idempotent.WithTTL(time.Millisecond)}},
+		{name: "replay hook of another response type", store: store, opts: []apigw.Option{apigw.WithReplayHook(func(_ context.Context, _ idempotent.Replay, r events.ALBTargetGroupResponse) events.ALBTargetGroupResponse {
+			return r
+		})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +61,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 			if tt.nilH {
 				h = nil
 			}
-			w := apigw.WrapV2(idempotent.New(tt.store), h, tt.opts...)
+			w := apigw.WrapV2(idempotent.New(tt.store, tt.core...), h, tt.opts...)
 			r, err := w(context.Background(), loadV2(t))
 			if err != nil {
 				t.Fatal(err)

@@ -54,9 +54,9 @@ type front func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(id 
 
 func handlerBody(runs *atomic.Int64) string { return fmt.Sprintf(`{"run":%d}`, runs.Add(1)) }
 
-func v2Front(file string, set func(e *events.APIGatewayV2HTTPRequest, id string)) front {
+func v2Front(file string, set func(e *events.APIGatewayV2HTTPRequest, id string), core ...idempotent.Option) front {
 	return func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(string) out {
-		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), core...), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 			return events.APIGatewayV2HTTPResponse{StatusCode: 201, Body: handlerBody(runs)}, nil
 		}, opts...)
 		return func(id string) out {
@@ -299,7 +299,7 @@ func TestCredentialsWithoutPrincipalAreRefused(t *testing.T) {
 func TestUnidentifiedCallerIsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	var runs atomic.Int64
-	send := v2Front("apigw-v2-request-lambda-authorizer.json", nil)(t, &runs, apigw.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	send := v2Front("apigw-v2-request-lambda-authorizer.json", nil, idempotent.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))(t, &runs)
 	if r := send(""); r.status != 500 {
 		t.Fatalf("%+v", r)
 	}

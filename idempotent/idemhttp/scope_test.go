@@ -1,7 +1,6 @@
 package idemhttp_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,10 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
@@ -77,19 +73,5 @@ func TestCredentialsWithoutScopeAreRefused(t *testing.T) {
 	bob := serve(mw, &runs, func(r *http.Request) { r.Header.Set("Authorization", "Bearer bob") })
 	if alice.Code != 201 || bob.Code != 201 || bob.Header().Get(idemhttp.HeaderReplayed) != "" || runs != 2 {
 		t.Fatalf("alice %d, bob %d %s, runs %d", alice.Code, bob.Code, bob.Body, runs)
-	}
-}
-
-// TestOptionsOfTheOtherAdapter: the option type is shared with apigw, so
-// apigw's own options given here are configuration errors, not ignored.
-func TestOptionsOfTheOtherAdapter(t *testing.T) {
-	for _, opt := range []idemhttp.Option{
-		apigw.WithScope(func(context.Context, events.APIGatewayV2HTTPRequest) (string, error) { return "x", nil }),
-	} {
-		runs := 0
-		rec := serve(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), opt), &runs, nil)
-		if rec.Code != 500 || runs != 0 || !strings.Contains(rec.Body.String(), "misconfigured") {
-			t.Fatalf("%d %s", rec.Code, rec.Body)
-		}
 	}
 }

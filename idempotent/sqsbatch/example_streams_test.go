@@ -26,7 +26,7 @@ func ExampleWrapKinesis() {
 		}
 		return nil
 	}
-	h := sqsbatch.WrapKinesis(idempotent.New(idempotent.NewMemoryStore(),idempotent.WithName("ledger"),
+	h := sqsbatch.WrapKinesis(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("ledger"),
 		idempotent.WithLogger(slog.New(slog.DiscardHandler))), apply)
 	record := func(id, seq, data string) events.KinesisEventRecord {
 		r := events.KinesisEventRecord{EventID: id}

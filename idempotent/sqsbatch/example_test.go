@@ -31,7 +31,7 @@ func ExampleWrap() {
 		return nil
 	}
 	// In main: lambda.Start(sqsbatch.Wrap(idempotent.New(store), record, ...)).
-	h := sqsbatch.Wrap(idempotent.New(store,idempotent.WithName("orders"),
+	h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithName("orders"),
 		idempotent.WithLogger(slog.New(slog.DiscardHandler))), record,
 		sqsbatch.WithBodyKey("orderId"))
 	event := events.SQSEvent{Records: []events.SQSMessage{

@@ -29,7 +29,7 @@ func TestGoexitIsAFailure(t *testing.T) {
 		rec := newRecorder()
 		var reports []idempotent.BatchEvent // the handler's goroutine reports, after the lanes
 		obs := idempotent.WithObserver(idempotent.Observer{Batch: func(_ context.Context, e idempotent.BatchEvent) { reports = append(reports, e) }})
-		h := sqsbatch.Wrap(idempotent.New(store), rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n), sqsbatch.WithCore(obs))...)
+		h := sqsbatch.Wrap(guardOf(store, obs), rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n))...)
 		resp, err := h(context.Background(), batch(msgs...))
 		if err != nil {
 			t.Fatal(err)

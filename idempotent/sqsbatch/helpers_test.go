@@ -168,7 +168,7 @@ func hold(t *testing.T, store idempotent.Store, msgs []events.SQSMessage, opts .
 		<-h.release
 		return nil
 	}
-	wrapped := sqsbatch.Wrap(idempotent.New(store), fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
+	wrapped := sqsbatch.Wrap(guardOf(store), fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
 	go func() {
 		defer close(h.done)
 		_, _ = wrapped(context.Background(), batch(msgs...))

@@ -32,7 +32,7 @@ func TestObserverBatchEvent(t *testing.T) {
 		})
 		store := idempotent.NewMemoryStore()
 		rec := newRecorder()
-		h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet),obs), rec.handle, sqsbatch.WithConcurrency(n))
+		h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet), obs), rec.handle, sqsbatch.WithConcurrency(n))
 		if _, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", ""))); err != nil {
 			t.Fatal(err)
 		}

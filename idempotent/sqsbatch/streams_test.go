@@ -81,7 +81,7 @@ func TestWrapKinesisStopsAtFirstFailure(t *testing.T) {
 				}
 				return nil
 			}
-			h := sqsbatch.WrapKinesis(idempotent.New(idempotent.NewMemoryStore()), fn, base(append(tt.opts, sqsbatch.WithConcurrency(4))...)...)
+			h := sqsbatch.WrapKinesis(guardOf(idempotent.NewMemoryStore()), fn, base(append(tt.opts, sqsbatch.WithConcurrency(4))...)...)
 			resp, err := h(context.Background(), events.KinesisEvent{Records: tt.records})
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +114,7 @@ func TestWrapDynamoDBRedelivery(t *testing.T) {
 		}
 		return nil
 	}
-	h := sqsbatch.WrapDynamoDB(idempotent.New(store), fn, base()...)
+	h := sqsbatch.WrapDynamoDB(guardOf(store), fn, base()...)
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{dynamoRecord("100"), dynamoRecord("200"), dynamoRecord("300")}}
 	resp, err := h(context.Background(), ev)
 	if err != nil {
@@ -174,7 +174,7 @@ func TestPanicIsLoggedWithItsMessageID(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(logger),idempotent.WithName("orders")), rec.handle)
+	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(logger), idempotent.WithName("orders")), rec.handle)
 	if _, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", "panic"))); err != nil {
 		t.Fatal(err)
 	}
