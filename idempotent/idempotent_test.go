@@ -546,7 +546,10 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 		return n, nil
 	}
 	first := make(chan int64, 1)
-	go func() { v, _ := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn); first <- v }()
+	go func() {
+		v, _ := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
+		first <- v
+	}()
 	<-started
 	type answer struct {
 		v   int64
