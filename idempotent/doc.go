@@ -16,7 +16,7 @@
 //   - a run that returns an error or panics releases the key, so a retry runs
 //     again;
 //   - a run that crashes or times out holds the key until its lease (by
-//     default the invocation's deadline) ends; KeyFromContext gives the
+//     default the invocation's deadline) ends; RecordIDFromContext gives the
 //     handler the record key to make its own downstream writes idempotent;
 //   - a run that finishes after its lease was taken over gets ErrLeaseLost
 //     and overwrites nothing (owner fencing);

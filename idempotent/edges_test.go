@@ -68,7 +68,7 @@ func wrapRecordID(t *testing.T, key string) string {
 	t.Helper()
 	var id string
 	w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), func(ctx context.Context, _ order) (int, error) {
-		id, _ = idempotent.KeyFromContext(ctx)
+		id, _ = idempotent.RecordIDFromContext(ctx)
 		return 0, nil
 	}, idempotent.WithKeyFunc(func(order) (string, error) { return key, nil }))
 	if _, err := w(context.Background(), order{}); err != nil {
@@ -84,7 +84,7 @@ func recordID(t *testing.T, key string) string {
 	var id string
 	store := idempotent.NewMemoryStore()
 	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", key, func(ctx context.Context) (int, error) {
-		id, _ = idempotent.KeyFromContext(ctx)
+		id, _ = idempotent.RecordIDFromContext(ctx)
 		return 0, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -235,7 +235,7 @@ func TestSentinelErrorTypes(t *testing.T) {
 				h = func(ctx context.Context, o order) (string, error) {
 					// Another invocation takes the key over after the lease.
 					clk.Advance(2 * time.Second)
-					id, _ := idempotent.KeyFromContext(ctx)
+					id, _ := idempotent.RecordIDFromContext(ctx)
 					if _, ok, err := store.Acquire(ctx, idempotent.Record{Key: id, Status: idempotent.StatusInProgress,
 						Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "other"}, clk.Now()); err != nil || !ok {
 						return "", fmt.Errorf("take over: %v, %w", ok, err)

@@ -49,7 +49,7 @@ func ExampleDo() {
 	charge := func(ctx context.Context) (string, error) {
 		// The record key names this run; derive downstream keys (the
 		// payment provider's idempotency key) from it.
-		key, _ := idempotent.KeyFromContext(ctx)
+		key, _ := idempotent.RecordIDFromContext(ctx)
 		charges++
 		return fmt.Sprintf("charged (%d chars of key)", len(key)), nil
 	}

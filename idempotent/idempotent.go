@@ -18,12 +18,12 @@ import (
 
 type ctxKey struct{}
 
-// KeyFromContext returns the record id of the guarded run that ctx belongs
+// RecordIDFromContext returns the record id of the guarded run that ctx belongs
 // to. Handlers use it to derive keys for their own downstream writes (a
 // conditional put keyed by it, an idempotency key sent to a payment
 // provider), so that even a second run after a crash does not double an
 // effect.
-func KeyFromContext(ctx context.Context) (string, bool) {
+func RecordIDFromContext(ctx context.Context) (string, bool) {
 	k, ok := ctx.Value(ctxKey{}).(string)
 	return k, ok
 }

@@ -167,7 +167,7 @@ func TestLeaseDefaultsToContextDeadline(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	var lease time.Time
 	fn := func(ctx context.Context) (int, error) {
-		key, _ := idempotent.KeyFromContext(ctx)
+		key, _ := idempotent.RecordIDFromContext(ctx)
 		rec, err := store.Get(ctx, key)
 		if err != nil || rec == nil {
 			return 0, fmt.Errorf("record during run: %v %v", rec, err)
@@ -485,11 +485,11 @@ func TestDisabledByEnvironment(t *testing.T) {
 	}
 }
 
-func TestKeyFromContextAndNamespace(t *testing.T) {
+func TestRecordIDFromContextAndNamespace(t *testing.T) {
 	t.Setenv(idempotent.FunctionNameEnv, "payments")
 	var keys []string
 	fn := func(ctx context.Context) (int, error) {
-		k, ok := idempotent.KeyFromContext(ctx)
+		k, ok := idempotent.RecordIDFromContext(ctx)
 		if !ok {
 			return 0, errors.New("no key in context")
 		}
@@ -508,8 +508,8 @@ func TestKeyFromContextAndNamespace(t *testing.T) {
 	if len(keys) != 2 || keys[0] != "payments#"+h || keys[1] != "refunds#"+h {
 		t.Fatalf("record keys = %q, want payments#<sha256> and refunds#<sha256>", keys)
 	}
-	if _, ok := idempotent.KeyFromContext(context.Background()); ok {
-		t.Fatal("KeyFromContext outside a guarded run reported a key")
+	if _, ok := idempotent.RecordIDFromContext(context.Background()); ok {
+		t.Fatal("RecordIDFromContext outside a guarded run reported a key")
 	}
 }
 
@@ -666,7 +666,7 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 	fn := func(ctx context.Context) ([]byte, error) { return want, nil }
 	var key string
 	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(ctx context.Context) ([]byte, error) {
-		key, _ = idempotent.KeyFromContext(ctx)
+		key, _ = idempotent.RecordIDFromContext(ctx)
 		return fn(ctx)
 	}); err != nil {
 		t.Fatal(err)

@@ -282,7 +282,7 @@ func (a *app) get(ctx context.Context, id string) (events.APIGatewayV2HTTPRespon
 // every run for one key writes the same item; a request without a key gets
 // a random id.
 func paymentID(ctx context.Context) (string, error) {
-	if k, ok := idempotent.KeyFromContext(ctx); ok {
+	if k, ok := idempotent.RecordIDFromContext(ctx); ok {
 		sum := sha256.Sum256([]byte("payment:" + k))
 		return "pay_" + hex.EncodeToString(sum[:16]), nil
 	}

@@ -45,7 +45,7 @@ func TestTTLShorterThanLeaseOnServer(t *testing.T) {
 	done := make(chan error, 1)
 	go func() {
 		_, err := idempotent.Do(context.Background(), idempotent.New(store, opts...), "step", "ttl-lease", func(ctx context.Context) (string, error) {
-			id, _ = idempotent.KeyFromContext(ctx)
+			id, _ = idempotent.RecordIDFromContext(ctx)
 			close(started)
 			<-finish
 			return "first", nil

@@ -48,7 +48,7 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // application/problem+json.
 //
 // The middleware is safe for concurrent use; the handler sees the record key
-// through idempotent.KeyFromContext(r.Context()).
+// through idempotent.RecordIDFromContext(r.Context()).
 func Middleware(g *idempotent.Guard, opts ...Option) func(http.Handler) http.Handler {
 	base := httpidem.NewConfig(g, opts)
 	o := &settings{

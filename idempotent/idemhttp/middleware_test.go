@@ -124,7 +124,7 @@ func TestRequestBody(t *testing.T) {
 		mu.Lock()
 		got = append(got, string(b))
 		mu.Unlock()
-		if _, ok := idempotent.KeyFromContext(r.Context()); !ok && r.Header.Get(idemhttp.HeaderKey) != "" {
+		if _, ok := idempotent.RecordIDFromContext(r.Context()); !ok && r.Header.Get(idemhttp.HeaderKey) != "" {
 			t.Error("no record key in the handler's context")
 		}
 		w.WriteHeader(http.StatusCreated)

@@ -85,7 +85,7 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{runs: map[string]int{}, ok: map[string]bool{}} }
 
 func (r *recorder) handle(ctx context.Context, m events.SQSMessage) error {
-	if _, ok := idempotent.KeyFromContext(ctx); !ok {
+	if _, ok := idempotent.RecordIDFromContext(ctx); !ok {
 		return errors.New("no record key in context")
 	}
 	if r.hook != nil {

@@ -8,7 +8,7 @@ import (
 
 // Serve runs one request through the HTTP idempotency semantics. run calls
 // the user's handler with the context it is given (which carries the record
-// key, see idempotent.KeyFromContext). The returned error is only ever the
+// key, see idempotent.RecordIDFromContext). The returned error is only ever the
 // handler's own error (after its key was released); every other failure is
 // a problem response. Each request is reported to the observers of the
 // guard (idempotent.HTTPEvent), guarded or not.

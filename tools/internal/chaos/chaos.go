@@ -501,7 +501,7 @@ func (w *workload) call(ctx context.Context, a *attempt) ([]byte, error) {
 // idempotently by record key, misbehave as told, return a result that names
 // the run.
 func (w *workload) handle(ctx context.Context, a *attempt) (Payment, error) {
-	rk, ok := idempotent.KeyFromContext(ctx)
+	rk, ok := idempotent.RecordIDFromContext(ctx)
 	if !ok {
 		return Payment{}, errors.New("chaos: no record key in the handler's context")
 	}
