@@ -234,6 +234,12 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
 			return fail(storeOutcome(err), err)
 		}
+		if err := ctx.Err(); err != nil {
+			// A cancelled or expired context fails before any store call,
+			// whether or not the store looks at the context.
+			err = storeErr("acquire", id, err)
+			return fail(storeOutcome(err), err)
+		}
 		t.ev.Attempts++
 		s := t.now()
 		existing, acquired, err := store.Acquire(actx, rec, now)
@@ -247,6 +253,17 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 			// any: a run whose lease ended before it finished.
 			t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != owner
 			t.ev.LeaseEnd = lease
+			if !lease.After(c.clock()) {
+				// The store answered after the lease ended (a paused or
+				// slow server): a duplicate may already hold the key, so
+				// running now could run twice at once. Give the key back
+				// (fenced by owner) and fail as a store timeout.
+				err := error(&StoreError{Op: "acquire", Key: id, Err: fmt.Errorf("lease ended before the store answered: %w", context.DeadlineExceeded)})
+				if relErr := release(ctx, c, store, id, owner, &t); relErr != nil {
+					err = errors.Join(err, relErr)
+				}
+				return fail(OutcomeStoreError, err)
+			}
 			break
 		}
 		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
@@ -472,7 +489,9 @@ func release(ctx context.Context, c *config, store Store, id, owner string, t *t
 }
 
 // cleanupContext lets Complete and Release run even when the invocation's
-// context was cancelled, within a bound.
+// context was cancelled, within a bound: cleanupTimeout (10 s) from the
+// moment the cleanup starts, whatever the invocation's deadline (contract
+// §3, "Cleanup after the deadline").
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }

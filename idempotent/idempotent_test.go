@@ -593,9 +593,11 @@ func TestWaitGivesUp(t *testing.T) {
 	if store.gets.Load() == 0 {
 		t.Fatal("the duplicate gave up without polling")
 	}
+	// A context that ends during the wait (here, as soon as the acquire
+	// has found the key held) ends the wait.
 	ctx, cancel := context.WithCancel(context.Background())
-	cancel()
-	_, err = idempotent.Do(ctx, idempotent.New(store, idempotent.WithWait(time.Hour)), "step", "k", func(context.Context) (int, error) { return 2, nil })
+	defer cancel()
+	_, err = idempotent.Do(ctx, idempotent.New(&cancelAfterAcquire{Store: store, cancel: cancel}, idempotent.WithWait(time.Hour)), "step", "k", func(context.Context) (int, error) { return 2, nil })
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("cancelled wait: err = %v, want ErrInProgress", err)
 	}

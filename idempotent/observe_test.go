@@ -273,8 +273,13 @@ func TestObserverOutcomes(t *testing.T) {
 		r := newRig()
 		holder := holdKey(t, r, key)
 		cctx, cancel := context.WithCancel(ctx)
-		cancel() // the wait ends at once: the context is done
-		_, err := r.with(idempotent.WithWait(time.Minute)).do(cctx, key, ok42)
+		defer cancel()
+		// The context ends once the acquire has found the key held, so the
+		// wait ends at once. (A context already done fails before the
+		// store is called.)
+		w := r.with(idempotent.WithWait(time.Minute))
+		w.g = idempotent.New(&cancelAfterAcquire{Store: r.store, cancel: cancel}, w.opts...)
+		_, err := w.do(cctx, key, ok42)
 		if !errors.Is(err, idempotent.ErrInProgress) {
 			t.Fatalf("err = %v", err)
 		}
@@ -688,4 +693,15 @@ func TestObserverUnguardedPanic(t *testing.T) {
 	if e := r.rec.only(t); e.Outcome != idempotent.OutcomePanicked || e.Record != "" || e.HandlerTime != runCost {
 		t.Fatalf("event = %+v", e)
 	}
+}
+
+// cancelAfterAcquire cancels a context once Acquire has answered.
+type cancelAfterAcquire struct {
+	idempotent.Store
+	cancel context.CancelFunc
+}
+
+func (s *cancelAfterAcquire) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	defer s.cancel()
+	return s.Store.Acquire(ctx, rec, now)
 }
