@@ -119,21 +119,3 @@ func wrapWith[In, Out any](store idempotent.Store, h func(context.Context, In) (
 	}
 	return idempotent.Wrap(idempotent.New(store, gopts...), h, wopts...)
 }
-
-// doWith is Do over a new guard for tests whose option lists mix guard
-// options and CallOptions; any other value panics.
-func doWith[T any](ctx context.Context, store idempotent.Store, step, key string, fn func(context.Context) (T, error), opts ...any) (T, error) {
-	var gopts []idempotent.Option
-	var copts []idempotent.CallOption
-	for _, o := range opts {
-		switch o := o.(type) {
-		case idempotent.Option:
-			gopts = append(gopts, o)
-		case idempotent.CallOption:
-			copts = append(copts, o)
-		default:
-			panic(fmt.Sprintf("doWith: %T is neither a guard option nor a CallOption", o))
-		}
-	}
-	return idempotent.Do(ctx, idempotent.New(store, gopts...), step, key, fn, copts...)
-}
