@@ -161,10 +161,12 @@ func stepKey(step, key string) string {
 	return step + "\x00" + key
 }
 
-// execute is the state machine of the contract, §3 (docs/contract.md).
-// Every return goes through t.end, the one observation point (observe.go).
+// execute is the state machine of the contract, §3 (docs/contract.md), in
+// phases: the local cache, acquire (with the wait and the decision on a
+// conflict), run, complete. Each phase returns a decision; finish, the one
+// exit, reports it. (A panic in fn is reported by runGuarded before it goes
+// on: a panicking call never reaches finish.)
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, validate bool, hook any, fn func(context.Context) (T, error)) (T, error) {
-	var zero T
 	var t tracker
 	t.hook = hook
 	if key == "" {
@@ -172,195 +174,297 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		if c.requireKey {
 			err := &NoKeyError{}
 			t.end(ctx, OutcomeNoKey, err)
+			var zero T
 			return zero, err
 		}
 		return runUnguarded(ctx, &t, fn)
 	}
-	id := recordID(c.name, key)
-	ctx = t.start(ctx, c, id)
-	fp := ""
+	k := call{c: c, store: store, t: &t, id: recordID(c.name, key)}
+	k.ctx = t.start(ctx, c, k.id)
 	if validate {
-		fp = hashHex(fingerprint)
+		k.fp = hashHex(fingerprint)
 	}
+	d, done := cached[T](&k)
+	if !done {
+		d, done = acquire[T](&k)
+	}
+	if !done {
+		d = run(&k, fn)
+	}
+	return finish(&k, d)
+}
 
-	// 2. Local cache.
-	if c.cache != nil {
-		if e, ok := c.cache.get(id); ok {
-			if e.expiration > c.clock().Unix() {
-				if mismatch(fp, e.fingerprint) {
-					err := &PayloadMismatchError{Key: id}
-					t.end(ctx, OutcomePayloadMismatch, err)
-					return zero, err
-				}
-				out, err := decode[T](id, e.data)
-				return endReplay(ctx, &t, OutcomeCacheReplayed, out, err)
-			}
-			c.cache.remove(id)
+// call is the state of one guarded call with a key, shared by its phases.
+type call struct {
+	ctx       context.Context // the call's context, inside PhaseCall
+	c         *config
+	store     Store
+	t         *tracker
+	id, owner string
+	fp        string        // the fingerprint hash, or ""
+	waited    time.Duration // WithWait: time spent waiting so far
+	polls     int
+	backoff   time.Duration // the next poll's delay
+}
+
+// decision is how a phase ended the call: its outcome, and the result or
+// the error. replay marks a stored result, which finish passes through the
+// replay hook.
+type decision[T any] struct {
+	outcome Outcome
+	out     T
+	err     error
+	replay  bool
+}
+
+func failed[T any](o Outcome, err error) decision[T] { return decision[T]{outcome: o, err: err} }
+
+// finish is the one exit of a guarded call: it applies the replay hook to a
+// replay, reports the outcome and returns the result.
+func finish[T any](k *call, d decision[T]) (T, error) {
+	if d.replay {
+		if d.err == nil {
+			d.out, d.err = replayed(k.ctx, k.c, k.t.hook, k.id, d.outcome, d.out)
+		}
+		if d.err != nil {
+			d.outcome = storeOutcome(d.err)
 		}
 	}
+	k.t.end(k.ctx, d.outcome, d.err)
+	if d.err != nil {
+		var zero T
+		return zero, d.err
+	}
+	return d.out, nil
+}
 
+// cached is phase 2, the local cache: a replay or a mismatch ends the call.
+func cached[T any](k *call) (decision[T], bool) {
+	c := k.c
+	if c.cache == nil {
+		return decision[T]{}, false
+	}
+	e, ok := c.cache.get(k.id)
+	if !ok {
+		return decision[T]{}, false
+	}
+	if e.expiration <= c.clock().Unix() {
+		c.cache.remove(k.id)
+		return decision[T]{}, false
+	}
+	if mismatch(k.fp, e.fingerprint) {
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+	}
+	out, err := decode[T](k.id, e.data)
+	return decision[T]{outcome: OutcomeCacheReplayed, out: out, err: err, replay: true}, true
+}
+
+// acquire is phases 3–4: take the key, or wait for and decide on the record
+// that holds it. It ends the call (a replay, a conflict, a failure) or
+// returns done = false with the key held by k.owner.
+func acquire[T any](k *call) (d decision[T], done bool) {
 	owner, err := newOwner()
 	if err != nil {
-		err = &StoreError{Op: "acquire", Key: id, Err: err}
-		t.end(ctx, OutcomeStoreError, err)
-		return zero, err
+		return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: err}), true
 	}
-
-	// 3–4. Acquire, or resolve the conflict.
-	actx, endAcquire := t.phase(ctx, PhaseAcquire)
-	fail := func(o Outcome, err error) (T, error) {
-		endAcquire(err)
-		t.end(ctx, o, err)
-		return zero, err
-	}
-	waited, polls := time.Duration(0), 0
-	backoff := firstPoll
+	k.owner = owner
+	k.backoff = firstPoll
+	actx, endAcquire := k.t.phase(k.ctx, PhaseAcquire)
 	for attempt := 0; ; attempt++ {
-		now := c.clock()
-		lease := time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli())
-		rec := Record{
-			Key:             id,
-			Status:          StatusInProgress,
-			Expiration:      inProgressExpiration(now, c.ttl, lease),
-			LeaseExpiration: lease,
-			Owner:           owner,
-			Fingerprint:     fp,
+		existing, acquired, d, done := tryAcquire[T](k, actx)
+		if !done && !acquired {
+			existing, d, done = wait[T](k, actx, existing)
 		}
-		if !lease.After(now) {
-			// The invocation's deadline has passed: a record written now
-			// would be free at once, so a duplicate could run beside this
-			// run. Fail as a store call on a finished context does, whether
-			// or not the store looks at the context.
-			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
-			return fail(storeOutcome(err), err)
+		if !done && !acquired {
+			d, done = decide[T](k, existing, attempt)
+			if !done {
+				continue // the record vanished or expired: acquire again
+			}
 		}
-		if err := ctx.Err(); err != nil {
-			// A cancelled or expired context fails before any store call,
-			// whether or not the store looks at the context.
-			err = storeErr("acquire", id, err)
-			return fail(storeOutcome(err), err)
+		if done {
+			endAcquire(d.err)
+			return d, true
 		}
-		t.ev.Attempts++
+		endAcquire(nil)
+		return d, false
+	}
+}
+
+// tryAcquire makes one conditional write. It returns the record that holds
+// the key when the write failed, acquired when it landed in time, or a
+// decision that ends the call.
+func tryAcquire[T any](k *call, actx context.Context) (existing *Record, acquired bool, d decision[T], done bool) {
+	c, t := k.c, k.t
+	now := c.clock()
+	lease := time.UnixMilli(c.leaseEnd(k.ctx, now).UnixMilli())
+	rec := Record{
+		Key:             k.id,
+		Status:          StatusInProgress,
+		Expiration:      inProgressExpiration(now, c.ttl, lease),
+		LeaseExpiration: lease,
+		Owner:           k.owner,
+		Fingerprint:     k.fp,
+	}
+	if !lease.After(now) {
+		// The invocation's deadline has passed: a record written now
+		// would be free at once, so a duplicate could run beside this
+		// run. Fail as a store call on a finished context does, whether
+		// or not the store looks at the context.
+		err := storeErr("acquire", k.id, cmp.Or(k.ctx.Err(), context.DeadlineExceeded))
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	if err := k.ctx.Err(); err != nil {
+		// A cancelled or expired context fails before any store call,
+		// whether or not the store looks at the context.
+		err = storeErr("acquire", k.id, err)
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	t.ev.Attempts++
+	s := t.now()
+	existing, acquired, err := k.store.Acquire(actx, rec, now)
+	t.storeSince(s)
+	if err != nil {
+		err = storeErr("acquire", k.id, err)
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	if !acquired {
+		return existing, false, d, false
+	}
+	// The store reports the in-progress record it replaced, if any: a run
+	// whose lease ended before it finished.
+	t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != k.owner
+	t.ev.LeaseEnd = lease
+	if !lease.After(c.clock()) {
+		// The store answered after the lease ended (a paused or slow
+		// server): a duplicate may already hold the key, so running now
+		// could run twice at once. Give the key back (fenced by owner) and
+		// fail as a store timeout.
+		err := error(&StoreError{Op: "acquire", Key: k.id, Err: fmt.Errorf("lease ended before the store answered: %w", context.DeadlineExceeded)})
+		if relErr := release(k.ctx, c, k.store, k.id, k.owner, t); relErr != nil {
+			err = errors.Join(err, relErr)
+		}
+		return nil, false, failed[T](OutcomeStoreError, err), true
+	}
+	return nil, true, d, false
+}
+
+// wait polls, under WithWait, while existing is a live in-progress record
+// with a matching fingerprint, and returns the record it last read (or a
+// decision that ends the call).
+func wait[T any](k *call, actx context.Context, existing *Record) (*Record, decision[T], bool) {
+	c, t := k.c, k.t
+	for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(k.fp, existing.Fingerprint) && c.wait > 0 && k.waited < c.wait {
+		d := min(k.backoff, c.wait-k.waited)
+		if err := sleep(actx, d); err != nil {
+			t.ev.LeaseEnd = existing.LeaseExpiration
+			return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+		}
+		k.waited += d
+		k.polls++
+		t.ev.Polls = k.polls
+		k.backoff = min(k.backoff*2, maxPoll)
 		s := t.now()
-		existing, acquired, err := store.Acquire(actx, rec, now)
+		got, err := k.store.Get(actx, k.id)
 		t.storeSince(s)
 		if err != nil {
-			err = storeErr("acquire", id, err)
-			return fail(storeOutcome(err), err)
+			err = storeErr("get", k.id, err)
+			return nil, failed[T](storeOutcome(err), err), true
 		}
-		if acquired {
-			// The store reports the in-progress record it replaced, if
-			// any: a run whose lease ended before it finished.
-			t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != owner
-			t.ev.LeaseEnd = lease
-			if !lease.After(c.clock()) {
-				// The store answered after the lease ended (a paused or
-				// slow server): a duplicate may already hold the key, so
-				// running now could run twice at once. Give the key back
-				// (fenced by owner) and fail as a store timeout.
-				err := error(&StoreError{Op: "acquire", Key: id, Err: fmt.Errorf("lease ended before the store answered: %w", context.DeadlineExceeded)})
-				if relErr := release(ctx, c, store, id, owner, &t); relErr != nil {
-					err = errors.Join(err, relErr)
-				}
-				return fail(OutcomeStoreError, err)
-			}
-			break
-		}
-		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
-			d := min(backoff, c.wait-waited)
-			if err := sleep(actx, d); err != nil {
-				t.ev.LeaseEnd = existing.LeaseExpiration
-				return fail(OutcomeWaitTimedOut, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
-			}
-			waited += d
-			polls++
-			t.ev.Polls = polls
-			backoff = min(backoff*2, maxPoll)
-			s := t.now()
-			got, err := store.Get(actx, id)
-			t.storeSince(s)
-			if err != nil {
-				err = storeErr("get", id, err)
-				return fail(storeOutcome(err), err)
-			}
-			existing = got
-		}
-		now = c.clock()
-		if existing == nil || existing.Free(now) {
-			if attempt >= maxAcquireAttempts+polls {
-				return fail(OutcomeStoreError, &StoreError{Op: "acquire", Key: id, Err: errors.New("record kept changing between conditional write and read")})
-			}
-			continue
-		}
-		if mismatch(fp, existing.Fingerprint) {
-			return fail(OutcomePayloadMismatch, &PayloadMismatchError{Key: id})
-		}
-		switch existing.Status {
-		case StatusCompleted:
-			c.remember(existing)
-			out, err := decode[T](id, existing.Data)
-			endAcquire(err)
-			o := OutcomeReplayed
-			if waited > 0 {
-				o = OutcomeWaitReplayed
-			}
-			return endReplay(ctx, &t, o, out, err)
-		case StatusInProgress:
-			t.ev.LeaseEnd = existing.LeaseExpiration
-			o := OutcomeInProgress
-			if waited > 0 {
-				o = OutcomeWaitTimedOut
-			}
-			return fail(o, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
-		default:
-			return fail(OutcomeCorruptRecord, &CorruptRecordError{Key: id, Err: fmt.Errorf("unknown status %q", existing.Status)})
-		}
+		existing = got
 	}
-	endAcquire(nil)
+	return existing, decision[T]{}, false
+}
 
-	// 5. Run, releasing the key if fn panics or exits the goroutine.
-	out, runErr := runGuarded(ctx, c, store, id, owner, fn, &t)
+// decide resolves a conflict with the record that holds the key: a replay,
+// a mismatch, in progress, a corrupt record, or done = false to acquire
+// again (the record vanished or expired meanwhile).
+func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
+	c, t := k.c, k.t
+	if existing == nil || existing.Free(c.clock()) {
+		if attempt >= maxAcquireAttempts+k.polls {
+			return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: errors.New("record kept changing between conditional write and read")}), true
+		}
+		return decision[T]{}, false
+	}
+	if mismatch(k.fp, existing.Fingerprint) {
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+	}
+	switch existing.Status {
+	case StatusCompleted:
+		c.remember(existing)
+		out, err := decode[T](k.id, existing.Data)
+		o := OutcomeReplayed
+		if k.waited > 0 {
+			o = OutcomeWaitReplayed
+		}
+		return decision[T]{outcome: o, out: out, err: err, replay: true}, true
+	case StatusInProgress:
+		t.ev.LeaseEnd = existing.LeaseExpiration
+		o := OutcomeInProgress
+		if k.waited > 0 {
+			o = OutcomeWaitTimedOut
+		}
+		return failed[T](o, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+	default:
+		return failed[T](OutcomeCorruptRecord, &CorruptRecordError{Key: k.id, Err: fmt.Errorf("unknown status %q", existing.Status)}), true
+	}
+}
+
+// run is phases 5–7: run fn with the key held, then complete (success) or
+// release (error).
+func run[T any](k *call, fn func(context.Context) (T, error)) decision[T] {
+	out, runErr := runGuarded(k.ctx, k.c, k.store, k.id, k.owner, fn, k.t)
 	if runErr != nil {
 		// 7. Error → release, and return the handler's error value itself
 		// (errors.Join would wrap even a lone error), so errors.As, Lambda's
 		// errorType and Step Functions' Catch see the user's type.
-		return zero, endFailed(ctx, &t, runErr, release(ctx, c, store, id, owner, &t))
+		return released[T](k, runErr)
 	}
+	return complete(k, out)
+}
 
-	// 6. Success → complete.
+// released releases the key after a run that failed with runErr; the call
+// fails with runErr itself unless the release failed too.
+func released[T any](k *call, runErr error) decision[T] {
+	relErr := release(k.ctx, k.c, k.store, k.id, k.owner, k.t)
+	if relErr == nil {
+		return failed[T](OutcomeFailed, runErr)
+	}
+	k.t.ev.Op = "release"
+	return failed[T](OutcomeStoreError, errors.Join(runErr, relErr))
+}
+
+// complete is phase 6: store out as the key's result.
+func complete[T any](k *call, out T) decision[T] {
+	c, t := k.c, k.t
 	data, err := encode(out)
 	if err != nil {
-		encErr := fmt.Errorf("idempotent: encode result of record %s: %w", id, err)
-		return zero, endFailed(ctx, &t, encErr, release(ctx, c, store, id, owner, &t))
+		return released[T](k, fmt.Errorf("idempotent: encode result of record %s: %w", k.id, err))
 	}
 	done := Record{
-		Key:         id,
+		Key:         k.id,
 		Status:      StatusCompleted,
 		Expiration:  time.Unix(c.clock().Add(c.ttl).Unix(), 0),
-		Owner:       owner,
-		Fingerprint: fp,
+		Owner:       k.owner,
+		Fingerprint: k.fp,
 		Data:        data,
 	}
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := cleanupContext(k.ctx)
 	defer cancel()
 	cctx, endComplete := t.phase(cctx, PhaseComplete)
 	s := t.now()
-	err = store.Complete(cctx, done)
+	err = k.store.Complete(cctx, done)
 	t.storeSince(s)
 	endComplete(err)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			err = &LeaseLostError{Key: id}
-			t.end(ctx, OutcomeLeaseLost, err)
-			return zero, err
+			return failed[T](OutcomeLeaseLost, &LeaseLostError{Key: k.id})
 		}
-		err = storeErr("complete", id, err)
-		t.end(ctx, storeOutcome(err), err)
-		return zero, err
+		err = storeErr("complete", k.id, err)
+		return failed[T](storeOutcome(err), err)
 	}
 	c.remember(&done)
-	t.end(ctx, OutcomeCompleted, nil)
-	return out, nil
+	return decision[T]{outcome: OutcomeCompleted, out: out}
 }
 
 // runUnguarded runs fn for a call without key and reports it; a panic is
@@ -382,35 +486,6 @@ func runUnguarded[T any](ctx context.Context, t *tracker, fn func(context.Contex
 	endRun(err)
 	t.end(ctx, OutcomeUnguarded, err)
 	return out, err
-}
-
-// endReplay ends a call that found a stored result: out, decoded (or the
-// decoding error), passes through the replay hook.
-func endReplay[T any](ctx context.Context, t *tracker, o Outcome, out T, err error) (T, error) {
-	if err == nil {
-		out, err = replayed(ctx, t.c, t.hook, t.ev.Record, o, out)
-	}
-	if err != nil {
-		var zero T
-		t.end(ctx, storeOutcome(err), err)
-		return zero, err
-	}
-	t.end(ctx, o, nil)
-	return out, nil
-}
-
-// endFailed ends a call whose run failed with runErr, after the release
-// that returned relErr; it returns the call's error: runErr itself unless
-// the release failed too.
-func endFailed(ctx context.Context, t *tracker, runErr, relErr error) error {
-	if relErr == nil {
-		t.end(ctx, OutcomeFailed, runErr)
-		return runErr
-	}
-	err := errors.Join(runErr, relErr)
-	t.ev.Op = "release"
-	t.end(ctx, OutcomeStoreError, err)
-	return err
 }
 
 // storeOutcome is the outcome of a call that failed in the store with err.
