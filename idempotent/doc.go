@@ -57,7 +57,7 @@
 // not return the old item); a replay from the local cache (WithLocalCache)
 // takes none.
 //
-// Every guarded call reports what became of it (an Event: completed,
+// Every guarded call reports what became of it (a Report: completed,
 // replayed, in progress, lease takeover, store error, …) to the observers
 // installed with WithObserver, and logs notable outcomes with stable field
 // names; idempotent/emf turns the reports into CloudWatch metrics and

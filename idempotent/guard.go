@@ -76,7 +76,7 @@ func (g *Guard) Err() error {
 
 // Observer returns one Observer that forwards to every observer installed
 // with WithObserver (the zero Observer when none). Adapters report their
-// own results (HTTPEvent, BatchEvent) through it.
+// own reports (HTTPReport, BatchReport) through it.
 func (g *Guard) Observer() Observer {
 	if g == nil {
 		return Observer{}

@@ -10,7 +10,7 @@ import (
 func ExampleWithObserver() {
 	counts := map[idempotent.Outcome]int{}
 	obs := idempotent.WithObserver(idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) {
+		Call: func(_ context.Context, e idempotent.Report) {
 			counts[e.Outcome]++
 			if e.Takeover {
 				fmt.Println("lease takeover on", e.Record)

@@ -19,13 +19,13 @@ import (
 // recorder is an Observer that keeps every report.
 type recorder struct {
 	mu     sync.Mutex
-	events []idempotent.Event
+	events []idempotent.Report
 	phases []string // "start acquire", "end acquire", …
 }
 
 func (r *recorder) observer() idempotent.Observer {
 	return idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) {
+		Call: func(_ context.Context, e idempotent.Report) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.events = append(r.events, e)
@@ -50,7 +50,7 @@ func (r *recorder) observer() idempotent.Observer {
 type phaseKey struct{}
 
 // only returns the one event reported, failing unless there is exactly one.
-func (r *recorder) only(t *testing.T) idempotent.Event {
+func (r *recorder) only(t *testing.T) idempotent.Report {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -171,7 +171,7 @@ func TestObserverOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := r.rec.only(t)
-		want := idempotent.Event{
+		want := idempotent.Report{
 			Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCompleted, Attempts: 1,
 			LeaseEnd:  newClock().Now().Add(time.Minute),
 			StoreTime: 2 * storeCost, HandlerTime: runCost,
@@ -181,7 +181,7 @@ func TestObserverOutcomes(t *testing.T) {
 		if _, err := r.do(ctx, key, ok42); err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, r.rec.only(t), idempotent.Event{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: storeCost})
+		assertEvent(t, r.rec.only(t), idempotent.Report{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: storeCost})
 	})
 
 	t.Run("failed and released", func(t *testing.T) {
@@ -237,7 +237,7 @@ func TestObserverOutcomes(t *testing.T) {
 		if _, err := r.do(ctx, key, ok42); err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, r.rec.only(t), idempotent.Event{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCacheReplayed})
+		assertEvent(t, r.rec.only(t), idempotent.Report{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCacheReplayed})
 	})
 
 	t.Run("in progress, failed fast", func(t *testing.T) {
@@ -477,11 +477,11 @@ func TestObserversAddUp(t *testing.T) {
 	// Guard.Observer merges them for adapters.
 	var got []int
 	m := idempotent.New(store, append(opts, idempotent.WithObserver(idempotent.Observer{
-		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, e.Records) },
+		Batch: func(_ context.Context, e idempotent.BatchReport) { got = append(got, e.Records) },
 	}), idempotent.WithObserver(idempotent.Observer{
-		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, -e.Records) },
+		Batch: func(_ context.Context, e idempotent.BatchReport) { got = append(got, -e.Records) },
 	}))...).Observer()
-	m.Batch(context.Background(), idempotent.BatchEvent{Records: 3})
+	m.Batch(context.Background(), idempotent.BatchReport{Records: 3})
 	if len(got) != 2 || got[0] != 3 || got[1] != -3 {
 		t.Fatalf("batch reports = %v", got)
 	}
@@ -664,7 +664,7 @@ func (s *completeOnGet) Get(ctx context.Context, key string) (*idempotent.Record
 	return s.scriptStore.Get(ctx, key)
 }
 
-func assertEvent(t *testing.T, got, want idempotent.Event) {
+func assertEvent(t *testing.T, got, want idempotent.Report) {
 	t.Helper()
 	if !got.LeaseEnd.Equal(want.LeaseEnd) {
 		t.Errorf("LeaseEnd = %v, want %v", got.LeaseEnd, want.LeaseEnd)

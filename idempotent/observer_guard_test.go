@@ -18,7 +18,7 @@ func TestObserverCannotBreakTheGuard(t *testing.T) {
 		name string
 		obs  idempotent.Observer
 	}{
-		{name: "Call panics", obs: idempotent.Observer{Call: func(context.Context, idempotent.Event) { panic("call") }}},
+		{name: "Call panics", obs: idempotent.Observer{Call: func(context.Context, idempotent.Report) { panic("call") }}},
 		{name: "Phase panics at start", obs: idempotent.Observer{Phase: func(context.Context, idempotent.Phase, string) (context.Context, func(error)) {
 			panic("start")
 		}}},

@@ -96,7 +96,7 @@ type Store interface {
 	// On success, existing is the in-progress record the write replaced (its
 	// lease had ended: a lease takeover), if there was one and the store can
 	// tell; otherwise nil. Its Data may be left out. The core reports
-	// takeovers from it (Event.Takeover); a store that always returns nil on
+	// takeovers from it (Report.Takeover); a store that always returns nil on
 	// success is correct but hides them.
 	Acquire(ctx context.Context, rec Record, now time.Time) (existing *Record, acquired bool, err error)
 

@@ -14,11 +14,11 @@ import (
 // replays (before Idempotent-Replayed is added); observers see every
 // request's status and the core's outcome.
 func TestReplayHookAndHTTPEvents(t *testing.T) {
-	var https []idempotent.HTTPEvent
+	var https []idempotent.HTTPReport
 	var outcomes []idempotent.Outcome
 	obs := idempotent.WithObserver(idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) { outcomes = append(outcomes, e.Outcome) },
-		HTTP: func(_ context.Context, e idempotent.HTTPEvent) { https = append(https, e) },
+		Call: func(_ context.Context, e idempotent.Report) { outcomes = append(outcomes, e.Outcome) },
+		HTTP: func(_ context.Context, e idempotent.HTTPReport) { https = append(https, e) },
 	})
 	hook := apigw.WithReplayHook(func(_ context.Context, r idempotent.Replay, resp events.APIGatewayV2HTTPResponse) events.APIGatewayV2HTTPResponse {
 		h := make(map[string]string, len(resp.Headers)+1)

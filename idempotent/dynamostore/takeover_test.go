@@ -66,8 +66,8 @@ func TestWrapReportsTakeover(t *testing.T) {
 	store := dynamostore.New(client, testdynamo.NewTable(t, client))
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	var events []idempotent.Event
-	obs := idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { events = append(events, e) }})
+	var events []idempotent.Report
+	obs := idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Report) { events = append(events, e) }})
 	ctx := context.Background()
 	// A run that crashed: it acquired and never finished.
 	crashed := idempotent.Record{

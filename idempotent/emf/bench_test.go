@@ -67,7 +67,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	obs := m.Observer()
-	ev := idempotent.Event{Name: "bench", Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: 3 * time.Millisecond}
+	ev := idempotent.Report{Name: "bench", Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: 3 * time.Millisecond}
 	h := emf.Wrap(m, func(ctx context.Context, _ int) (int, error) {
 		obs.Call(ctx, ev)
 		return 0, nil

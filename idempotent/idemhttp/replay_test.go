@@ -16,7 +16,7 @@ func TestReplayHookAddsHeader(t *testing.T) {
 		h.Set("X-Replay-Source", r.Outcome.String())
 	})
 	obs := idempotent.WithObserver(idempotent.Observer{
-		HTTP: func(_ context.Context, e idempotent.HTTPEvent) { statuses = append(statuses, e.Status) },
+		HTTP: func(_ context.Context, e idempotent.HTTPReport) { statuses = append(statuses, e.Status) },
 	})
 	mw := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), obs, idempotent.WithLocalCache(4)), hook)
 	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {

@@ -172,8 +172,8 @@ func TestHTTPAndBatchEvents(t *testing.T) {
 	exp, tp := newTracing(t)
 	o := idemotel.Observer(tp)
 	ctx, span := tp.Tracer("test").Start(context.Background(), "invocation")
-	o.HTTP(ctx, idempotent.HTTPEvent{Method: "POST", Status: 409})
-	o.Batch(ctx, idempotent.BatchEvent{Source: "sqs", Records: 5, Failures: 1, Replays: 2})
+	o.HTTP(ctx, idempotent.HTTPReport{Method: "POST", Status: 409})
+	o.Batch(ctx, idempotent.BatchReport{Source: "sqs", Records: 5, Failures: 1, Replays: 2})
 	span.End()
 	s := exp.GetSpans()[0]
 	if len(s.Events) != 2 || s.Events[0].Name != "idempotent.http" || s.Events[1].Name != "idempotent.batch" {

@@ -79,14 +79,14 @@ func TestAcquireReportsTakeover(t *testing.T) {
 }
 
 // TestTakeoverObserved: through the core, a run that takes over a crashed
-// run's ended lease is reported with Event.Takeover; a first run is not.
+// run's ended lease is reported with Report.Takeover; a first run is not.
 func TestTakeoverObserved(t *testing.T) {
 	store, _ := newStore(t)
 	clk := &clock{t: now}
-	var events []idempotent.Event
+	var events []idempotent.Report
 	opts := []idempotent.Option{
 		idempotent.WithName("orders"), idempotent.WithClock(clk.Now), idempotent.WithLease(30 * time.Second),
-		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { events = append(events, e) }}),
+		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Report) { events = append(events, e) }}),
 	}
 	// A first run learns the record id and leaves no record behind (it
 	// fails and releases the key): no takeover.

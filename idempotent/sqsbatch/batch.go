@@ -51,7 +51,7 @@ type processor[R any] struct {
 	log    *slog.Logger
 	fn     func(context.Context, R) error
 	source string
-	obs    idempotent.Observer // the guard's observers, for BatchEvent
+	obs    idempotent.Observer // the guard's observers, for BatchReport
 	err    error               // configuration error: every invocation fails with it
 }
 
@@ -259,7 +259,7 @@ func failures[R, F any](failed []bool, items []item[R], mk func(id string) F) []
 
 // report gives the batch's counts to the observers.
 func (p *processor[R]) report(ctx context.Context, out []outcome) {
-	e := idempotent.BatchEvent{Source: p.source, Records: len(out)}
+	e := idempotent.BatchReport{Source: p.source, Records: len(out)}
 	for _, o := range out {
 		// Failures are what BatchItemFailures lists: every outcome not
 		// acknowledged, pending ones (runtime.Goexit) included.

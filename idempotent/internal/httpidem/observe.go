@@ -11,11 +11,11 @@ import (
 // key, see idempotent.RecordIDFromContext). The returned error is only ever the
 // handler's own error (after its key was released); every other failure is
 // a problem response. Each request is reported to the observers of the
-// guard (idempotent.HTTPEvent), guarded or not.
+// guard (idempotent.HTTPReport), guarded or not.
 func Serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
 	resp, err := serve(ctx, c, g, req, codec, run)
 	if c.observer.HTTP != nil {
-		e := idempotent.HTTPEvent{Method: req.Method()}
+		e := idempotent.HTTPReport{Method: req.Method()}
 		if err == nil {
 			e.Status = codec.Status(resp)
 		}
