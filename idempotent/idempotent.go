@@ -167,9 +167,8 @@ func stepKey(step, key string) string {
 // exit, reports it. (A panic in fn is reported by runGuarded before it goes
 // on: a panicking call never reaches finish.)
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, validate bool, hook any, fn func(context.Context) (T, error)) (T, error) {
-	var t tracker
-	t.hook = hook
 	if key == "" {
+		var t tracker
 		ctx = t.start(ctx, c, "")
 		if c.requireKey {
 			err := &NoKeyError{}
@@ -179,8 +178,9 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 		}
 		return runUnguarded(ctx, &t, fn)
 	}
-	k := call{c: c, store: store, t: &t, id: recordID(c.name, key)}
-	k.ctx = t.start(ctx, c, k.id)
+	k := call{c: c, store: store, id: recordID(c.name, key)}
+	k.t.hook = hook
+	k.ctx = k.t.start(ctx, c, k.id)
 	if validate {
 		k.fp = hashHex(fingerprint)
 	}
@@ -199,7 +199,7 @@ type call struct {
 	ctx       context.Context // the call's context, inside PhaseCall
 	c         *config
 	store     Store
-	t         *tracker
+	t         tracker
 	id, owner string
 	fp        string        // the fingerprint hash, or ""
 	waited    time.Duration // WithWait: time spent waiting so far
@@ -294,7 +294,7 @@ func acquire[T any](k *call) (d decision[T], done bool) {
 // the key when the write failed, acquired when it landed in time, or a
 // decision that ends the call.
 func tryAcquire[T any](k *call, actx context.Context) (existing *Record, acquired bool, d decision[T], done bool) {
-	c, t := k.c, k.t
+	c, t := k.c, &k.t
 	now := c.clock()
 	lease := time.UnixMilli(c.leaseEnd(k.ctx, now).UnixMilli())
 	rec := Record{
@@ -352,7 +352,7 @@ func tryAcquire[T any](k *call, actx context.Context) (existing *Record, acquire
 // with a matching fingerprint, and returns the record it last read (or a
 // decision that ends the call).
 func wait[T any](k *call, actx context.Context, existing *Record) (*Record, decision[T], bool) {
-	c, t := k.c, k.t
+	c, t := k.c, &k.t
 	for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(k.fp, existing.Fingerprint) && c.wait > 0 && k.waited < c.wait {
 		d := min(k.backoff, c.wait-k.waited)
 		if err := sleep(actx, d); err != nil {
@@ -379,7 +379,7 @@ func wait[T any](k *call, actx context.Context, existing *Record) (*Record, deci
 // a mismatch, in progress, a corrupt record, or done = false to acquire
 // again (the record vanished or expired meanwhile).
 func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
-	c, t := k.c, k.t
+	c, t := k.c, &k.t
 	if existing == nil || existing.Free(c.clock()) {
 		if attempt >= maxAcquireAttempts+k.polls {
 			return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: errors.New("record kept changing between conditional write and read")}), true
@@ -413,7 +413,7 @@ func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
 // run is phases 5–7: run fn with the key held, then complete (success) or
 // release (error).
 func run[T any](k *call, fn func(context.Context) (T, error)) decision[T] {
-	out, runErr := runGuarded(k.ctx, k.c, k.store, k.id, k.owner, fn, k.t)
+	out, runErr := runGuarded(k.ctx, k.c, k.store, k.id, k.owner, fn, &k.t)
 	if runErr != nil {
 		// 7. Error → release, and return the handler's error value itself
 		// (errors.Join would wrap even a lone error), so errors.As, Lambda's
@@ -426,7 +426,7 @@ func run[T any](k *call, fn func(context.Context) (T, error)) decision[T] {
 // released releases the key after a run that failed with runErr; the call
 // fails with runErr itself unless the release failed too.
 func released[T any](k *call, runErr error) decision[T] {
-	relErr := release(k.ctx, k.c, k.store, k.id, k.owner, k.t)
+	relErr := release(k.ctx, k.c, k.store, k.id, k.owner, &k.t)
 	if relErr == nil {
 		return failed[T](OutcomeFailed, runErr)
 	}
@@ -436,7 +436,7 @@ func released[T any](k *call, runErr error) decision[T] {
 
 // complete is phase 6: store out as the key's result.
 func complete[T any](k *call, out T) decision[T] {
-	c, t := k.c, k.t
+	c, t := k.c, &k.t
 	data, err := encode(out)
 	if err != nil {
 		return released[T](k, fmt.Errorf("idempotent: encode result of record %s: %w", k.id, err))
