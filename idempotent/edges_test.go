@@ -209,7 +209,7 @@ func TestSentinelErrorTypes(t *testing.T) {
 			name: "in progress",
 			setup: func(store idempotent.Store) {
 				if _, _, err := store.Acquire(context.Background(), idempotent.Record{
-					Key: wrapRecordID(t, "o-1"), Status: idempotent.StatusInProgress,
+					ID: wrapRecordID(t, "o-1"), Status: idempotent.StatusInProgress,
 					Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "someone",
 				}, clk.Now()); err != nil {
 					panic(err)
@@ -236,7 +236,7 @@ func TestSentinelErrorTypes(t *testing.T) {
 					// Another invocation takes the key over after the lease.
 					clk.Advance(2 * time.Second)
 					id, _ := idempotent.RecordIDFromContext(ctx)
-					if _, ok, err := store.Acquire(ctx, idempotent.Record{Key: id, Status: idempotent.StatusInProgress,
+					if _, ok, err := store.Acquire(ctx, idempotent.Record{ID: id, Status: idempotent.StatusInProgress,
 						Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "other"}, clk.Now()); err != nil || !ok {
 						return "", fmt.Errorf("take over: %v, %w", ok, err)
 					}

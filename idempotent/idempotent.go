@@ -298,7 +298,7 @@ func tryAcquire[T any](k *call, actx context.Context) (existing *Record, acquire
 	now := c.clock()
 	lease := time.UnixMilli(c.leaseEnd(k.ctx, now).UnixMilli())
 	rec := Record{
-		Key:             k.id,
+		ID:              k.id,
 		Status:          StatusInProgress,
 		Expiration:      inProgressExpiration(now, c.ttl, lease),
 		LeaseExpiration: lease,
@@ -442,7 +442,7 @@ func complete[T any](k *call, out T) decision[T] {
 		return released[T](k, fmt.Errorf("idempotent: encode result of record %s: %w", k.id, err))
 	}
 	done := Record{
-		Key:         k.id,
+		ID:          k.id,
 		Status:      StatusCompleted,
 		Expiration:  time.Unix(c.clock().Add(c.ttl).Unix(), 0),
 		Owner:       k.owner,
@@ -587,7 +587,7 @@ func (c *config) remember(r *Record) {
 	if c.cache == nil || r.Status != StatusCompleted {
 		return
 	}
-	c.cache.add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
+	c.cache.add(r.ID, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
 }
 
 func mismatch(mine, stored string) bool {

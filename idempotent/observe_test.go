@@ -386,7 +386,7 @@ func TestObserverOutcomes(t *testing.T) {
 
 	t.Run("corrupt record", func(t *testing.T) {
 		r := newRig()
-		if _, _, err := r.mem.Acquire(ctx, idempotent.Record{Key: wantRecord, Status: idempotent.StatusCompleted, Expiration: r.clk.Now().Add(time.Hour), Data: []byte("{not json")}, r.clk.Now()); err != nil {
+		if _, _, err := r.mem.Acquire(ctx, idempotent.Record{ID: wantRecord, Status: idempotent.StatusCompleted, Expiration: r.clk.Now().Add(time.Hour), Data: []byte("{not json")}, r.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.do(ctx, key, ok42); !errors.Is(err, idempotent.ErrCorruptRecord) {
@@ -638,7 +638,7 @@ func holdKey(t *testing.T, r *rig, key string) idempotent.Record {
 	t.Helper()
 	now := r.clk.Now()
 	rec := idempotent.Record{
-		Key: "pay#" + sha256Hex("s\x00"+key), Status: idempotent.StatusInProgress,
+		ID: "pay#" + sha256Hex("s\x00"+key), Status: idempotent.StatusInProgress,
 		Expiration:      time.Unix(now.Add(time.Hour).Unix(), 0),
 		LeaseExpiration: time.UnixMilli(now.Add(30 * time.Second).UnixMilli()),
 		Owner:           "someone-else",

@@ -55,7 +55,7 @@ func TestNewRejectsClashingNames(t *testing.T) {
 			if ce, ok := errors.AsType[*idempotent.ConfigError](err); !ok || !strings.Contains(ce.Error(), tt.want) {
 				t.Fatalf("Err() = %v, want a *idempotent.ConfigError saying %s", err, tt.want)
 			}
-			if _, _, err := store.Acquire(t.Context(), idempotent.Record{Key: "fn#k", Owner: "o"}, time.Now()); !errors.Is(err, store.Err()) {
+			if _, _, err := store.Acquire(t.Context(), idempotent.Record{ID: "fn#k", Owner: "o"}, time.Now()); !errors.Is(err, store.Err()) {
 				t.Fatalf("Acquire = %v, want the configuration error", err)
 			}
 			ran := false

@@ -21,7 +21,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	crashed := idempotent.Record{
-		Key: "fn#a", Status: idempotent.StatusInProgress, Owner: "crashed-run",
+		ID: "fn#a", Status: idempotent.StatusInProgress, Owner: "crashed-run",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(30 * time.Second),
 	}
 	if _, ok, err := store.Acquire(ctx, crashed, now); err != nil || !ok {
@@ -41,7 +41,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 	if got := counter.Counts(); counter.Total() != 1 || got["PutItem"] != 1 {
 		t.Fatalf("takeover: calls %v, want one PutItem", got)
 	}
-	if err := store.Complete(ctx, idempotent.Record{Key: "fn#a", Status: idempotent.StatusCompleted, Owner: "next-run", Expiration: later.Add(time.Second), Data: []byte(`1`)}); err != nil {
+	if err := store.Complete(ctx, idempotent.Record{ID: "fn#a", Status: idempotent.StatusCompleted, Owner: "next-run", Expiration: later.Add(time.Second), Data: []byte(`1`)}); err != nil {
 		t.Fatal(err)
 	}
 	// The completed record expires; a new acquire replaces it: no takeover.
@@ -53,7 +53,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 		t.Fatalf("over an expired completed record: %+v, %v, %v; want nil, true, nil", replaced, ok, err)
 	}
 	fresh := again
-	fresh.Key = "fn#b"
+	fresh.ID = "fn#b"
 	if replaced, ok, err = store.Acquire(ctx, fresh, last); err != nil || !ok || replaced != nil {
 		t.Fatalf("new key: %+v, %v, %v; want nil, true, nil", replaced, ok, err)
 	}
@@ -71,7 +71,7 @@ func TestWrapReportsTakeover(t *testing.T) {
 	ctx := context.Background()
 	// A run that crashed: it acquired and never finished.
 	crashed := idempotent.Record{
-		Key: "pay#" + sha256Hex("s\x00k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
+		ID: "pay#" + sha256Hex("s\x00k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(30 * time.Second),
 	}
 	if _, ok, err := store.Acquire(ctx, crashed, now); err != nil || !ok {
@@ -83,7 +83,7 @@ func TestWrapReportsTakeover(t *testing.T) {
 	if err != nil || v != 7 {
 		t.Fatalf("Do = %v, %v", v, err)
 	}
-	if len(events) != 1 || !events[0].Takeover || events[0].Outcome != idempotent.OutcomeCompleted || events[0].Record != crashed.Key {
+	if len(events) != 1 || !events[0].Takeover || events[0].Outcome != idempotent.OutcomeCompleted || events[0].Record != crashed.ID {
 		t.Fatalf("events = %+v, want one completed takeover", events)
 	}
 }

@@ -297,6 +297,6 @@ type probeStore struct {
 }
 
 func (p probeStore) Acquire(_ context.Context, rec idempotent.Record, _ time.Time) (*idempotent.Record, bool, error) {
-	*p.seen = rec.Key
+	*p.seen = rec.ID
 	return nil, false, errors.New("probe only")
 }

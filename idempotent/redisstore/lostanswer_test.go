@@ -75,14 +75,14 @@ func TestAnswerLost(t *testing.T) {
 	}
 
 	key2 := held("owner-3")
-	key2.Key = "orders#other"
+	key2.ID = "orders#other"
 	if _, ok, err := store.Acquire(t.Context(), key2, now); err != nil || !ok {
 		t.Fatalf("Acquire = %v, %v", ok, err)
 	}
-	if err := store.Release(t.Context(), key2.Key, "owner-3"); !errors.Is(err, idempotent.ErrLeaseLost) {
+	if err := store.Release(t.Context(), key2.ID, "owner-3"); !errors.Is(err, idempotent.ErrLeaseLost) {
 		t.Fatalf("resent Release = %v, want ErrLeaseLost (the first run deleted it)", err)
 	}
-	if rec, err := store.Get(t.Context(), key2.Key); err != nil || rec != nil {
+	if rec, err := store.Get(t.Context(), key2.ID); err != nil || rec != nil {
 		t.Fatalf("Get after Release = %+v, %v; want none", rec, err)
 	}
 }

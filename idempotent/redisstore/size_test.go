@@ -165,7 +165,7 @@ func BenchmarkStoreOps(b *testing.B) {
 			for b.Loop() {
 				i++
 				rec := held("owner-1")
-				rec.Key = "bench#" + strconv.Itoa(i)
+				rec.ID = "bench#" + strconv.Itoa(i)
 				if _, ok, err := store.Acquire(b.Context(), rec, now); err != nil || !ok {
 					b.Fatal(ok, err)
 				}

@@ -34,7 +34,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 			store, calls := newStore(t)
 			// Teach the server the script (a first run costs EVALSHA + EVAL).
 			warm := held("warm-up")
-			warm.Key = "warm-up"
+			warm.ID = "warm-up"
 			if _, _, err := store.Acquire(t.Context(), warm, now); err != nil {
 				t.Fatal(err)
 			}
@@ -65,12 +65,12 @@ func TestAcquireReportsTakeover(t *testing.T) {
 				return
 			}
 			want := *tt.seed
-			if existing == nil || existing.Key != want.Key || existing.Status != want.Status || existing.Owner != want.Owner ||
+			if existing == nil || existing.ID != want.ID || existing.Status != want.Status || existing.Owner != want.Owner ||
 				existing.Fingerprint != want.Fingerprint || existing.Data != nil ||
 				!existing.Expiration.Equal(want.Expiration) || !existing.LeaseExpiration.Equal(want.LeaseExpiration) {
 				t.Fatalf("Acquire returned %+v, want the replaced record %+v", existing, want)
 			}
-			got, err := store.Get(t.Context(), tt.next.Key)
+			got, err := store.Get(t.Context(), tt.next.ID)
 			if err != nil || got == nil || got.Owner != tt.next.Owner {
 				t.Fatalf("Get after the takeover = %+v, %v; want owner %s", got, err, tt.next.Owner)
 			}
@@ -101,7 +101,7 @@ func TestTakeoverObserved(t *testing.T) {
 	// A run of another process crashed holding the key: its record stays
 	// in progress with a lease ending in 30 s.
 	crashed := held("crashed")
-	crashed.Key = events[0].Record
+	crashed.ID = events[0].Record
 	if _, ok, err := store.Acquire(t.Context(), crashed, now); err != nil || !ok {
 		t.Fatalf("seed Acquire = %v, %v", ok, err)
 	}

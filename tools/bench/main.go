@@ -532,7 +532,7 @@ func (o *storeOnly) name() string { return "store" }
 
 func (o *storeOnly) invoke(ctx context.Context, st *dynamostore.Store, key string, payload []byte) error {
 	now := time.Now()
-	rec := idempotent.Record{Key: "store#" + key, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
+	rec := idempotent.Record{ID: "store#" + key, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
 		LeaseExpiration: now.Add(time.Minute), Owner: strconv.FormatInt(now.UnixNano(), 36)}
 	existing, ok, err := st.Acquire(ctx, rec, now)
 	if err != nil || !ok {

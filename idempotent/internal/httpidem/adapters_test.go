@@ -481,7 +481,7 @@ func (failingComplete) Complete(context.Context, idempotent.Record) error { retu
 type corruptStore struct{ idempotent.Store }
 
 func (corruptStore) Acquire(_ context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
-	return &idempotent.Record{Key: rec.Key, Status: idempotent.StatusCompleted, Expiration: now.Add(time.Hour), Data: []byte("{not json")}, false, nil
+	return &idempotent.Record{ID: rec.ID, Status: idempotent.StatusCompleted, Expiration: now.Add(time.Hour), Data: []byte("{not json")}, false, nil
 }
 
 // pollSignal tells when a waiting duplicate polls the store (Get).
