@@ -14,7 +14,7 @@ import (
 // it to find the record of one request.
 func RecordID(name, material string) string { return recordID(name, material) }
 
-// StepRecordID returns the record id of Do(ctx, store, step, key, ...) in
+// StepRecordID returns the record id of Do(ctx, guard, step, key, ...) in
 // namespace name. An empty key (no key) has no record: it returns "".
 func StepRecordID(name, step, key string) string {
 	m := stepKey(step, key)
@@ -126,7 +126,7 @@ type Deleter interface {
 // Deleter.Delete requires: id, status, owner, expiration (epoch s) and, for
 // an in-progress record, lease end (epoch ms).
 func SameRecord(a, b *Record) bool {
-	if a.Key != b.Key || a.Status != b.Status || a.Owner != b.Owner || a.Expiration.Unix() != b.Expiration.Unix() {
+	if a.ID != b.ID || a.Status != b.Status || a.Owner != b.Owner || a.Expiration.Unix() != b.Expiration.Unix() {
 		return false
 	}
 	return a.Status != StatusInProgress || a.LeaseExpiration.UnixMilli() == b.LeaseExpiration.UnixMilli()

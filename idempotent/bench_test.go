@@ -30,7 +30,7 @@ func BenchmarkWrap(b *testing.B) {
 	ctx := context.Background()
 
 	b.Run("new", func(b *testing.B) {
-		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"))
+		w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), h, idempotent.WithKeyPath("id"))
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
 			if _, err := w(ctx, order{ID: strconv.Itoa(i)}); err != nil {
@@ -39,7 +39,7 @@ func BenchmarkWrap(b *testing.B) {
 		}
 	})
 	b.Run("replay", func(b *testing.B) {
-		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"))
+		w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), h, idempotent.WithKeyPath("id"))
 		if _, err := w(ctx, order{ID: "o-1"}); err != nil {
 			b.Fatal(err)
 		}
@@ -51,7 +51,7 @@ func BenchmarkWrap(b *testing.B) {
 		}
 	})
 	b.Run("cache-replay", func(b *testing.B) {
-		w := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(128))
+		w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLocalCache(128)), h, idempotent.WithKeyPath("id"))
 		if _, err := w(ctx, order{ID: "o-1"}); err != nil {
 			b.Fatal(err)
 		}
@@ -72,35 +72,34 @@ func BenchmarkDo(b *testing.B) {
 	fn := func(context.Context) ([]byte, error) { return payload, nil }
 
 	b.Run("new", func(b *testing.B) {
-		store := idempotent.NewMemoryStore()
+		g := idempotent.New(idempotent.NewMemoryStore())
 		b.ReportAllocs()
 		for i := 0; b.Loop(); i++ {
-			if _, err := idempotent.Do(ctx, store, "step", strconv.Itoa(i), fn); err != nil {
+			if _, err := idempotent.Do(ctx, g, "step", strconv.Itoa(i), fn); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("replay", func(b *testing.B) {
-		store := idempotent.NewMemoryStore()
-		if _, err := idempotent.Do(ctx, store, "step", "k", fn); err != nil {
+		g := idempotent.New(idempotent.NewMemoryStore())
+		if _, err := idempotent.Do(ctx, g, "step", "k", fn); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := idempotent.Do(ctx, store, "step", "k", fn); err != nil {
+			if _, err := idempotent.Do(ctx, g, "step", "k", fn); err != nil {
 				b.Fatal(err)
 			}
 		}
 	})
 	b.Run("cache-replay", func(b *testing.B) {
-		cache := idempotent.WithLocalCache(128)
-		store := idempotent.NewMemoryStore()
-		if _, err := idempotent.Do(ctx, store, "step", "k", fn, cache); err != nil {
+		g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLocalCache(128))
+		if _, err := idempotent.Do(ctx, g, "step", "k", fn); err != nil {
 			b.Fatal(err)
 		}
 		b.ReportAllocs()
 		for b.Loop() {
-			if _, err := idempotent.Do(ctx, store, "step", "k", fn, cache); err != nil {
+			if _, err := idempotent.Do(ctx, g, "step", "k", fn); err != nil {
 				b.Fatal(err)
 			}
 		}

@@ -38,14 +38,14 @@ func TestBinaryKeyMaterialStaysDistinct(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			runs := 0
-			var opts []idempotent.Option
+			var opts []idempotent.WrapOption
 			if c.path != "" {
 				opts = append(opts, idempotent.WithKeyPath(c.path))
 			}
-			h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) {
+			h := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithRequireKey()), func(context.Context, json.RawMessage) (int, error) {
 				runs++
 				return runs, nil
-			}, append(opts, idempotent.WithRequireKey())...)
+			}, opts...)
 			r1, err1 := h(context.Background(), json.RawMessage(c.a))
 			r2, err2 := h(context.Background(), json.RawMessage(c.b))
 			if err1 != nil || err2 != nil || r1 != 1 || r2 != 2 {
@@ -58,7 +58,7 @@ func TestBinaryKeyMaterialStaysDistinct(t *testing.T) {
 // TestBinaryPayloadFingerprint: a payload that differs only in bytes that are
 // not UTF-8 is a mismatch, not a replay.
 func TestBinaryPayloadFingerprint(t *testing.T) {
-	h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) { return 1, nil },
+	h := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, json.RawMessage) (int, error) { return 1, nil },
 		idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("powertools_base64(data)"))
 	if _, err := h(context.Background(), json.RawMessage(`{"id":"k","data":"/w=="}`)); err != nil {
 		t.Fatal(err)
@@ -74,7 +74,7 @@ func TestBinaryPayloadFingerprint(t *testing.T) {
 func TestStructEventInvalidUTF8(t *testing.T) {
 	type ev struct{ ID string }
 	runs := 0
-	h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, ev) (int, error) { runs++; return runs, nil })
+	h := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, ev) (int, error) { runs++; return runs, nil })
 	if _, err := h(context.Background(), ev{ID: "\xff"}); !errors.Is(err, idempotent.ErrNoKey) || runs != 0 {
 		t.Fatalf("got %v after %d runs, want ErrNoKey and no run", err, runs)
 	}
@@ -88,11 +88,11 @@ func TestStructEventInvalidUTF8(t *testing.T) {
 func TestDuplicateMemberRefused(t *testing.T) {
 	for _, path := range []string{"", "id"} {
 		runs := 0
-		var opts []idempotent.Option
+		var opts []idempotent.WrapOption
 		if path != "" {
 			opts = append(opts, idempotent.WithKeyPath(path), idempotent.WithPayloadPath("amount"))
 		}
-		h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) { runs++; return runs, nil }, opts...)
+		h := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, json.RawMessage) (int, error) { runs++; return runs, nil }, opts...)
 		_, err := h(context.Background(), json.RawMessage(`{"id":"k","amount":1,"amount":1000}`))
 		if !errors.Is(err, idempotent.ErrNoKey) || runs != 0 {
 			t.Fatalf("path %q: %v after %d runs, want ErrNoKey and no run", path, err, runs)

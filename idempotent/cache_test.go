@@ -16,13 +16,12 @@ type cacheInner struct {
 // TestCacheHitsAreIndependent: every hit decodes the stored bytes, so
 // changing one replayed result never changes another.
 func TestCacheHitsAreIndependent(t *testing.T) {
-	store := NewMemoryStore()
-	cache := WithLocalCache(8)
+	g := New(NewMemoryStore(), WithLocalCache(8))
 	run := func() cacheInner {
 		t.Helper()
-		out, err := Do(t.Context(), store, "step", "k", func(_ context.Context) (cacheInner, error) {
+		out, err := Do(t.Context(), g, "step", "k", func(_ context.Context) (cacheInner, error) {
 			return cacheInner{Tags: []string{"a", "b"}, Attr: map[string][]int{"k": {1}}}, nil
-		}, cache)
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -59,11 +58,11 @@ func TestLocalCacheBoundedByBytes(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			c := newConfig([]Option{tt.opt})
-			store := NewMemoryStore()
+			g := New(NewMemoryStore(), tt.opt)
+			c := &g.c
 			for i := range tt.results {
 				res := bytes.Repeat([]byte{'a' + byte(i%26)}, tt.resultBytes)
-				if _, err := Do(t.Context(), store, "step", strconv.Itoa(i), func(context.Context) ([]byte, error) { return res, nil }, tt.opt); err != nil {
+				if _, err := Do(t.Context(), g, "step", strconv.Itoa(i), func(context.Context) ([]byte, error) { return res, nil }); err != nil {
 					t.Fatal(err)
 				}
 				entries, held := c.cache.stats()
@@ -82,10 +81,10 @@ func TestLocalCacheBoundedByBytes(t *testing.T) {
 		})
 	}
 	t.Run("result over the bound is not cached", func(t *testing.T) {
-		opt := WithLocalCacheLimits(16, mib)
-		c := newConfig([]Option{opt})
+		g := New(NewMemoryStore(), WithLocalCacheLimits(16, mib))
+		c := &g.c
 		big := make([]byte, mib)
-		if _, err := Do(t.Context(), NewMemoryStore(), "step", "big", func(context.Context) ([]byte, error) { return big, nil }, opt); err != nil {
+		if _, err := Do(t.Context(), g, "step", "big", func(context.Context) ([]byte, error) { return big, nil }); err != nil {
 			t.Fatal(err)
 		}
 		if entries, held := c.cache.stats(); entries != 0 || held != 0 {

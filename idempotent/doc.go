@@ -2,13 +2,23 @@
 // a duplicate invocation returns the stored result of the first instead of
 // running again.
 //
-// Wrap guards a whole handler and goes straight into lambda.Start; Do guards
-// one named step inside a handler (per SQS record, per workflow step; the
-// step name scopes the key, so two steps with one key keep two records).
-// Both keep one
-// record per idempotency key in a Store — the DynamoDB store in
-// idempotent/dynamostore in production, NewMemoryStore in tests — and follow
-// one contract:
+// New builds a Guard over a Store — the DynamoDB store in
+// idempotent/dynamostore in production, NewMemoryStore in tests — once, with
+// the settings every call shares (TTL, name, lease, wait, local cache,
+// clock, logger, observers); a mistake in them is a *ConfigError that every
+// call through the guard returns. Wrap guards a whole handler and goes
+// straight into lambda.Start:
+//
+//	lambda.Start(idempotent.Wrap(idempotent.New(store), handle, idempotent.WithKeyPath("orderId")))
+//
+// Do guards one named step inside a handler (per SQS record, per workflow
+// step; the step name scopes the key, so two steps with one key keep two
+// records). The adapters (idempotent/apigw, idempotent/idemhttp,
+// idempotent/sqsbatch) take the same guard. Options are typed by where they
+// apply: Option for New, WrapOption for Wrap (WithKeyPath, WithKeyFunc,
+// WithPayloadPath), CallOption for Do (WithFingerprint); WithReplayHook is
+// both. All of them keep one record per idempotency key in the Store and
+// follow one contract:
 //
 //   - for one key, within its TTL, the guarded function runs to completion at
 //     most once, and every caller presenting the key with the same payload
@@ -16,8 +26,8 @@
 //   - a run that returns an error or panics releases the key, so a retry runs
 //     again;
 //   - a run that crashes or times out holds the key until its lease (by
-//     default the invocation's deadline) ends; KeyFromContext gives the
-//     handler the record key to make its own downstream writes idempotent;
+//     default the invocation's deadline) ends; RecordIDFromContext gives the
+//     handler the record id to make its own downstream writes idempotent;
 //   - a run that finishes after its lease was taken over gets ErrLeaseLost
 //     and overwrites nothing (owner fencing);
 //   - a store failure never lets the function run unguarded: the call fails
@@ -47,7 +57,7 @@
 // not return the old item); a replay from the local cache (WithLocalCache)
 // takes none.
 //
-// Every guarded call reports what became of it (an Event: completed,
+// Every guarded call reports what became of it (a Report: completed,
 // replayed, in progress, lease takeover, store error, …) to the observers
 // installed with WithObserver, and logs notable outcomes with stable field
 // names; idempotent/emf turns the reports into CloudWatch metrics and
@@ -62,7 +72,7 @@
 // *CorruptRecordError).
 //
 // Setting IDEMPOTENCY_DISABLED=true bypasses every guard with a warning, for
-// users' unit tests.
+// users' unit tests; New reads it once.
 //
 // The full contract, whose sections the § references in this module's
 // comments name, is docs/contract.md in the repository.

@@ -22,15 +22,15 @@ func TestTTLShorterThanLease(t *testing.T) {
 	clk := newClock()
 	clk.Advance(300 * time.Millisecond) // the lease end falls inside a second
 	store := idempotent.NewMemoryStore()
-	opts := []idempotent.Option{idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Second), idempotent.WithLease(10 * time.Second)}
+	g := idempotent.New(store, idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Second), idempotent.WithLease(10*time.Second))
 	started, finish := make(chan struct{}), make(chan struct{})
 	firstErr := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) (string, error) {
 			close(started)
 			<-finish
 			return "first", nil
-		}, opts...)
+		})
 		firstErr <- err
 	}()
 	<-started
@@ -48,10 +48,10 @@ func TestTTLShorterThanLease(t *testing.T) {
 	for _, after := range []time.Duration{2 * time.Second, 7900 * time.Millisecond} {
 		clk.Advance(after)
 		ran := false
-		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) (string, error) {
 			ran = true
 			return "duplicate", nil
-		}, opts...)
+		})
 		if ran || !errors.Is(err, idempotent.ErrInProgress) {
 			t.Fatalf("duplicate at %v: ran %v, err %v; want ErrInProgress without running", clk.Now(), ran, err)
 		}
@@ -67,8 +67,8 @@ func TestTTLShorterThanLease(t *testing.T) {
 func wrapRecordID(t *testing.T, key string) string {
 	t.Helper()
 	var id string
-	w := idempotent.Wrap(idempotent.NewMemoryStore(), func(ctx context.Context, _ order) (int, error) {
-		id, _ = idempotent.KeyFromContext(ctx)
+	w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), func(ctx context.Context, _ order) (int, error) {
+		id, _ = idempotent.RecordIDFromContext(ctx)
 		return 0, nil
 	}, idempotent.WithKeyFunc(func(order) (string, error) { return key, nil }))
 	if _, err := w(context.Background(), order{}); err != nil {
@@ -83,8 +83,8 @@ func recordID(t *testing.T, key string) string {
 	t.Helper()
 	var id string
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, "step", key, func(ctx context.Context) (int, error) {
-		id, _ = idempotent.KeyFromContext(ctx)
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", key, func(ctx context.Context) (int, error) {
+		id, _ = idempotent.RecordIDFromContext(ctx)
 		return 0, nil
 	}); err != nil {
 		t.Fatal(err)
@@ -125,7 +125,7 @@ func lambdaErrorType[In, Out any](t *testing.T, h func(context.Context, In) (Out
 func TestHandlerErrorKeepsIdentity(t *testing.T) {
 	userErr := &declinedError{Code: "insufficient_funds"}
 	h := func(context.Context, order) (string, error) { return "", userErr }
-	wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h, idempotent.WithKeyPath("id"))
+	wrapped := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), h, idempotent.WithKeyPath("id"))
 
 	_, err := wrapped(context.Background(), order{ID: "o-1"})
 	if err != userErr {
@@ -134,7 +134,7 @@ func TestHandlerErrorKeepsIdentity(t *testing.T) {
 	if de, ok := errors.AsType[*declinedError](err); !ok || de.Code != "insufficient_funds" {
 		t.Fatalf("errors.As = %v, %v", de, ok)
 	}
-	_, err = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "step", "k", func(context.Context) (int, error) { return 0, userErr })
+	_, err = idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore()), "step", "k", func(context.Context) (int, error) { return 0, userErr })
 	if err != userErr {
 		t.Fatalf("Do returned %T %v, want the handler's error value itself", err, err)
 	}
@@ -150,7 +150,7 @@ func TestSentinelErrorTypes(t *testing.T) {
 	tests := []struct {
 		name     string
 		setup    func(store idempotent.Store)
-		opts     []idempotent.Option
+		opts     []any
 		handler  func(context.Context, order) (string, error)
 		event    order
 		sentinel error
@@ -158,14 +158,14 @@ func TestSentinelErrorTypes(t *testing.T) {
 	}{
 		{
 			name:     "no key",
-			opts:     []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithRequireKey()},
+			opts:     []any{idempotent.WithKeyPath("id"), idempotent.WithRequireKey()},
 			event:    order{},
 			sentinel: idempotent.ErrNoKey,
 			wantType: "NoKeyError",
 		},
 		{
 			name:     "key function fails",
-			opts:     []idempotent.Option{idempotent.WithKeyFunc(func(order) (string, error) { return "", errors.New("no header") })},
+			opts:     []any{idempotent.WithKeyFunc(func(order) (string, error) { return "", errors.New("no header") })},
 			event:    order{ID: "o-1"},
 			sentinel: idempotent.ErrNoKey,
 			wantType: "NoKeyError",
@@ -173,20 +173,20 @@ func TestSentinelErrorTypes(t *testing.T) {
 		{
 			name: "payload mismatch",
 			setup: func(store idempotent.Store) {
-				w := idempotent.Wrap(store, func(context.Context, order) (string, error) { return "ok", nil },
-					idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount"), idempotent.WithClock(clk.Now))
+				w := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clk.Now)), func(context.Context, order) (string, error) { return "ok", nil },
+					idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount"))
 				if _, err := w(context.Background(), order{ID: "o-1", Amount: 1}); err != nil {
 					panic(err)
 				}
 			},
-			opts:     []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")},
+			opts:     []any{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")},
 			event:    order{ID: "o-1", Amount: 2},
 			sentinel: idempotent.ErrPayloadMismatch,
 			wantType: "PayloadMismatchError",
 		},
 		{
 			name:     "lease lost",
-			opts:     []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithLease(time.Second)},
+			opts:     []any{idempotent.WithKeyPath("id"), idempotent.WithLease(time.Second)},
 			event:    order{ID: "o-1"},
 			sentinel: idempotent.ErrLeaseLost,
 			wantType: "LeaseLostError",
@@ -194,13 +194,13 @@ func TestSentinelErrorTypes(t *testing.T) {
 		{
 			name: "corrupt record",
 			setup: func(store idempotent.Store) {
-				w := idempotent.Wrap(store, func(context.Context, order) (int, error) { return 1, nil },
-					idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }), idempotent.WithClock(clk.Now))
+				w := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clk.Now)), func(context.Context, order) (int, error) { return 1, nil },
+					idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }))
 				if _, err := w(context.Background(), order{ID: "o-1"}); err != nil {
 					panic(err)
 				}
 			},
-			opts:     []idempotent.Option{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil })},
+			opts:     []any{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil })},
 			event:    order{ID: "o-1"},
 			sentinel: idempotent.ErrCorruptRecord, // the stored 1 does not decode into a string
 			wantType: "CorruptRecordError",
@@ -209,13 +209,13 @@ func TestSentinelErrorTypes(t *testing.T) {
 			name: "in progress",
 			setup: func(store idempotent.Store) {
 				if _, _, err := store.Acquire(context.Background(), idempotent.Record{
-					Key: wrapRecordID(t, "o-1"), Status: idempotent.StatusInProgress,
+					ID: wrapRecordID(t, "o-1"), Status: idempotent.StatusInProgress,
 					Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "someone",
 				}, clk.Now()); err != nil {
 					panic(err)
 				}
 			},
-			opts:     []idempotent.Option{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil })},
+			opts:     []any{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil })},
 			event:    order{ID: "o-1"},
 			sentinel: idempotent.ErrInProgress,
 			wantType: "InProgressError",
@@ -235,15 +235,15 @@ func TestSentinelErrorTypes(t *testing.T) {
 				h = func(ctx context.Context, o order) (string, error) {
 					// Another invocation takes the key over after the lease.
 					clk.Advance(2 * time.Second)
-					id, _ := idempotent.KeyFromContext(ctx)
-					if _, ok, err := store.Acquire(ctx, idempotent.Record{Key: id, Status: idempotent.StatusInProgress,
+					id, _ := idempotent.RecordIDFromContext(ctx)
+					if _, ok, err := store.Acquire(ctx, idempotent.Record{ID: id, Status: idempotent.StatusInProgress,
 						Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "other"}, clk.Now()); err != nil || !ok {
 						return "", fmt.Errorf("take over: %v, %w", ok, err)
 					}
 					return "late", nil
 				}
 			}
-			wrapped := idempotent.Wrap(store, h, append([]idempotent.Option{idempotent.WithClock(clk.Now)}, tt.opts...)...)
+			wrapped := wrapWith(store, h, append([]any{idempotent.WithClock(clk.Now)}, tt.opts...)...)
 			_, err := wrapped(context.Background(), tt.event)
 			if !errors.Is(err, tt.sentinel) {
 				t.Fatalf("err = %v, want %v", err, tt.sentinel)
@@ -264,21 +264,21 @@ func TestSentinelErrorTypes(t *testing.T) {
 func TestDoStepsKeepSeparateRecords(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	ctx := context.Background()
-	charged, err := idempotent.Do(ctx, store, "charge", "order-1", func(context.Context) (string, error) { return "ch_1", nil })
+	charged, err := idempotent.Do(ctx, idempotent.New(store), "charge", "order-1", func(context.Context) (string, error) { return "ch_1", nil })
 	if err != nil {
 		t.Fatal(err)
 	}
-	mailed, err := idempotent.Do(ctx, store, "send-receipt", "order-1", func(context.Context) (string, error) { return "sent", nil })
+	mailed, err := idempotent.Do(ctx, idempotent.New(store), "send-receipt", "order-1", func(context.Context) (string, error) { return "sent", nil })
 	if err != nil || mailed != "sent" {
 		t.Fatalf("second step = %q, %v; want it to run (not replay %q)", mailed, err, charged)
 	}
-	again, err := idempotent.Do(ctx, store, "charge", "order-1", func(context.Context) (string, error) { return "ch_2", nil })
+	again, err := idempotent.Do(ctx, idempotent.New(store), "charge", "order-1", func(context.Context) (string, error) { return "ch_2", nil })
 	if err != nil || again != "ch_1" {
 		t.Fatalf("charge again = %q, %v; want the replay ch_1", again, err)
 	}
 	// "a" + NUL + "b\x00c" and "a\x00b" + NUL + "c" cannot collide: a step has no NUL.
 	for _, step := range []string{"", "a\x00b"} {
-		_, err := idempotent.Do(ctx, store, step, "k", func(context.Context) (int, error) { return 1, nil })
+		_, err := idempotent.Do(ctx, idempotent.New(store), step, "k", func(context.Context) (int, error) { return 1, nil })
 		if ce, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ce.Option != "step" {
 			t.Fatalf("step %q: err = %v, want a *ConfigError for the step", step, err)
 		}

@@ -166,7 +166,7 @@ func (e *InProgressError) RetryAfter(now time.Time) time.Duration {
 // "acquire" or "get" the guarded function did not run and the call is safe to
 // retry. With Op "complete" it ran but its result was not stored: the key
 // stays held until the lease ends, after which a retry runs it again, as
-// after a crash (KeyFromContext lets the function make that second run's
+// after a crash (RecordIDFromContext lets the function make that second run's
 // effects idempotent).
 type StoreError struct {
 	// Op is the Store operation: "acquire", "get", "complete" or "release".

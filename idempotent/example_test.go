@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
 )
@@ -19,6 +20,25 @@ type charge struct {
 	Amount int    `json:"amount"`
 }
 
+// A guard is built once, with the settings every call through it shares; a
+// mistake in them is reported by Err, and every call fails with it.
+func ExampleNew() {
+	store := idempotent.NewMemoryStore() // dynamostore.New(...) in Lambda
+	guard := idempotent.New(store,
+		idempotent.WithName("payments"),
+		idempotent.WithTTL(24*time.Hour),
+		idempotent.WithLocalCache(1000), // built here, shared by every call through guard
+	)
+	fmt.Println(guard.Err())
+
+	bad := idempotent.New(store, idempotent.WithTTL(time.Millisecond))
+	_, err := idempotent.Do(context.Background(), bad, "charge", "o-1", func(context.Context) (int, error) { return 1, nil })
+	fmt.Println(err)
+	// Output:
+	// <nil>
+	// idempotent: invalid option WithTTL: TTL 1ms is under one second
+}
+
 func ExampleWrap() {
 	store := idempotent.NewMemoryStore() // dynamostore.New(...) in Lambda
 	charges := 0
@@ -26,12 +46,11 @@ func ExampleWrap() {
 		charges++
 		return charge{Charge: "ch_" + p.ID, Amount: p.Amount}, nil
 	}
-	// In main: lambda.Start(idempotent.Wrap(store, handle, ...)).
-	h := idempotent.Wrap(store, handle,
-		idempotent.WithName("payments"),
+	// In main: lambda.Start(idempotent.Wrap(idempotent.New(store), handle, ...)).
+	guard := idempotent.New(store, idempotent.WithName("payments"))
+	h := idempotent.Wrap(guard, handle,
 		idempotent.WithKeyPath("id"),
-		idempotent.WithPayloadPath("amount"),
-	)
+		idempotent.WithPayloadPath("amount"))
 
 	first, _ := h(context.Background(), payment{ID: "p-1", Amount: 1250})
 	retry, _ := h(context.Background(), payment{ID: "p-1", Amount: 1250})
@@ -48,18 +67,19 @@ func ExampleDo() {
 	store := idempotent.NewMemoryStore()
 	charges, emails := 0, 0
 	charge := func(ctx context.Context) (string, error) {
-		// The record key names this run; derive downstream keys (the
+		// The record id names this run; derive downstream keys (the
 		// payment provider's idempotency key) from it.
-		key, _ := idempotent.KeyFromContext(ctx)
+		key, _ := idempotent.RecordIDFromContext(ctx)
 		charges++
 		return fmt.Sprintf("charged (%d chars of key)", len(key)), nil
 	}
 	send := func(context.Context) (string, error) { emails++; return "receipt sent", nil }
+	guard := idempotent.New(store, idempotent.WithName("checkout")) // once, outside the handler
 	for range 2 {
 		// One key, two steps: each step keeps its own record.
-		paid, err := idempotent.Do(context.Background(), store, "charge", "order-42", charge, idempotent.WithName("checkout"))
+		paid, err := idempotent.Do(context.Background(), guard, "charge", "order-42", charge)
 		fmt.Println(paid, err)
-		sent, err := idempotent.Do(context.Background(), store, "send-receipt", "order-42", send, idempotent.WithName("checkout"))
+		sent, err := idempotent.Do(context.Background(), guard, "send-receipt", "order-42", send)
 		fmt.Println(sent, err)
 	}
 	fmt.Println("charges:", charges, "emails:", emails)

@@ -68,7 +68,7 @@ var functionName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
 
 // WithJMESPathFunction registers a custom function for the JMESPath
 // expressions of WithKeyPath, WithPayloadPath and CompileKeyPath (pass it to
-// sqsbatch with sqsbatch.WithCore for WithBodyKey). fn receives the
+// the guard, so sqsbatch.WithBodyKey knows it too). fn receives the
 // evaluated arguments as decoded JSON values — nil, bool, string,
 // json.Number (numbers of the event keep every digit), float64 (number
 // literals of the expression), []any and map[string]any — and checks their number and types itself; its result is

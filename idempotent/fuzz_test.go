@@ -57,10 +57,10 @@ func FuzzKeyPath(f *testing.F) {
 		}
 		store := idempotent.NewMemoryStore()
 		runs := 0
-		h := idempotent.Wrap(store, func(_ context.Context, in json.RawMessage) (int, error) {
+		h := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), func(_ context.Context, in json.RawMessage) (int, error) {
 			runs++
 			return runs, nil
-		}, idempotent.WithKeyPath(expr), idempotent.WithPayloadPath(expr), idempotent.WithRequireKey())
+		}, idempotent.WithKeyPath(expr), idempotent.WithPayloadPath(expr))
 
 		first, err1 := h(context.Background(), json.RawMessage(event))
 		second, err2 := h(context.Background(), json.RawMessage(event))
@@ -100,10 +100,10 @@ func FuzzWholeEventKey(f *testing.F) {
 			t.Fatal(err)
 		}
 		runs := 0
-		h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) {
+		h := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithRequireKey()), func(context.Context, json.RawMessage) (int, error) {
 			runs++
 			return runs, nil
-		}, idempotent.WithRequireKey())
+		})
 		first, err1 := h(context.Background(), json.RawMessage(event))
 		second, err2 := h(context.Background(), json.RawMessage(indented.Bytes()))
 		switch {

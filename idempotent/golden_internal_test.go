@@ -21,13 +21,19 @@ var goldenEvents = []struct{ path, event string }{
 func goldenIDs(t *testing.T) []string {
 	var ids []string
 	for _, g := range goldenEvents {
-		var opts []Option
+		var opts []WrapOption
 		if g.path != "" {
 			opts = append(opts, WithKeyPath(g.path), WithPayloadPath(g.path))
 		} else {
 			opts = append(opts, WithPayloadPath("@"))
 		}
-		kf, err := eventKeyFunc[json.RawMessage](newConfig(opts))
+		w := &wrapConfig{}
+		for _, o := range opts {
+			o.applyWrap(w)
+		}
+		w.keyPath = compilePath(w, nil, "WithKeyPath", w.keyExpr)
+		w.payloadPath = compilePath(w, nil, "WithPayloadPath", w.payloadExpr)
+		kf, err := eventKeyFunc[json.RawMessage](w)
 		if err != nil {
 			t.Fatal(err)
 		}

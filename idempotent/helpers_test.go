@@ -3,6 +3,7 @@ package idempotent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -99,4 +100,22 @@ type order struct {
 type receipt struct {
 	OrderID string `json:"orderId"`
 	Run     int64  `json:"run"`
+}
+
+// wrapWith is Wrap over a new guard for tests whose option lists mix guard
+// options (idempotent.Option) and WrapOptions; any other value panics.
+func wrapWith[In, Out any](store idempotent.Store, h func(context.Context, In) (Out, error), opts ...any) func(context.Context, In) (Out, error) {
+	var gopts []idempotent.Option
+	var wopts []idempotent.WrapOption
+	for _, o := range opts {
+		switch o := o.(type) {
+		case idempotent.Option:
+			gopts = append(gopts, o)
+		case idempotent.WrapOption:
+			wopts = append(wopts, o)
+		default:
+			panic(fmt.Sprintf("wrapWith: %T is neither a guard option nor a WrapOption", o))
+		}
+	}
+	return idempotent.Wrap(idempotent.New(store, gopts...), h, wopts...)
 }

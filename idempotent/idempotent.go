@@ -18,21 +18,42 @@ import (
 
 type ctxKey struct{}
 
-// KeyFromContext returns the record id of the guarded run that ctx belongs
+// RecordIDFromContext returns the record id of the guarded run that ctx belongs
 // to. Handlers use it to derive keys for their own downstream writes (a
 // conditional put keyed by it, an idempotency key sent to a payment
 // provider), so that even a second run after a crash does not double an
 // effect.
-func KeyFromContext(ctx context.Context) (string, bool) {
-	k, ok := ctx.Value(ctxKey{}).(string)
-	return k, ok
+func RecordIDFromContext(ctx context.Context) (string, bool) {
+	r, ok := ctx.Value(ctxKey{}).(*runInfo)
+	if !ok {
+		return "", false
+	}
+	return r.id, true
+}
+
+// LeaseEndFromContext returns when the lease of the guarded run that ctx
+// belongs to ends: the invocation's deadline, or WithLease from the acquire.
+// After it, a duplicate may take the key over and this run's result is
+// fenced off (ErrLeaseLost). Long handlers use it to stop in time.
+func LeaseEndFromContext(ctx context.Context) (time.Time, bool) {
+	r, ok := ctx.Value(ctxKey{}).(*runInfo)
+	if !ok {
+		return time.Time{}, false
+	}
+	return r.leaseEnd, true
+}
+
+// runInfo is the value a guarded run's context carries.
+type runInfo struct {
+	id       string
+	leaseEnd time.Time
 }
 
 // Wrap returns a handler that runs h at most once per idempotency key within
 // the TTL and answers every duplicate with the stored result of the first
 // run. It goes straight into lambda.Start:
 //
-//	lambda.Start(idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId")))
+//	lambda.Start(idempotent.Wrap(idempotent.New(store), handle, idempotent.WithKeyPath("orderId")))
 //
 // The key is the whole event by default (its JSON form), or what WithKeyPath
 // or WithKeyFunc select. Results are stored as JSON and decoded into Out on
@@ -44,19 +65,29 @@ func KeyFromContext(ctx context.Context) (string, bool) {
 // that crashes holds it until its lease ends. Store failures fail closed: h
 // does not run and the call returns a *StoreError.
 //
-// An invalid option makes every call fail with a *ConfigError; h never runs
+// The options are checked here, once. A mistake in them, or in the guard's
+// (Guard.Err), makes every call fail with a *ConfigError; h never runs
 // unguarded because of a configuration mistake.
-func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), opts ...Option) func(context.Context, In) (Out, error) {
-	c := newConfig(opts)
-	keyFunc, err := eventKeyFunc[In](c)
-	if err == nil && store == nil && !c.disabled {
-		err = &ConfigError{Option: "store", Err: errors.New("nil Store")}
+func Wrap[In, Out any](g *Guard, h func(context.Context, In) (Out, error), opts ...WrapOption) func(context.Context, In) (Out, error) {
+	w := &wrapConfig{}
+	for _, o := range opts {
+		if o != nil {
+			o.applyWrap(w)
+		}
+	}
+	err := g.Err()
+	var keyFunc func(In) (string, string, error)
+	if err == nil {
+		// Paths are compiled with the guard's custom functions.
+		w.keyPath = compilePath(w, g.c.functions, "WithKeyPath", w.keyExpr)
+		w.payloadPath = compilePath(w, g.c.functions, "WithPayloadPath", w.payloadExpr)
+		keyFunc, err = eventKeyFunc[In](w)
 	}
 	if err == nil && h == nil {
 		err = &ConfigError{Option: "handler", Err: errors.New("nil handler")}
 	}
 	if err == nil {
-		err = checkReplayHook[Out](c)
+		err = checkReplayHook[Out](w.replayHook)
 	}
 	if err != nil {
 		return func(context.Context, In) (Out, error) {
@@ -64,10 +95,12 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 			return zero, err
 		}
 	}
+	c := &g.c
 	if c.disabled {
 		c.logger.Warn("idempotency disabled by environment; handler runs unguarded", slog.String("env", DisabledEnv))
 		return h
 	}
+	validate, hook := w.payloadPath != nil, w.replayHook
 	return func(ctx context.Context, event In) (Out, error) {
 		key, fp, err := keyFunc(event)
 		if err != nil {
@@ -76,7 +109,7 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 			var zero Out
 			return zero, err
 		}
-		return execute(ctx, c, store, key, fp, func(ctx context.Context) (Out, error) { return h(ctx, event) })
+		return execute(ctx, c, g.store, key, fp, validate, hook, func(ctx context.Context) (Out, error) { return h(ctx, event) })
 	}
 }
 
@@ -89,20 +122,37 @@ func Wrap[In, Out any](store Store, h func(context.Context, In) (Out, error), op
 // same key — "charge" and "send-receipt" for one order id — keep separate
 // records instead of one replaying the other's result:
 //
-//	receipt, err := idempotent.Do(ctx, store, "charge", order.ID, charge)
+//	receipt, err := idempotent.Do(ctx, guard, "charge", order.ID, charge)
 //	...
-//	_, err = idempotent.Do(ctx, store, "send-receipt", order.ID, sendReceipt)
+//	_, err = idempotent.Do(ctx, guard, "send-receipt", order.ID, sendReceipt)
 //
 // Keep a step's name stable across deployments: renaming it starts new
 // records. An empty step (or one with a NUL byte) is a *ConfigError. An
 // empty key runs fn unguarded with a warning, or fails with ErrNoKey under
 // WithRequireKey. WithFingerprint turns on payload validation. The result is
-// stored as JSON and decoded into T on replay.
-func Do[T any](ctx context.Context, store Store, step, key string, fn func(context.Context) (T, error), opts ...Option) (T, error) {
-	c := newDoConfig(opts)
+// stored as JSON and decoded into T on replay. The guard's settings, its
+// local cache included, apply to every Do through it.
+func Do[T any](ctx context.Context, g *Guard, step, key string, fn func(context.Context) (T, error), opts ...CallOption) (T, error) {
 	var zero T
-	if c.err != nil {
-		return zero, c.err
+	if err := g.Err(); err != nil {
+		return zero, err
+	}
+	var fingerprint *string
+	var hook any
+	if len(opts) > 0 {
+		cc := &callConfig{}
+		for _, o := range opts {
+			if o != nil {
+				o.applyCall(cc)
+			}
+		}
+		if cc.err != nil {
+			return zero, cc.err
+		}
+		if err := checkReplayHook[T](cc.replayHook); err != nil {
+			return zero, err
+		}
+		fingerprint, hook = cc.fingerprint, cc.replayHook
 	}
 	if step == "" || strings.IndexByte(step, 0) >= 0 {
 		return zero, &ConfigError{Option: "step", Err: fmt.Errorf("step name %q is empty or has a NUL byte", step)}
@@ -110,18 +160,16 @@ func Do[T any](ctx context.Context, store Store, step, key string, fn func(conte
 	if fn == nil {
 		return zero, &ConfigError{Option: "fn", Err: errors.New("nil function")}
 	}
+	c := &g.c
 	if c.disabled {
 		c.logger.Warn("idempotency disabled by environment; function runs unguarded", slog.String("env", DisabledEnv))
 		return fn(ctx)
 	}
-	if store == nil {
-		return zero, &ConfigError{Option: "store", Err: errors.New("nil Store")}
-	}
 	fp := ""
-	if c.fingerprint != nil {
-		fp = *c.fingerprint
+	if fingerprint != nil {
+		fp = *fingerprint
 	}
-	return execute(ctx, c, store, stepKey(step, key), fp, fn)
+	return execute(ctx, c, g.store, stepKey(step, key), fp, fingerprint != nil, hook, fn)
 }
 
 // stepKey is the key material of key in step: the step, a NUL byte (which
@@ -134,212 +182,311 @@ func stepKey(step, key string) string {
 	return step + "\x00" + key
 }
 
-// execute is the state machine of the contract, §3 (docs/contract.md).
-// Every return goes through t.end, the one observation point (observe.go).
-func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, fn func(context.Context) (T, error)) (T, error) {
-	var zero T
-	if c.replayHook != nil {
-		if err := checkReplayHook[T](c); err != nil {
-			return zero, err
-		}
-	}
-	var t tracker
+// execute is the state machine of the contract, §3 (docs/contract.md), in
+// phases: the local cache, acquire (with the wait and the decision on a
+// conflict), run, complete. Each phase returns a decision; finish, the one
+// exit, reports it. (A panic in fn is reported by runGuarded before it goes
+// on: a panicking call never reaches finish.)
+func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, validate bool, hook any, fn func(context.Context) (T, error)) (T, error) {
 	if key == "" {
+		var t tracker
 		ctx = t.start(ctx, c, "")
 		if c.requireKey {
 			err := &NoKeyError{}
 			t.end(ctx, OutcomeNoKey, err)
+			var zero T
 			return zero, err
 		}
 		return runUnguarded(ctx, &t, fn)
 	}
-	id := recordID(c.name, key)
-	ctx = t.start(ctx, c, id)
-	fp := ""
-	if c.fingerprint != nil || c.payloadPath != nil {
-		fp = hashHex(fingerprint)
+	k := call{c: c, store: store, id: recordID(c.name, key)}
+	k.t.hook = hook
+	k.ctx = k.t.start(ctx, c, k.id)
+	if validate {
+		k.fp = hashHex(fingerprint)
 	}
+	d, done := cached[T](&k)
+	if !done {
+		d, done = readFirst[T](&k)
+	}
+	if !done {
+		d, done = acquire[T](&k)
+	}
+	if !done {
+		d = run(&k, fn)
+	}
+	return finish(&k, d)
+}
 
-	// 2. Local cache.
-	if c.cache != nil {
-		if e, ok := c.cache.get(id); ok {
-			if e.expiration > c.clock().Unix() {
-				if mismatch(fp, e.fingerprint) {
-					err := &PayloadMismatchError{Key: id}
-					t.end(ctx, OutcomePayloadMismatch, err)
-					return zero, err
-				}
-				out, err := decode[T](id, e.data)
-				return endReplay(ctx, &t, OutcomeCacheReplayed, out, err)
-			}
-			c.cache.remove(id)
+// call is the state of one guarded call with a key, shared by its phases.
+type call struct {
+	ctx       context.Context // the call's context, inside PhaseCall
+	c         *config
+	store     Store
+	t         tracker
+	id, owner string
+	fp        string        // the fingerprint hash, or ""
+	waited    time.Duration // WithWait: time spent waiting so far
+	polls     int
+	backoff   time.Duration // the next poll's delay
+}
+
+// decision is how a phase ended the call: its outcome, and the result or
+// the error. replay marks a stored result, which finish passes through the
+// replay hook.
+type decision[T any] struct {
+	outcome Outcome
+	out     T
+	err     error
+	replay  bool
+}
+
+func failed[T any](o Outcome, err error) decision[T] { return decision[T]{outcome: o, err: err} }
+
+// finish is the one exit of a guarded call: it applies the replay hook to a
+// replay, reports the outcome and returns the result.
+func finish[T any](k *call, d decision[T]) (T, error) {
+	if d.replay {
+		if d.err == nil {
+			d.out, d.err = replayed(k.ctx, k.c, k.t.hook, k.id, d.outcome, d.out)
+		}
+		if d.err != nil {
+			d.outcome = storeOutcome(d.err)
 		}
 	}
-
-	// 2b. Read first, where a duplicate is likely (readfirst.go).
-	if out, done, err := readFirst[T](&ctx, c, store, &t, id, fp); done {
-		return out, err
+	k.t.end(k.ctx, d.outcome, d.err)
+	if d.err != nil {
+		var zero T
+		return zero, d.err
 	}
+	return d.out, nil
+}
 
+// cached is phase 2, the local cache: a replay or a mismatch ends the call.
+func cached[T any](k *call) (decision[T], bool) {
+	c := k.c
+	if c.cache == nil {
+		return decision[T]{}, false
+	}
+	e, ok := c.cache.get(k.id)
+	if !ok {
+		return decision[T]{}, false
+	}
+	if e.expiration <= c.clock().Unix() {
+		c.cache.remove(k.id)
+		return decision[T]{}, false
+	}
+	if mismatch(k.fp, e.fingerprint) {
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+	}
+	out, err := decode[T](k.id, e.data)
+	return decision[T]{outcome: OutcomeCacheReplayed, out: out, err: err, replay: true}, true
+}
+
+// acquire is phases 3–4: take the key, or wait for and decide on the record
+// that holds it. It ends the call (a replay, a conflict, a failure) or
+// returns done = false with the key held by k.owner.
+func acquire[T any](k *call) (d decision[T], done bool) {
 	owner, err := newOwner()
 	if err != nil {
-		err = &StoreError{Op: "acquire", Key: id, Err: err}
-		t.end(ctx, OutcomeStoreError, err)
-		return zero, err
+		return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: err}), true
 	}
-
-	// 3–4. Acquire, or resolve the conflict.
-	actx, endAcquire := t.phase(ctx, PhaseAcquire)
-	fail := func(o Outcome, err error) (T, error) {
-		endAcquire(err)
-		t.end(ctx, o, err)
-		return zero, err
-	}
-	waited, polls := time.Duration(0), 0
-	backoff := firstPoll
+	k.owner = owner
+	k.backoff = firstPoll
+	actx, endAcquire := k.t.phase(k.ctx, PhaseAcquire)
 	for attempt := 0; ; attempt++ {
-		now := c.clock()
-		lease := time.UnixMilli(c.leaseEnd(ctx, now).UnixMilli())
-		rec := Record{
-			Key:             id,
-			Status:          StatusInProgress,
-			Expiration:      inProgressExpiration(now, c.ttl, lease),
-			LeaseExpiration: lease,
-			Owner:           owner,
-			Fingerprint:     fp,
+		existing, acquired, d, done := tryAcquire[T](k, actx)
+		if !done && !acquired {
+			existing, d, done = wait[T](k, actx, existing)
 		}
-		if err := ctx.Err(); err != nil && attempt == 0 {
-			// A cancelled or expired context fails before any store call.
-			err = storeErr("acquire", id, err)
-			return fail(storeOutcome(err), err)
+		if !done && !acquired {
+			d, done = decide[T](k, existing, attempt)
+			if !done {
+				continue // the record vanished or expired: acquire again
+			}
 		}
-		if !lease.After(now) {
-			// The invocation's deadline has passed: a record written now
-			// would be free at once, so a duplicate could run beside this
-			// run. Fail as a store call on a finished context does, whether
-			// or not the store looks at the context.
-			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
-			return fail(storeOutcome(err), err)
+		if done {
+			endAcquire(d.err)
+			return d, true
 		}
-		t.ev.Attempts++
+		endAcquire(nil)
+		return d, false
+	}
+}
+
+// tryAcquire makes one conditional write. It returns the record that holds
+// the key when the write failed, acquired when it landed in time, or a
+// decision that ends the call.
+func tryAcquire[T any](k *call, actx context.Context) (existing *Record, acquired bool, d decision[T], done bool) {
+	c, t := k.c, &k.t
+	now := c.clock()
+	lease := time.UnixMilli(c.leaseEnd(k.ctx, now).UnixMilli())
+	rec := Record{
+		ID:              k.id,
+		Status:          StatusInProgress,
+		Expiration:      inProgressExpiration(now, c.ttl, lease),
+		LeaseExpiration: lease,
+		Owner:           k.owner,
+		Fingerprint:     k.fp,
+	}
+	if !lease.After(now) {
+		// The invocation's deadline has passed: a record written now
+		// would be free at once, so a duplicate could run beside this
+		// run. Fail as a store call on a finished context does, whether
+		// or not the store looks at the context.
+		err := storeErr("acquire", k.id, cmp.Or(k.ctx.Err(), context.DeadlineExceeded))
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	if err := k.ctx.Err(); err != nil {
+		// A cancelled or expired context fails before any store call,
+		// whether or not the store looks at the context.
+		err = storeErr("acquire", k.id, err)
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	t.ev.Attempts++
+	s := t.now()
+	existing, acquired, err := k.store.Acquire(actx, rec, now)
+	t.storeSince(s)
+	if err != nil {
+		err = storeErr("acquire", k.id, err)
+		return nil, false, failed[T](storeOutcome(err), err), true
+	}
+	if !acquired {
+		return existing, false, d, false
+	}
+	// The store reports the in-progress record it replaced, if any: a run
+	// whose lease ended before it finished.
+	t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != k.owner
+	t.ev.LeaseEnd = lease
+	if !lease.After(c.clock()) || k.ctx.Err() != nil {
+		// The store answered after the lease ended (a paused or slow
+		// server) or after the caller gave up: a duplicate may already hold
+		// the key, so running now could run twice at once. Give the key
+		// back (fenced by owner) and fail as a store timeout.
+		err := storeErr("acquire", k.id, cmp.Or(k.ctx.Err(), context.DeadlineExceeded))
+		err = errors.Join(err, release(k.ctx, c, k.store, k.id, k.owner, t))
+		return nil, false, failed[T](OutcomeStoreError, err), true
+	}
+	return nil, true, d, false
+}
+
+// wait polls, under WithWait, while existing is a live in-progress record
+// with a matching fingerprint, and returns the record it last read (or a
+// decision that ends the call).
+func wait[T any](k *call, actx context.Context, existing *Record) (*Record, decision[T], bool) {
+	c, t := k.c, &k.t
+	for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(k.fp, existing.Fingerprint) && c.wait > 0 && k.waited < c.wait {
+		d := min(k.backoff, c.wait-k.waited)
+		if err := sleep(actx, d); err != nil {
+			t.ev.LeaseEnd = existing.LeaseExpiration
+			return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+		}
+		k.waited += d
+		k.polls++
+		t.ev.Polls = k.polls
+		k.backoff = min(k.backoff*2, maxPoll)
 		s := t.now()
-		existing, acquired, err := store.Acquire(actx, rec, now)
+		got, err := k.store.Get(actx, k.id)
 		t.storeSince(s)
 		if err != nil {
-			err = storeErr("acquire", id, err)
-			return fail(storeOutcome(err), err)
+			err = storeErr("get", k.id, err)
+			return nil, failed[T](storeOutcome(err), err), true
 		}
-		if acquired && (!lease.After(c.clock()) || ctx.Err() != nil) {
-			// The store answered after the lease ended (or the caller gave
-			// up): a duplicate may already hold the key, so this run must
-			// not start. Give the key back (fenced by owner) and fail as a
-			// store timeout.
-			err := storeErr("acquire", id, cmp.Or(ctx.Err(), context.DeadlineExceeded))
-			err = errors.Join(err, release(ctx, c, store, id, owner, &t))
-			return fail(OutcomeStoreError, err)
-		}
-		if acquired {
-			// The store reports the in-progress record it replaced, if
-			// any: a run whose lease ended before it finished.
-			t.ev.Takeover = existing != nil && existing.Status == StatusInProgress && existing.Owner != owner
-			t.ev.LeaseEnd = lease
-			break
-		}
-		for existing != nil && existing.Status == StatusInProgress && !existing.Free(c.clock()) && !mismatch(fp, existing.Fingerprint) && c.wait > 0 && waited < c.wait {
-			d := min(backoff, c.wait-waited)
-			if err := sleep(actx, d); err != nil {
-				t.ev.LeaseEnd = existing.LeaseExpiration
-				return fail(OutcomeWaitTimedOut, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
-			}
-			waited += d
-			polls++
-			t.ev.Polls = polls
-			backoff = min(backoff*2, maxPoll)
-			s := t.now()
-			got, err := store.Get(actx, id)
-			t.storeSince(s)
-			if err != nil {
-				err = storeErr("get", id, err)
-				return fail(storeOutcome(err), err)
-			}
-			existing = got
-		}
-		now = c.clock()
-		if existing == nil || existing.Free(now) {
-			if attempt >= maxAcquireAttempts+polls {
-				return fail(OutcomeStoreError, &StoreError{Op: "acquire", Key: id, Err: errors.New("record kept changing between conditional write and read")})
-			}
-			continue
-		}
-		if mismatch(fp, existing.Fingerprint) {
-			return fail(OutcomePayloadMismatch, &PayloadMismatchError{Key: id})
-		}
-		switch existing.Status {
-		case StatusCompleted:
-			c.remember(existing)
-			out, err := decode[T](id, existing.Data)
-			endAcquire(err)
-			o := OutcomeReplayed
-			if waited > 0 {
-				o = OutcomeWaitReplayed
-			}
-			return endReplay(ctx, &t, o, out, err)
-		case StatusInProgress:
-			t.ev.LeaseEnd = existing.LeaseExpiration
-			o := OutcomeInProgress
-			if waited > 0 {
-				o = OutcomeWaitTimedOut
-			}
-			return fail(o, &InProgressError{Key: id, LeaseExpiration: existing.LeaseExpiration})
-		default:
-			return fail(OutcomeCorruptRecord, &CorruptRecordError{Key: id, Err: fmt.Errorf("unknown status %q", existing.Status)})
-		}
+		existing = got
 	}
-	endAcquire(nil)
+	return existing, decision[T]{}, false
+}
 
-	// 5. Run, releasing the key if fn panics or exits the goroutine.
-	out, runErr := runGuarded(ctx, c, store, id, owner, fn, &t)
+// decide resolves a conflict with the record that holds the key: a replay,
+// a mismatch, in progress, a corrupt record, or done = false to acquire
+// again (the record vanished or expired meanwhile).
+func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
+	c, t := k.c, &k.t
+	if existing == nil || existing.Free(c.clock()) {
+		if attempt >= maxAcquireAttempts+k.polls {
+			return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: errors.New("record kept changing between conditional write and read")}), true
+		}
+		return decision[T]{}, false
+	}
+	if mismatch(k.fp, existing.Fingerprint) {
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+	}
+	switch existing.Status {
+	case StatusCompleted:
+		c.remember(existing)
+		out, err := decode[T](k.id, existing.Data)
+		o := OutcomeReplayed
+		if k.waited > 0 {
+			o = OutcomeWaitReplayed
+		}
+		return decision[T]{outcome: o, out: out, err: err, replay: true}, true
+	case StatusInProgress:
+		t.ev.LeaseEnd = existing.LeaseExpiration
+		o := OutcomeInProgress
+		if k.waited > 0 {
+			o = OutcomeWaitTimedOut
+		}
+		return failed[T](o, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+	default:
+		return failed[T](OutcomeCorruptRecord, &CorruptRecordError{Key: k.id, Err: fmt.Errorf("unknown status %q", existing.Status)}), true
+	}
+}
+
+// run is phases 5–7: run fn with the key held, then complete (success) or
+// release (error).
+func run[T any](k *call, fn func(context.Context) (T, error)) decision[T] {
+	out, runErr := runGuarded(k.ctx, k.c, k.store, k.id, k.owner, fn, &k.t)
 	if runErr != nil {
 		// 7. Error → release, and return the handler's error value itself
 		// (errors.Join would wrap even a lone error), so errors.As, Lambda's
 		// errorType and Step Functions' Catch see the user's type.
-		return zero, endFailed(ctx, &t, runErr, release(ctx, c, store, id, owner, &t))
+		return released[T](k, runErr)
 	}
+	return complete(k, out)
+}
 
-	// 6. Success → complete.
+// released releases the key after a run that failed with runErr; the call
+// fails with runErr itself unless the release failed too.
+func released[T any](k *call, runErr error) decision[T] {
+	relErr := release(k.ctx, k.c, k.store, k.id, k.owner, &k.t)
+	if relErr == nil {
+		return failed[T](OutcomeFailed, runErr)
+	}
+	k.t.ev.Op = "release"
+	return failed[T](OutcomeStoreError, errors.Join(runErr, relErr))
+}
+
+// complete is phase 6: store out as the key's result.
+func complete[T any](k *call, out T) decision[T] {
+	c, t := k.c, &k.t
 	data, err := encode(out)
 	if err != nil {
-		encErr := fmt.Errorf("idempotent: encode result of record %s: %w", id, err)
-		return zero, endFailed(ctx, &t, encErr, release(ctx, c, store, id, owner, &t))
+		return released[T](k, fmt.Errorf("idempotent: encode result of record %s: %w", k.id, err))
 	}
 	done := Record{
-		Key:         id,
+		ID:          k.id,
 		Status:      StatusCompleted,
 		Expiration:  time.Unix(c.clock().Add(c.ttl).Unix(), 0),
-		Owner:       owner,
-		Fingerprint: fp,
+		Owner:       k.owner,
+		Fingerprint: k.fp,
 		Data:        data,
 	}
-	cctx, cancel := cleanupContext(ctx)
+	cctx, cancel := cleanupContext(k.ctx)
 	defer cancel()
 	cctx, endComplete := t.phase(cctx, PhaseComplete)
 	s := t.now()
-	err = store.Complete(cctx, done)
+	err = k.store.Complete(cctx, done)
 	t.storeSince(s)
 	endComplete(err)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			err = &LeaseLostError{Key: id}
-			t.end(ctx, OutcomeLeaseLost, err)
-			return zero, err
+			return failed[T](OutcomeLeaseLost, &LeaseLostError{Key: k.id})
 		}
-		err = storeErr("complete", id, err)
-		t.end(ctx, storeOutcome(err), err)
-		return zero, err
+		err = storeErr("complete", k.id, err)
+		return failed[T](storeOutcome(err), err)
 	}
 	c.remember(&done)
-	t.end(ctx, OutcomeCompleted, nil)
-	return out, nil
+	return decision[T]{outcome: OutcomeCompleted, out: out}
 }
 
 // runUnguarded runs fn for a call without key and reports it; a panic is
@@ -361,35 +508,6 @@ func runUnguarded[T any](ctx context.Context, t *tracker, fn func(context.Contex
 	endRun(err)
 	t.end(ctx, OutcomeUnguarded, err)
 	return out, err
-}
-
-// endReplay ends a call that found a stored result: out, decoded (or the
-// decoding error), passes through the replay hook.
-func endReplay[T any](ctx context.Context, t *tracker, o Outcome, out T, err error) (T, error) {
-	if err == nil {
-		out, err = replayed(ctx, t.c, t.ev.Record, o, out)
-	}
-	if err != nil {
-		var zero T
-		t.end(ctx, storeOutcome(err), err)
-		return zero, err
-	}
-	t.end(ctx, o, nil)
-	return out, nil
-}
-
-// endFailed ends a call whose run failed with runErr, after the release
-// that returned relErr; it returns the call's error: runErr itself unless
-// the release failed too.
-func endFailed(ctx context.Context, t *tracker, runErr, relErr error) error {
-	if relErr == nil {
-		t.end(ctx, OutcomeFailed, runErr)
-		return runErr
-	}
-	err := errors.Join(runErr, relErr)
-	t.ev.Op = "release"
-	t.end(ctx, OutcomeStoreError, err)
-	return err
 }
 
 // storeOutcome is the outcome of a call that failed in the store with err.
@@ -437,7 +555,7 @@ func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner st
 			t.end(ctx, OutcomePanicked, release(ctx, c, store, id, owner, t))
 		}
 	}()
-	out, err = fn(context.WithValue(rctx, ctxKey{}, id))
+	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd}))
 	finished = true
 	t.handlerSince(start)
 	endRun(err)
@@ -468,7 +586,9 @@ func release(ctx context.Context, c *config, store Store, id, owner string, t *t
 }
 
 // cleanupContext lets Complete and Release run even when the invocation's
-// context was cancelled, within a bound.
+// context was cancelled, within a bound: cleanupTimeout (10 s) from the
+// moment the cleanup starts, whatever the invocation's deadline (contract
+// §3, "Cleanup after the deadline").
 func cleanupContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.WithoutCancel(ctx), cleanupTimeout)
 }
@@ -489,7 +609,7 @@ func (c *config) remember(r *Record) {
 	if c.cache == nil || r.Status != StatusCompleted {
 		return
 	}
-	c.cache.add(r.Key, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
+	c.cache.add(r.ID, cacheEntry{expiration: r.Expiration.Unix(), fingerprint: r.Fingerprint, data: r.Data})
 }
 
 func mismatch(mine, stored string) bool {

@@ -38,7 +38,7 @@ func TestWrapNewThenReplay(t *testing.T) {
 	clk := newClock()
 	store := newCounting(idempotent.NewMemoryStore())
 	h := &handler{}
-	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now))
+	wrapped := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clk.Now)), h.handle, idempotent.WithKeyPath("id"))
 
 	first, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5})
 	if err != nil {
@@ -73,7 +73,7 @@ func TestWrapNewThenReplay(t *testing.T) {
 func TestLocalCacheReplayMakesNoStoreCall(t *testing.T) {
 	store := newCounting(idempotent.NewMemoryStore())
 	h := &handler{}
-	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16))
+	wrapped := idempotent.Wrap(idempotent.New(store, idempotent.WithLocalCache(16)), h.handle, idempotent.WithKeyPath("id"))
 	first, err := wrapped(context.Background(), order{ID: "o-1"})
 	if err != nil {
 		t.Fatal(err)
@@ -89,7 +89,7 @@ func TestLocalCacheReplayMakesNoStoreCall(t *testing.T) {
 		t.Fatalf("local-cache replay made %d store calls, want 0", store.calls())
 	}
 	// A replay from the store also fills the cache of another container.
-	other := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16))
+	other := idempotent.Wrap(idempotent.New(store, idempotent.WithLocalCache(16)), h.handle, idempotent.WithKeyPath("id"))
 	if _, err := other(context.Background(), order{ID: "o-1"}); err != nil {
 		t.Fatal(err)
 	}
@@ -106,8 +106,8 @@ func TestLocalCacheNeverHoldsInProgressOrExpired(t *testing.T) {
 	clk := newClock()
 	store := newCounting(idempotent.NewMemoryStore())
 	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
-	opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Minute)}
-	wrapped := idempotent.Wrap(store, h.handle, opts...)
+	opts := []any{idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Minute)}
+	wrapped := wrapWith(store, h.handle, opts...)
 
 	done := make(chan error, 1)
 	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
@@ -137,7 +137,7 @@ func TestInProgressDuplicate(t *testing.T) {
 	clk := newClock()
 	store := idempotent.NewMemoryStore()
 	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
-	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithLease(30*time.Second))
+	wrapped := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clk.Now), idempotent.WithLease(30*time.Second)), h.handle, idempotent.WithKeyPath("id"))
 
 	done := make(chan error, 1)
 	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
@@ -167,7 +167,7 @@ func TestLeaseDefaultsToContextDeadline(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	var lease time.Time
 	fn := func(ctx context.Context) (int, error) {
-		key, _ := idempotent.KeyFromContext(ctx)
+		key, _ := idempotent.RecordIDFromContext(ctx)
 		rec, err := store.Get(ctx, key)
 		if err != nil || rec == nil {
 			return 0, fmt.Errorf("record during run: %v %v", rec, err)
@@ -177,14 +177,14 @@ func TestLeaseDefaultsToContextDeadline(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Hour)
 	defer cancel()
-	if _, err := idempotent.Do(ctx, store, "step", "k", fn, idempotent.WithClock(clk.Now)); err != nil {
+	if _, err := idempotent.Do(ctx, idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", fn); err != nil {
 		t.Fatal(err)
 	}
 	// time.Until(deadline) is a little under an hour by the time it is read.
 	if d := lease.Sub(clk.Now()); d > time.Hour || d < 59*time.Minute {
 		t.Fatalf("lease with a 1 h deadline = now + %v, want about 1 h", d)
 	}
-	if _, err := idempotent.Do(context.Background(), store, "step", "k2", fn, idempotent.WithClock(clk.Now)); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k2", fn); err != nil {
 		t.Fatal(err)
 	}
 	if d := lease.Sub(clk.Now()); d != idempotent.DefaultLease {
@@ -197,9 +197,9 @@ func TestLeaseTakeoverAndLateCompletion(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	slow := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
 	fast := &handler{}
-	opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithLease(10 * time.Second)}
-	slowWrapped := idempotent.Wrap(store, slow.handle, opts...)
-	fastWrapped := idempotent.Wrap(store, fast.handle, opts...)
+	opts := []any{idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithLease(10 * time.Second)}
+	slowWrapped := wrapWith(store, slow.handle, opts...)
+	fastWrapped := wrapWith(store, fast.handle, opts...)
 
 	done := make(chan error, 1)
 	go func() { _, err := slowWrapped(context.Background(), order{ID: "o-1"}); done <- err }()
@@ -223,7 +223,7 @@ func TestLeaseTakeoverAndLateCompletion(t *testing.T) {
 func TestRecordExpiry(t *testing.T) {
 	clk := newClock()
 	h := &handler{}
-	wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, idempotent.WithKeyPath("id"), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Hour))
+	wrapped := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Hour)), h.handle, idempotent.WithKeyPath("id"))
 	for _, step := range []struct {
 		name    string
 		advance time.Duration
@@ -249,11 +249,11 @@ func TestPayloadMismatch(t *testing.T) {
 	for _, cached := range []bool{false, true} {
 		t.Run(fmt.Sprintf("local cache %v", cached), func(t *testing.T) {
 			h := &handler{}
-			opts := []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")}
+			opts := []any{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")}
 			if cached {
 				opts = append(opts, idempotent.WithLocalCache(8))
 			}
-			wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, opts...)
+			wrapped := wrapWith(idempotent.NewMemoryStore(), h.handle, opts...)
 			if _, err := wrapped(context.Background(), order{ID: "o-1", Amount: 5}); err != nil {
 				t.Fatal(err)
 			}
@@ -274,7 +274,7 @@ func TestPayloadMismatch(t *testing.T) {
 func TestErrorReleasesKey(t *testing.T) {
 	store := newCounting(idempotent.NewMemoryStore())
 	h := &handler{err: errBoom}
-	wrapped := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"))
+	wrapped := idempotent.Wrap(idempotent.New(store), h.handle, idempotent.WithKeyPath("id"))
 	if _, err := wrapped(context.Background(), order{ID: "o-1"}); !errors.Is(err, errBoom) {
 		t.Fatalf("err = %v, want the handler's error", err)
 	}
@@ -297,7 +297,7 @@ func TestReleaseFailureIsJoined(t *testing.T) {
 		store.fail.Store(&storeDown)
 		return 0, errBoom
 	}
-	_, err := idempotent.Do(context.Background(), store, "step", "k", fn)
+	_, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
 	var se *idempotent.StoreError
 	if !errors.Is(err, errBoom) || !errors.As(err, &se) || se.Op != "release" || !errors.Is(err, storeDown) {
 		t.Fatalf("err = %v, want the handler's error joined with a release *StoreError", err)
@@ -313,13 +313,13 @@ func TestPanicReleasesAndRepanics(t *testing.T) {
 				t.Fatalf("recovered %v, want the handler's panic value", p)
 			}
 		}()
-		_, _ = idempotent.Do(context.Background(), store, "step", "k", fn)
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
 		t.Fatal("Do returned after a panic")
 	}()
 	if store.release.Load() != 1 {
 		t.Fatalf("release calls = %d, want 1", store.release.Load())
 	}
-	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 7, nil })
+	got, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { return 7, nil })
 	if err != nil || got != 7 {
 		t.Fatalf("retry after panic = %d, %v; want 7 (runs again)", got, err)
 	}
@@ -328,22 +328,22 @@ func TestPanicReleasesAndRepanics(t *testing.T) {
 func TestMissingKey(t *testing.T) {
 	tests := []struct {
 		name    string
-		opts    []idempotent.Option
+		opts    []any
 		event   order
 		wantErr error
 		runs    int64
 	}{
-		{"path yields empty string: unguarded", []idempotent.Option{idempotent.WithKeyPath("id")}, order{}, nil, 2},
-		{"path yields nothing: unguarded", []idempotent.Option{idempotent.WithKeyPath("missing")}, order{ID: "x"}, nil, 2},
-		{"required", []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
-		{"key func empty, required", []idempotent.Option{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
-		{"key func error", []idempotent.Option{idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom })}, order{ID: "x"}, idempotent.ErrNoKey, 0},
+		{"path yields empty string: unguarded", []any{idempotent.WithKeyPath("id")}, order{}, nil, 2},
+		{"path yields nothing: unguarded", []any{idempotent.WithKeyPath("missing")}, order{ID: "x"}, nil, 2},
+		{"required", []any{idempotent.WithKeyPath("id"), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
+		{"key func empty, required", []any{idempotent.WithKeyFunc(func(o order) (string, error) { return o.ID, nil }), idempotent.WithRequireKey()}, order{}, idempotent.ErrNoKey, 0},
+		{"key func error", []any{idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom })}, order{ID: "x"}, idempotent.ErrNoKey, 0},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			store := idempotent.NewMemoryStore()
 			h := &handler{}
-			wrapped := idempotent.Wrap(store, h.handle, tt.opts...)
+			wrapped := wrapWith(store, h.handle, tt.opts...)
 			for range 2 {
 				_, err := wrapped(context.Background(), tt.event)
 				if !errors.Is(err, tt.wantErr) {
@@ -368,20 +368,20 @@ func TestKeyMaterial(t *testing.T) {
 	h := func(_ context.Context, e ev) (string, error) { return e.Note, nil }
 	tests := []struct {
 		name       string
-		opts       []idempotent.Option
+		opts       []any
 		a, b       ev
 		sameRecord bool
 	}{
 		{"whole event differs", nil, ev{"1", "a"}, ev{"1", "b"}, false},
 		{"whole event equal", nil, ev{"1", "a"}, ev{"1", "a"}, true},
-		{"path equal", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{"1", "b"}, true},
-		{"string vs number", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{1, "b"}, false},
-		{"large integers keep precision", []idempotent.Option{idempotent.WithKeyPath("id")}, ev{int64(9007199254740993), "a"}, ev{int64(9007199254740992), "b"}, false},
-		{"multi-select", []idempotent.Option{idempotent.WithKeyPath("[id, note]")}, ev{"1", "a"}, ev{"1", "b"}, false},
+		{"path equal", []any{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{"1", "b"}, true},
+		{"string vs number", []any{idempotent.WithKeyPath("id")}, ev{"1", "a"}, ev{1, "b"}, false},
+		{"large integers keep precision", []any{idempotent.WithKeyPath("id")}, ev{int64(9007199254740993), "a"}, ev{int64(9007199254740992), "b"}, false},
+		{"multi-select", []any{idempotent.WithKeyPath("[id, note]")}, ev{"1", "a"}, ev{"1", "b"}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			wrapped := idempotent.Wrap(idempotent.NewMemoryStore(), h, tt.opts...)
+			wrapped := wrapWith(idempotent.NewMemoryStore(), h, tt.opts...)
 			first, err := wrapped(context.Background(), tt.a)
 			if err != nil {
 				t.Fatal(err)
@@ -412,7 +412,7 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 			if op == "acquire" {
 				store.fail.Store(&down)
 			}
-			_, err := idempotent.Wrap(store, fn, idempotent.WithKeyPath("id"))(context.Background(), order{ID: "o-1"})
+			_, err := idempotent.Wrap(idempotent.New(store), fn, idempotent.WithKeyPath("id"))(context.Background(), order{ID: "o-1"})
 			var se *idempotent.StoreError
 			if !errors.As(err, &se) || se.Op != op || !errors.Is(err, down) {
 				t.Fatalf("err = %v, want *StoreError{Op: %q}", err, op)
@@ -426,11 +426,11 @@ func TestStoreFailureFailsClosed(t *testing.T) {
 
 func TestCorruptStoredResult(t *testing.T) {
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "text", nil }); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (string, error) { return "text", nil }); err != nil {
 		t.Fatal(err)
 	}
 	ran := false
-	_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+	_, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
 	if !errors.Is(err, idempotent.ErrCorruptRecord) || ran {
 		t.Fatalf("err = %v, ran = %v; want ErrCorruptRecord without running", err, ran)
 	}
@@ -439,22 +439,21 @@ func TestCorruptStoredResult(t *testing.T) {
 func TestConfigErrors(t *testing.T) {
 	tests := []struct {
 		name string
-		opts []idempotent.Option
+		opts []any
 	}{
-		{"bad key path", []idempotent.Option{idempotent.WithKeyPath("a[")}},
-		{"empty key path", []idempotent.Option{idempotent.WithKeyPath("")}},
-		{"bad payload path", []idempotent.Option{idempotent.WithPayloadPath("{")}},
-		{"key func of another type", []idempotent.Option{idempotent.WithKeyFunc(func(string) (string, error) { return "", nil })}},
-		{"key path and key func", []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithKeyFunc(func(order) (string, error) { return "", nil })}},
-		{"short TTL", []idempotent.Option{idempotent.WithTTL(time.Millisecond)}},
-		{"zero lease", []idempotent.Option{idempotent.WithLease(0)}},
-		{"zero cache", []idempotent.Option{idempotent.WithLocalCache(0)}},
-		{"fingerprint on Wrap", []idempotent.Option{idempotent.WithFingerprint("x")}},
+		{"bad key path", []any{idempotent.WithKeyPath("a[")}},
+		{"empty key path", []any{idempotent.WithKeyPath("")}},
+		{"bad payload path", []any{idempotent.WithPayloadPath("{")}},
+		{"key func of another type", []any{idempotent.WithKeyFunc(func(string) (string, error) { return "", nil })}},
+		{"key path and key func", []any{idempotent.WithKeyPath("id"), idempotent.WithKeyFunc(func(order) (string, error) { return "", nil })}},
+		{"short TTL", []any{idempotent.WithTTL(time.Millisecond)}},
+		{"zero lease", []any{idempotent.WithLease(0)}},
+		{"zero cache", []any{idempotent.WithLocalCache(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &handler{}
-			_, err := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, tt.opts...)(context.Background(), order{ID: "o-1"})
+			_, err := wrapWith(idempotent.NewMemoryStore(), h.handle, tt.opts...)(context.Background(), order{ID: "o-1"})
 			var ce *idempotent.ConfigError
 			if !errors.As(err, &ce) {
 				t.Fatalf("err = %v, want *ConfigError", err)
@@ -464,15 +463,12 @@ func TestConfigErrors(t *testing.T) {
 			}
 		})
 	}
-	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "step", "k", func(context.Context) (int, error) { return 1, nil }, idempotent.WithKeyPath("id")); !errors.As(err, new(*idempotent.ConfigError)) {
-		t.Fatalf("Do with WithKeyPath: err = %v, want *ConfigError", err)
-	}
 }
 
 func TestDisabledByEnvironment(t *testing.T) {
 	t.Setenv(idempotent.DisabledEnv, "true")
 	h := &handler{}
-	wrapped := idempotent.Wrap(nil, h.handle, idempotent.WithKeyPath("id"))
+	wrapped := idempotent.Wrap(idempotent.New(nil), h.handle, idempotent.WithKeyPath("id"))
 	for range 2 {
 		if _, err := wrapped(context.Background(), order{ID: "o-1"}); err != nil {
 			t.Fatal(err)
@@ -480,7 +476,7 @@ func TestDisabledByEnvironment(t *testing.T) {
 	}
 	n := 0
 	for range 2 {
-		if _, err := idempotent.Do(context.Background(), nil, "step", "k", func(context.Context) (int, error) { n++; return n, nil }); err != nil {
+		if _, err := idempotent.Do(context.Background(), idempotent.New(nil), "step", "k", func(context.Context) (int, error) { n++; return n, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -489,11 +485,11 @@ func TestDisabledByEnvironment(t *testing.T) {
 	}
 }
 
-func TestKeyFromContextAndNamespace(t *testing.T) {
+func TestRecordIDFromContextAndNamespace(t *testing.T) {
 	t.Setenv(idempotent.FunctionNameEnv, "payments")
 	var keys []string
 	fn := func(ctx context.Context) (int, error) {
-		k, ok := idempotent.KeyFromContext(ctx)
+		k, ok := idempotent.RecordIDFromContext(ctx)
 		if !ok {
 			return 0, errors.New("no key in context")
 		}
@@ -501,10 +497,10 @@ func TestKeyFromContextAndNamespace(t *testing.T) {
 		return 1, nil
 	}
 	store := idempotent.NewMemoryStore()
-	if _, err := idempotent.Do(context.Background(), store, "step", "k", fn); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithName("refunds")); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithName("refunds")), "step", "k", fn); err != nil {
 		t.Fatal(err)
 	}
 	// sha256("step" + NUL + "k"): the step scopes the key
@@ -512,8 +508,8 @@ func TestKeyFromContextAndNamespace(t *testing.T) {
 	if len(keys) != 2 || keys[0] != "payments#"+h || keys[1] != "refunds#"+h {
 		t.Fatalf("record keys = %q, want payments#<sha256> and refunds#<sha256>", keys)
 	}
-	if _, ok := idempotent.KeyFromContext(context.Background()); ok {
-		t.Fatal("KeyFromContext outside a guarded run reported a key")
+	if _, ok := idempotent.RecordIDFromContext(context.Background()); ok {
+		t.Fatal("RecordIDFromContext outside a guarded run reported a key")
 	}
 }
 
@@ -550,7 +546,10 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 		return n, nil
 	}
 	first := make(chan int64, 1)
-	go func() { v, _ := idempotent.Do(context.Background(), store, "step", "k", fn); first <- v }()
+	go func() {
+		v, _ := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
+		first <- v
+	}()
 	<-started
 	type answer struct {
 		v   int64
@@ -558,7 +557,7 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 	}
 	waiter := make(chan answer, 1)
 	go func() {
-		v, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithWait(time.Minute))
+		v, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithWait(time.Minute)), "step", "k", fn)
 		waiter <- answer{v, err}
 	}()
 	// The first run finishes only once the duplicate is polling, so the
@@ -583,22 +582,22 @@ func TestWaitGivesUp(t *testing.T) {
 	hold := make(chan struct{})
 	started := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
 	}()
 	<-started
 	defer close(hold)
-	_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(60*time.Millisecond))
+	_, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithWait(60*time.Millisecond)), "step", "k", func(context.Context) (int, error) { return 2, nil })
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("err = %v, want ErrInProgress after the wait budget", err)
 	}
 	if store.gets.Load() == 0 {
 		t.Fatal("the duplicate gave up without polling")
 	}
-	// A context that ends during the wait ends it (an already-done context
-	// fails before any store call: TestCancelledContextFailsBeforeStore).
-	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	// A context that ends during the wait (here, as soon as the acquire
+	// has found the key held) ends the wait.
+	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	_, err = idempotent.Do(ctx, store, "step", "k", func(context.Context) (int, error) { return 2, nil }, idempotent.WithWait(time.Hour))
+	_, err = idempotent.Do(ctx, idempotent.New(&cancelAfterAcquire{Store: store, cancel: cancel}, idempotent.WithWait(time.Hour)), "step", "k", func(context.Context) (int, error) { return 2, nil })
 	if !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("cancelled wait: err = %v, want ErrInProgress", err)
 	}
@@ -609,12 +608,12 @@ func TestWaitThenRunAfterRelease(t *testing.T) {
 	started := make(chan struct{})
 	fail := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
 	}()
 	<-started
 	res := make(chan int, 1)
 	go func() {
-		v, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { return 42, nil }, idempotent.WithWait(time.Minute))
+		v, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithWait(time.Minute)), "step", "k", func(context.Context) (int, error) { return 42, nil })
 		if err != nil {
 			v = -1
 		}
@@ -645,7 +644,7 @@ func TestConcurrentContainersOneKey(t *testing.T) {
 	var wg sync.WaitGroup
 	startLine := make(chan struct{})
 	for i := range n {
-		wrapped := idempotent.Wrap(store, h, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(4), idempotent.WithWait(time.Minute))
+		wrapped := idempotent.Wrap(idempotent.New(store, idempotent.WithLocalCache(4), idempotent.WithWait(time.Minute)), h, idempotent.WithKeyPath("id"))
 		wg.Go(func() {
 			<-startLine
 			results[i], errs[i] = wrapped(context.Background(), order{ID: "o-1"})
@@ -668,8 +667,8 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 	want := []byte{0, 1, 2, 0xff, '"'}
 	fn := func(ctx context.Context) ([]byte, error) { return want, nil }
 	var key string
-	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(ctx context.Context) ([]byte, error) {
-		key, _ = idempotent.KeyFromContext(ctx)
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(ctx context.Context) ([]byte, error) {
+		key, _ = idempotent.RecordIDFromContext(ctx)
 		return fn(ctx)
 	}); err != nil {
 		t.Fatal(err)
@@ -678,39 +677,47 @@ func TestRawResultsAreStoredAsIs(t *testing.T) {
 	if err != nil || rec == nil || string(rec.Data) != string(want) {
 		t.Fatalf("stored data = %v, %v; want the raw bytes %v", rec, err, want)
 	}
-	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithLocalCache(2))
+	got, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithLocalCache(2)), "step", "k", fn)
 	if err != nil || string(got) != string(want) {
 		t.Fatalf("replay = %v, %v", got, err)
 	}
 	got[0] = 'X' // the caller owns its copy
-	again, _ := idempotent.Do(context.Background(), store, "step", "k", fn)
+	again, _ := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
 	if again[0] != 0 {
 		t.Fatal("a replayed slice aliases the stored record")
 	}
 }
 
-func TestCheckOptions(t *testing.T) {
-	if err := idempotent.CheckOptions(idempotent.WithTTL(time.Hour), idempotent.WithLocalCache(4)); err != nil {
+func TestNewReportsOptionErrors(t *testing.T) {
+	if err := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithTTL(time.Hour), idempotent.WithLocalCache(4)).Err(); err != nil {
 		t.Fatalf("valid options: %v", err)
 	}
-	err := idempotent.CheckOptions(idempotent.WithTTL(0), idempotent.WithName(""))
+	g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithTTL(0), idempotent.WithName(""))
 	var ce *idempotent.ConfigError
-	if !errors.As(err, &ce) || ce.Option != "WithTTL" {
-		t.Fatalf("err = %v, want a *ConfigError for WithTTL first", err)
+	if !errors.As(g.Err(), &ce) || ce.Option != "WithTTL" {
+		t.Fatalf("err = %v, want a *ConfigError for WithTTL first", g.Err())
+	}
+	ran := false
+	_, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+	if !errors.As(err, &ce) || ran {
+		t.Fatalf("Do through a misconfigured guard: ran %v, err %v; want a *ConfigError without running", ran, err)
+	}
+	var nilGuard *idempotent.Guard
+	if _, err := idempotent.Do(context.Background(), nilGuard, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil }); !errors.As(err, &ce) || ran {
+		t.Fatalf("Do through a nil guard: ran %v, err %v; want a *ConfigError without running", ran, err)
 	}
 }
 
 // A caller that reuses its result buffer after the run must not change what
 // the local cache replays (found in review).
 func TestCachedRawResultIsACopy(t *testing.T) {
-	store := idempotent.NewMemoryStore()
-	cache := idempotent.WithLocalCache(4)
+	g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLocalCache(4))
 	buf := []byte("paid-100")
-	if _, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) ([]byte, error) { return buf, nil }, cache); err != nil {
+	if _, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) ([]byte, error) { return buf, nil }); err != nil {
 		t.Fatal(err)
 	}
 	copy(buf, "XXXX")
-	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) ([]byte, error) { return nil, errBoom }, cache)
+	got, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) ([]byte, error) { return nil, errBoom })
 	if err != nil || string(got) != "paid-100" {
 		t.Fatalf("cached replay = %q, %v; want the stored %q", got, err, "paid-100")
 	}
@@ -750,7 +757,7 @@ func TestVanishedRecordRetriesAcquireAtMostTwice(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := &vanishing{Store: idempotent.NewMemoryStore(), n: tt.vanish}
 			runs := 0
-			_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (int, error) { runs++; return 1, nil })
+			_, err := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { runs++; return 1, nil })
 			var se *idempotent.StoreError
 			if errors.As(err, &se) != tt.storeErr || (!tt.storeErr && err != nil) {
 				t.Fatalf("err = %v, want a *StoreError: %v", err, tt.storeErr)

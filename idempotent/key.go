@@ -9,12 +9,9 @@ import (
 
 // eventKeyFunc builds the function that turns an event into key material
 // and payload fingerprint material for Wrap, checking the options against In.
-func eventKeyFunc[In any](c *config) (func(In) (key, fp string, err error), error) {
+func eventKeyFunc[In any](c *wrapConfig) (func(In) (key, fp string, err error), error) {
 	if c.err != nil {
 		return nil, c.err
-	}
-	if c.fingerprint != nil {
-		return nil, &ConfigError{Option: "WithFingerprint", Err: errors.New("applies to Do; Wrap uses WithPayloadPath")}
 	}
 	var userKey func(In) (string, error)
 	if c.keyFunc != nil {

@@ -36,7 +36,12 @@ type KeyPath struct {
 // reported). An expression that does not compile, names an unknown function
 // or calls one with the wrong number of arguments is a *ConfigError.
 func CompileKeyPath(expr string, opts ...Option) (*KeyPath, error) {
-	c := newConfig(opts)
+	c := &config{}
+	for _, o := range opts {
+		if o != nil {
+			o(c)
+		}
+	}
 	p, err := compileKeyPath(expr, c.functions)
 	if err != nil {
 		c.fail("CompileKeyPath", err)

@@ -44,7 +44,7 @@ func TestMultiSelectOfMissingFieldsIsNoKey(t *testing.T) {
 				t.Run("required: ErrNoKey", func(t *testing.T) {
 					store := idempotent.NewMemoryStore()
 					h := &runCounter[json.RawMessage]{}
-					w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath(path), idempotent.WithRequireKey())
+					w := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), h.handle, idempotent.WithKeyPath(path))
 					for _, ev := range evs {
 						if _, err := w(context.Background(), json.RawMessage(ev)); !errors.Is(err, idempotent.ErrNoKey) {
 							t.Fatalf("event %s: err = %v, want ErrNoKey", ev, err)
@@ -57,7 +57,7 @@ func TestMultiSelectOfMissingFieldsIsNoKey(t *testing.T) {
 				t.Run("not required: unguarded runs", func(t *testing.T) {
 					store := idempotent.NewMemoryStore()
 					h := &runCounter[json.RawMessage]{}
-					w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath(path))
+					w := idempotent.Wrap(idempotent.New(store), h.handle, idempotent.WithKeyPath(path))
 					for j, ev := range evs {
 						n, err := w(context.Background(), json.RawMessage(ev))
 						if err != nil || n != j+1 {
@@ -74,7 +74,7 @@ func TestMultiSelectOfMissingFieldsIsNoKey(t *testing.T) {
 	// One member present is a key: the same event replays.
 	h := &runCounter[json.RawMessage]{}
 	store := idempotent.NewMemoryStore()
-	w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("[customer, requestId]"), idempotent.WithRequireKey())
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), h.handle, idempotent.WithKeyPath("[customer, requestId]"))
 	for range 2 {
 		if n, err := w(context.Background(), json.RawMessage(`{"customer":"c"}`)); err != nil || n != 1 {
 			t.Fatalf("got run %d, %v; want a replay of run 1", n, err)
@@ -108,7 +108,7 @@ func same[In any](t *testing.T, one []In, other In) {
 	t.Helper()
 	store := idempotent.NewMemoryStore()
 	h := &runCounter[In]{}
-	w := idempotent.Wrap(store, h.handle, idempotent.WithRequireKey())
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), h.handle)
 	for _, ev := range one {
 		if n, err := w(context.Background(), ev); err != nil || n != 1 {
 			t.Fatalf("event %v: got run %d, %v; want a replay of run 1", ev, n, err)
@@ -169,7 +169,7 @@ func TestPowertoolsFunctions(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := idempotent.NewMemoryStore()
 			h := &runCounter[json.RawMessage]{}
-			w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath(tt.path), idempotent.WithRequireKey())
+			w := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), h.handle, idempotent.WithKeyPath(tt.path))
 			for i, ev := range []string{tt.a, tt.b, tt.other} {
 				want := map[int]int{0: 1, 1: 1, 2: 2}[i]
 				if n, err := w(context.Background(), json.RawMessage(ev)); err != nil || n != want {
@@ -184,7 +184,7 @@ func TestPowertoolsFunctions(t *testing.T) {
 		})
 	}
 	t.Run("payload path", func(t *testing.T) {
-		w := idempotent.Wrap(idempotent.NewMemoryStore(), (&runCounter[json.RawMessage]{}).handle,
+		w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore()), (&runCounter[json.RawMessage]{}).handle,
 			idempotent.WithKeyPath("powertools_json(body).orderId"), idempotent.WithPayloadPath("powertools_json(body).amount"))
 		if _, err := w(context.Background(), json.RawMessage(`{"body":"{\"orderId\":\"o\",\"amount\":1}"}`)); err != nil {
 			t.Fatal(err)
@@ -203,26 +203,26 @@ func TestKeyPathConfigErrors(t *testing.T) {
 	fn := func(args []any) (any, error) { return args[0], nil }
 	tests := []struct {
 		name string
-		opts []idempotent.Option
+		opts []any
 	}{
-		{"unknown function", []idempotent.Option{idempotent.WithKeyPath("nope(id)")}},
-		{"unknown function in a multi-select", []idempotent.Option{idempotent.WithKeyPath("[id, powertools_jsn(body).x]")}},
-		{"unknown function in payload path", []idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("{a: amount, b: nope(@)}")}},
-		{"unknown function behind an expref", []idempotent.Option{idempotent.WithKeyPath("max_by(items, &nope(@))")}},
-		{"too many arguments", []idempotent.Option{idempotent.WithKeyPath("length(id, amount)")}},
-		{"too few arguments", []idempotent.Option{idempotent.WithKeyPath("powertools_json()")}},
-		{"does not compile", []idempotent.Option{idempotent.WithKeyPath("powertools_json(body).[")}},
-		{"a rune the lexer panicked on", []idempotent.Option{idempotent.WithKeyPath("A\u0080")}},
-		{"custom function, bad name", []idempotent.Option{idempotent.WithJMESPathFunction("a-b", fn)}},
-		{"custom function, replaces a built-in", []idempotent.Option{idempotent.WithJMESPathFunction("length", fn)}},
-		{"custom function, replaces a Powertools one", []idempotent.Option{idempotent.WithJMESPathFunction("powertools_json", fn)}},
-		{"custom function, twice", []idempotent.Option{idempotent.WithJMESPathFunction("f", fn), idempotent.WithJMESPathFunction("f", fn)}},
-		{"custom function, nil", []idempotent.Option{idempotent.WithJMESPathFunction("f", nil)}},
+		{"unknown function", []any{idempotent.WithKeyPath("nope(id)")}},
+		{"unknown function in a multi-select", []any{idempotent.WithKeyPath("[id, powertools_jsn(body).x]")}},
+		{"unknown function in payload path", []any{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("{a: amount, b: nope(@)}")}},
+		{"unknown function behind an expref", []any{idempotent.WithKeyPath("max_by(items, &nope(@))")}},
+		{"too many arguments", []any{idempotent.WithKeyPath("length(id, amount)")}},
+		{"too few arguments", []any{idempotent.WithKeyPath("powertools_json()")}},
+		{"does not compile", []any{idempotent.WithKeyPath("powertools_json(body).[")}},
+		{"a rune the lexer panicked on", []any{idempotent.WithKeyPath("A\u0080")}},
+		{"custom function, bad name", []any{idempotent.WithJMESPathFunction("a-b", fn)}},
+		{"custom function, replaces a built-in", []any{idempotent.WithJMESPathFunction("length", fn)}},
+		{"custom function, replaces a Powertools one", []any{idempotent.WithJMESPathFunction("powertools_json", fn)}},
+		{"custom function, twice", []any{idempotent.WithJMESPathFunction("f", fn), idempotent.WithJMESPathFunction("f", fn)}},
+		{"custom function, nil", []any{idempotent.WithJMESPathFunction("f", nil)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := &handler{}
-			w := idempotent.Wrap(idempotent.NewMemoryStore(), h.handle, tt.opts...)
+			w := wrapWith(idempotent.NewMemoryStore(), h.handle, tt.opts...)
 			for range 2 {
 				_, err := w(context.Background(), order{ID: "o-1", Amount: 1})
 				var ce *idempotent.ConfigError
@@ -249,7 +249,7 @@ func TestCustomFunction(t *testing.T) {
 	}
 	store := idempotent.NewMemoryStore()
 	h := &runCounter[json.RawMessage]{}
-	w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("[tenant(path), orderId]"), idempotent.WithJMESPathFunction("tenant", tenant))
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithJMESPathFunction("tenant", tenant)), h.handle, idempotent.WithKeyPath("[tenant(path), orderId]"))
 	for i, ev := range []string{`{"path":"ACME/x","orderId":"o"}`, `{"path":"acme/y","orderId":"o"}`, `{"path":"other/x","orderId":"o"}`} {
 		want := []int{1, 1, 2}[i]
 		if n, err := w(context.Background(), json.RawMessage(ev)); err != nil || n != want {
@@ -311,7 +311,7 @@ func TestCompileKeyPath(t *testing.T) {
 func TestWholeEventWithoutDataIsNoKey(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	h := &runCounter[json.RawMessage]{}
-	w := idempotent.Wrap(store, h.handle, idempotent.WithRequireKey())
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithRequireKey()), h.handle)
 	for _, ev := range []string{`null`, `""`, `{}`, `[]`, `{"a":null,"b":""}`, `[[],{"c":{}}]`} {
 		if _, err := w(context.Background(), json.RawMessage(ev)); !errors.Is(err, idempotent.ErrNoKey) {
 			t.Errorf("event %s: err = %v, want ErrNoKey", ev, err)

@@ -46,14 +46,14 @@ func TestAcquireAnswerLost(t *testing.T) {
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"acquire": true}}
 	runs := 0
 	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", fn)
 	if err != nil {
 		t.Fatalf("Do = %v, want the run's result", err)
 	}
 	if got != "paid" || runs != 1 {
 		t.Fatalf("Do = %q after %d runs, want %q after 1", got, runs, "paid")
 	}
-	again, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
+	again, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", fn)
 	if err != nil || again != "paid" || runs != 1 {
 		t.Fatalf("replay = %q, %v after %d runs, want %q after 1", again, err, runs, "paid")
 	}
@@ -69,7 +69,7 @@ func TestCompleteAnswerLost(t *testing.T) {
 	store := &retriedStore{Store: idempotent.NewMemoryStore(), lose: map[string]bool{"complete": true}}
 	runs := 0
 	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-	got, err := idempotent.Do(context.Background(), store, "step", "k", fn, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", fn)
 	if err != nil {
 		t.Fatalf("Do = %v, want the run's result", err)
 	}
@@ -87,16 +87,16 @@ func TestLateCompletionStillLosesLease(t *testing.T) {
 	started, release := make(chan struct{}), make(chan struct{})
 	errc := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now), idempotent.WithLease(time.Second)), "step", "k", func(context.Context) (string, error) {
 			close(started)
 			<-release
 			return "late", nil
-		}, idempotent.WithClock(clk.Now), idempotent.WithLease(time.Second))
+		})
 		errc <- err
 	}()
 	<-started
 	clk.Advance(2 * time.Second)
-	got, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "winner", nil }, idempotent.WithClock(clk.Now))
+	got, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", func(context.Context) (string, error) { return "winner", nil })
 	if err != nil || got != "winner" {
 		t.Fatalf("takeover = %q, %v, want winner", got, err)
 	}
@@ -104,7 +104,7 @@ func TestLateCompletionStillLosesLease(t *testing.T) {
 	if err := <-errc; !errors.Is(err, idempotent.ErrLeaseLost) {
 		t.Fatalf("late run = %v, want ErrLeaseLost", err)
 	}
-	again, err := idempotent.Do(context.Background(), store, "step", "k", func(context.Context) (string, error) { return "third", nil }, idempotent.WithClock(clk.Now))
+	again, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithClock(clk.Now)), "step", "k", func(context.Context) (string, error) { return "third", nil })
 	if err != nil || again != "winner" {
 		t.Fatalf("replay = %q, %v, want winner", again, err)
 	}

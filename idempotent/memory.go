@@ -39,7 +39,7 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 	if m.records == nil {
 		m.records = make(map[string]Record)
 	}
-	old, ok := m.records[rec.Key]
+	old, ok := m.records[rec.ID]
 	if ok && !old.Free(now) {
 		if rec.Owner != "" && old.Owner == rec.Owner && old.Status == StatusInProgress {
 			return nil, true, nil // a repeated Acquire by the lease's owner
@@ -47,7 +47,7 @@ func (m *MemoryStore) Acquire(_ context.Context, rec Record, now time.Time) (*Re
 		cp := clone(old)
 		return &cp, false, nil
 	}
-	m.records[rec.Key] = clone(rec)
+	m.records[rec.ID] = clone(rec)
 	var replaced *Record
 	if ok && old.Status == StatusInProgress {
 		r := old // a lease takeover; in-progress records hold no data
@@ -80,12 +80,12 @@ func (m *MemoryStore) Get(_ context.Context, key string) (*Record, error) {
 func (m *MemoryStore) Complete(_ context.Context, rec Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, ok := m.records[rec.Key]
+	old, ok := m.records[rec.ID]
 	if ok && old.Status == StatusCompleted && rec.Owner != "" && old.Owner == rec.Owner {
 		return nil // a repeated Complete by the record's owner
 	}
 	if !ok || old.Status != StatusInProgress || old.Owner != rec.Owner {
-		return &LeaseLostError{Key: rec.Key}
+		return &LeaseLostError{Key: rec.ID}
 	}
 	old.Status = StatusCompleted
 	old.Data = bytes.Clone(rec.Data)
@@ -94,7 +94,7 @@ func (m *MemoryStore) Complete(_ context.Context, rec Record) error {
 	}
 	old.Expiration = rec.Expiration
 	old.LeaseExpiration = time.Time{}
-	m.records[rec.Key] = old
+	m.records[rec.ID] = old
 	return nil
 }
 
@@ -202,10 +202,10 @@ func memInfo(r Record) RecordInfo {
 func (m *MemoryStore) Delete(_ context.Context, rec Record) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	old, ok := m.records[rec.Key]
+	old, ok := m.records[rec.ID]
 	if !ok || !SameRecord(&old, &rec) {
-		return &RecordChangedError{Key: rec.Key}
+		return &RecordChangedError{Key: rec.ID}
 	}
-	delete(m.records, rec.Key)
+	delete(m.records, rec.ID)
 	return nil
 }

@@ -20,7 +20,7 @@ func TestMemoryStoreSweepsExpiredRecords(t *testing.T) {
 	s := idempotent.NewMemoryStore()
 	ctx := context.Background()
 	for i := range 1500 {
-		rec := idempotent.Record{Key: fmt.Sprint("k", i), Status: idempotent.StatusInProgress, Owner: "o",
+		rec := idempotent.Record{ID: fmt.Sprint("k", i), Status: idempotent.StatusInProgress, Owner: "o",
 			Expiration: clk.Now().Add(time.Second), LeaseExpiration: clk.Now().Add(time.Second)}
 		if _, ok, err := s.Acquire(ctx, rec, clk.Now()); !ok || err != nil {
 			t.Fatalf("acquire %d: %v %v", i, ok, err)

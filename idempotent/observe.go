@@ -12,7 +12,7 @@ import (
 type Outcome uint8
 
 // The outcomes. The zero value is OutcomeUnknown, which the core never
-// reports: an Event with it was not filled by the core.
+// reports: a Report with it was not filled by the core.
 const (
 	OutcomeUnknown Outcome = iota
 	// OutcomeCompleted: the function ran and its result was stored.
@@ -49,7 +49,7 @@ const (
 	// OutcomeLeaseLost: the function ran, but its lease ended and another run
 	// took the key over before it completed; its result was not stored.
 	OutcomeLeaseLost
-	// OutcomeStoreError: a store operation (Event.Op) failed. With "acquire"
+	// OutcomeStoreError: a store operation (Report.Op) failed. With "acquire"
 	// or "get" the function did not run; with "complete" it ran and its
 	// result was not stored; with "release" it failed and its key stays held
 	// until the lease ends.
@@ -91,8 +91,8 @@ func (o Outcome) Replay() bool {
 	return o == OutcomeReplayed || o == OutcomeCacheReplayed || o == OutcomeWaitReplayed
 }
 
-// Event is the report of one guarded call (one Wrap invocation, one Do).
-type Event struct {
+// Report is the report of one guarded call (one Wrap invocation, one Do).
+type Report struct {
 	// Name is the key namespace (WithName, else the function name).
 	Name string
 	// Record is the record id, "<name>#<sha256 hex>"; empty when the call
@@ -152,9 +152,9 @@ func (p Phase) String() string {
 	return fmt.Sprintf("phase(%d)", p)
 }
 
-// HTTPEvent is the report of one request an HTTP adapter (apigw, idemhttp)
-// answered, after the core's Event for its guarded call, if any.
-type HTTPEvent struct {
+// HTTPReport is the report of one request an HTTP adapter (apigw, idemhttp)
+// answered, after the core's Report of its guarded call, if any.
+type HTTPReport struct {
 	// Method is the request method.
 	Method string
 	// Status is the status code of the response, 0 when the handler returned
@@ -164,7 +164,7 @@ type HTTPEvent struct {
 
 // StatusClass is "2xx", "3xx", "4xx" or "5xx" (a Go error counts as "5xx",
 // which is what Lambda's front answers).
-func (e HTTPEvent) StatusClass() string {
+func (e HTTPReport) StatusClass() string {
 	switch {
 	case e.Status >= 200 && e.Status < 300:
 		return "2xx"
@@ -176,9 +176,9 @@ func (e HTTPEvent) StatusClass() string {
 	return "5xx"
 }
 
-// BatchEvent is the report of one batch the batch wrapper (sqsbatch)
+// BatchReport is the report of one batch the batch wrapper (sqsbatch)
 // processed.
-type BatchEvent struct {
+type BatchReport struct {
 	// Source is the event source: "sqs", "kinesis" or "dynamodb".
 	Source string
 	// Records is the number of records in the batch, Failures those reported
@@ -196,21 +196,24 @@ type BatchEvent struct {
 // Without an observer the core does no extra work: no clock reads, no
 // allocation.
 type Observer struct {
-	// Call receives the Event of every guarded call, once, when it ends (for
+	// Call receives the Report of every guarded call, once, when it ends (for
 	// a panic, before the panic goes on). ctx is the call's context, inside
 	// PhaseCall.
-	Call func(ctx context.Context, e Event)
+	Call func(ctx context.Context, e Report)
 	// Phase, when set, is called as each phase of a guarded call starts. It
 	// returns the context the phase runs with (a span's, say) and a function
 	// the core calls when the phase ends, with the phase's error.
 	Phase func(ctx context.Context, p Phase, record string) (context.Context, func(error))
 	// HTTP receives a report per request from the HTTP adapters.
-	HTTP func(ctx context.Context, e HTTPEvent)
+	HTTP func(ctx context.Context, e HTTPReport)
 	// Batch receives a report per batch from the batch wrapper.
-	Batch func(ctx context.Context, e BatchEvent)
+	Batch func(ctx context.Context, e BatchReport)
 }
 
 // WithObserver installs o. Several WithObserver options add up.
+//
+// Observers are merged once, by New; a Guard's Observer method returns
+// the merged one for adapters.
 //
 // An observer cannot change what the guard does: a panic in any of its
 // functions is recovered and logged (slog's default logger), and a Phase that
@@ -230,19 +233,19 @@ func WithObserver(o Observer) Option {
 func guarded(o Observer) Observer {
 	g := Observer{}
 	if f := o.Call; f != nil {
-		g.Call = func(ctx context.Context, e Event) {
+		g.Call = func(ctx context.Context, e Report) {
 			defer recoverObserver("Call")
 			f(ctx, e)
 		}
 	}
 	if f := o.HTTP; f != nil {
-		g.HTTP = func(ctx context.Context, e HTTPEvent) {
+		g.HTTP = func(ctx context.Context, e HTTPReport) {
 			defer recoverObserver("HTTP")
 			f(ctx, e)
 		}
 	}
 	if f := o.Batch; f != nil {
-		g.Batch = func(ctx context.Context, e BatchEvent) {
+		g.Batch = func(ctx context.Context, e BatchReport) {
 			defer recoverObserver("Batch")
 			f(ctx, e)
 		}
@@ -274,20 +277,6 @@ func recoverObserver(fn string) {
 	}
 }
 
-// ObserverOf returns one Observer that forwards to every observer opts
-// install (the zero Observer when none): for adapters, which report their
-// own events (HTTPEvent, BatchEvent) to the observers passed in their core
-// options. Call it once, when the adapter is built.
-func ObserverOf(opts ...Option) Observer {
-	c := &config{}
-	for _, o := range opts {
-		if o != nil {
-			o(c)
-		}
-	}
-	return c.observers.merged()
-}
-
 // observers is the installed observers; nil when none.
 type observers []Observer
 
@@ -301,7 +290,7 @@ func (os observers) merged() Observer {
 	var m Observer
 	for _, o := range os {
 		if o.Call != nil {
-			m.Call = func(ctx context.Context, e Event) {
+			m.Call = func(ctx context.Context, e Report) {
 				for _, o := range os {
 					if o.Call != nil {
 						o.Call(ctx, e)
@@ -313,7 +302,7 @@ func (os observers) merged() Observer {
 			m.Phase = os.phase
 		}
 		if o.HTTP != nil {
-			m.HTTP = func(ctx context.Context, e HTTPEvent) {
+			m.HTTP = func(ctx context.Context, e HTTPReport) {
 				for _, o := range os {
 					if o.HTTP != nil {
 						o.HTTP(ctx, e)
@@ -322,7 +311,7 @@ func (os observers) merged() Observer {
 			}
 		}
 		if o.Batch != nil {
-			m.Batch = func(ctx context.Context, e BatchEvent) {
+			m.Batch = func(ctx context.Context, e BatchReport) {
 				for _, o := range os {
 					if o.Batch != nil {
 						o.Batch(ctx, e)
@@ -361,8 +350,9 @@ func (os observers) phase(ctx context.Context, p Phase, record string) (context.
 type tracker struct {
 	c       *config
 	on      bool // an observer is installed
-	ev      Event
+	ev      Report
 	endCall func(error)
+	hook    any // the call's replay hook
 }
 
 func noEnd(error) {}
@@ -454,7 +444,7 @@ func endNoKey(ctx context.Context, c *config, err error) {
 
 // level is the log level of an outcome: the events an operator acts on are
 // warnings or errors; the everyday ones are debug.
-func (e *Event) level() slog.Level {
+func (e *Report) level() slog.Level {
 	switch e.Outcome {
 	case OutcomePanicked, OutcomeStoreError, OutcomeCorruptRecord:
 		return slog.LevelError
@@ -505,7 +495,7 @@ const (
 
 // logEvent writes one log record for the call, at the outcome's level. The
 // record id is logged, never the raw key.
-func (c *config) logEvent(ctx context.Context, e *Event) {
+func (c *config) logEvent(ctx context.Context, e *Report) {
 	lvl := e.level()
 	if !c.logger.Enabled(ctx, lvl) {
 		return
@@ -568,32 +558,58 @@ type Replay struct {
 // type. A hook of another type fails the call with a *ConfigError before
 // anything runs; one returning a value of the wrong dynamic type fails the
 // replay with a *ConfigError.
-func WithReplayHook[T any](f func(ctx context.Context, r Replay, v T) T) Option {
-	return func(c *config) {
-		if f == nil {
-			c.fail("WithReplayHook", errors.New("nil hook"))
-			return
-		}
-		c.replayHook = f
+//
+// A hook is checked against the result type when Wrap is built, and on every
+// Do call (a type switch, no allocation).
+func WithReplayHook[T any](f func(ctx context.Context, r Replay, v T) T) SharedOption {
+	if f == nil {
+		return hookOption{err: &ConfigError{Option: "WithReplayHook", Err: errors.New("nil hook")}}
+	}
+	return hookOption{hook: f}
+}
+
+// SharedOption is an option that applies to both Wrap and Do: WithReplayHook.
+type SharedOption interface {
+	WrapOption
+	CallOption
+}
+
+// hookOption is WithReplayHook's SharedOption.
+type hookOption struct {
+	hook any
+	err  error
+}
+
+func (o hookOption) applyWrap(w *wrapConfig) {
+	w.replayHook = o.hook
+	if o.err != nil {
+		w.err = errors.Join(w.err, o.err)
+	}
+}
+
+func (o hookOption) applyCall(c *callConfig) {
+	c.replayHook = o.hook
+	if o.err != nil {
+		c.err = errors.Join(c.err, o.err)
 	}
 }
 
 // checkReplayHook fails when the replay hook cannot take results of type T.
-func checkReplayHook[T any](c *config) error {
-	switch c.replayHook.(type) {
+func checkReplayHook[T any](hook any) error {
+	switch hook.(type) {
 	case nil, func(context.Context, Replay, T) T, func(context.Context, Replay, any) any:
 		return nil
 	}
-	return &ConfigError{Option: "WithReplayHook", Err: fmt.Errorf("hook %T does not take results of type %T", c.replayHook, *new(T))}
+	return &ConfigError{Option: "WithReplayHook", Err: fmt.Errorf("hook %T does not take results of type %T", hook, *new(T))}
 }
 
 // replayed passes a replayed result through the replay hook, if any.
-func replayed[T any](ctx context.Context, c *config, id string, o Outcome, v T) (T, error) {
-	if c.replayHook == nil {
+func replayed[T any](ctx context.Context, c *config, hook any, id string, o Outcome, v T) (T, error) {
+	if hook == nil {
 		return v, nil
 	}
 	r := Replay{Name: c.name, Record: id, Outcome: o}
-	switch f := c.replayHook.(type) {
+	switch f := hook.(type) {
 	case func(context.Context, Replay, T) T:
 		return f(ctx, r, v), nil
 	case func(context.Context, Replay, any) any:

@@ -10,7 +10,7 @@ import (
 func ExampleWithObserver() {
 	counts := map[idempotent.Outcome]int{}
 	obs := idempotent.WithObserver(idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) {
+		Call: func(_ context.Context, e idempotent.Report) {
 			counts[e.Outcome]++
 			if e.Takeover {
 				fmt.Println("lease takeover on", e.Record)
@@ -19,7 +19,7 @@ func ExampleWithObserver() {
 	})
 	store := idempotent.NewMemoryStore()
 	charge := func(_ context.Context, orderID string) (string, error) { return "ch_" + orderID, nil }
-	h := idempotent.Wrap(store, charge, obs)
+	h := idempotent.Wrap(idempotent.New(store, obs), charge)
 	for _, id := range []string{"o-1", "o-1", "o-2"} {
 		_, _ = h(context.Background(), id)
 	}
@@ -33,7 +33,7 @@ func ExampleWithObserver() {
 func ExampleWithReplayHook() {
 	store := idempotent.NewMemoryStore()
 	charge := func(_ context.Context, orderID string) (string, error) { return "ch_" + orderID, nil }
-	h := idempotent.Wrap(store, charge, idempotent.WithReplayHook(func(_ context.Context, r idempotent.Replay, v string) string {
+	h := idempotent.Wrap(idempotent.New(store), charge, idempotent.WithReplayHook(func(_ context.Context, r idempotent.Replay, v string) string {
 		return v + " (" + r.Outcome.String() + ")"
 	}))
 	first, _ := h(context.Background(), "o-1")

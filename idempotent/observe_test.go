@@ -19,13 +19,13 @@ import (
 // recorder is an Observer that keeps every report.
 type recorder struct {
 	mu     sync.Mutex
-	events []idempotent.Event
+	events []idempotent.Report
 	phases []string // "start acquire", "end acquire", …
 }
 
 func (r *recorder) observer() idempotent.Observer {
 	return idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) {
+		Call: func(_ context.Context, e idempotent.Report) {
 			r.mu.Lock()
 			defer r.mu.Unlock()
 			r.events = append(r.events, e)
@@ -50,7 +50,7 @@ func (r *recorder) observer() idempotent.Observer {
 type phaseKey struct{}
 
 // only returns the one event reported, failing unless there is exactly one.
-func (r *recorder) only(t *testing.T) idempotent.Event {
+func (r *recorder) only(t *testing.T) idempotent.Report {
 	t.Helper()
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -119,6 +119,7 @@ type rig struct {
 	store *scriptStore
 	rec   *recorder
 	opts  []idempotent.Option
+	g     *idempotent.Guard // over store with opts
 }
 
 const (
@@ -136,15 +137,25 @@ func newRig(opts ...idempotent.Option) *rig {
 		idempotent.WithObserver(r.rec.observer()),
 		idempotent.WithLogger(slog.New(slog.DiscardHandler)),
 	}, opts...)
+	r.g = idempotent.New(r.store, r.opts...)
 	return r
 }
 
 // do runs fn under key (advancing the clock by runCost when fn runs).
-func (r *rig) do(ctx context.Context, key string, fn func(context.Context) (int, error), opts ...idempotent.Option) (int, error) {
-	return idempotent.Do(ctx, r.store, "s", key, func(ctx context.Context) (int, error) {
+func (r *rig) do(ctx context.Context, key string, fn func(context.Context) (int, error), opts ...idempotent.CallOption) (int, error) {
+	return idempotent.Do(ctx, r.g, "s", key, func(ctx context.Context) (int, error) {
 		r.clk.Advance(runCost)
 		return fn(ctx)
-	}, append(append([]idempotent.Option{}, r.opts...), opts...)...)
+	}, opts...)
+}
+
+// with is r with more guard options (a guard of its own, over the same
+// store, clock and recorder).
+func (r *rig) with(opts ...idempotent.Option) *rig {
+	c := *r
+	c.opts = append(append([]idempotent.Option{}, r.opts...), opts...)
+	c.g = idempotent.New(c.store, c.opts...)
+	return &c
 }
 
 func ok42(context.Context) (int, error) { return 42, nil }
@@ -160,7 +171,7 @@ func TestObserverOutcomes(t *testing.T) {
 			t.Fatal(err)
 		}
 		e := r.rec.only(t)
-		want := idempotent.Event{
+		want := idempotent.Report{
 			Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCompleted, Attempts: 1,
 			LeaseEnd:  newClock().Now().Add(time.Minute),
 			StoreTime: 2 * storeCost, HandlerTime: runCost,
@@ -170,7 +181,7 @@ func TestObserverOutcomes(t *testing.T) {
 		if _, err := r.do(ctx, key, ok42); err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, r.rec.only(t), idempotent.Event{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: storeCost})
+		assertEvent(t, r.rec.only(t), idempotent.Report{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: storeCost})
 	})
 
 	t.Run("failed and released", func(t *testing.T) {
@@ -226,7 +237,7 @@ func TestObserverOutcomes(t *testing.T) {
 		if _, err := r.do(ctx, key, ok42); err != nil {
 			t.Fatal(err)
 		}
-		assertEvent(t, r.rec.only(t), idempotent.Event{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCacheReplayed})
+		assertEvent(t, r.rec.only(t), idempotent.Report{Name: "pay", Record: wantRecord, Outcome: idempotent.OutcomeCacheReplayed})
 	})
 
 	t.Run("in progress, failed fast", func(t *testing.T) {
@@ -248,7 +259,7 @@ func TestObserverOutcomes(t *testing.T) {
 		// The holder completes as soon as the waiter polls.
 		r.store.fail = nil
 		poller := &completeOnGet{scriptStore: r.store, holder: holder}
-		_, err := idempotent.Do(ctx, poller, "s", key, ok42, append(r.opts, idempotent.WithWait(time.Minute))...)
+		_, err := idempotent.Do(ctx, idempotent.New(poller, append(r.opts, idempotent.WithWait(time.Minute))...), "s", key, ok42)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -261,11 +272,14 @@ func TestObserverOutcomes(t *testing.T) {
 	t.Run("in progress, waited and timed out", func(t *testing.T) {
 		r := newRig()
 		holder := holdKey(t, r, key)
-		// The wait ends when the context does (an already-done context
-		// fails before the store is asked, so it ends during the wait).
-		cctx, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+		cctx, cancel := context.WithCancel(ctx)
 		defer cancel()
-		_, err := r.do(cctx, key, ok42, idempotent.WithWait(time.Hour))
+		// The context ends once the acquire has found the key held, so the
+		// wait ends at once. (A context already done fails before the
+		// store is called.)
+		w := r.with(idempotent.WithWait(time.Minute))
+		w.g = idempotent.New(&cancelAfterAcquire{Store: r.store, cancel: cancel}, w.opts...)
+		_, err := w.do(cctx, key, ok42)
 		if !errors.Is(err, idempotent.ErrInProgress) {
 			t.Fatalf("err = %v", err)
 		}
@@ -372,7 +386,7 @@ func TestObserverOutcomes(t *testing.T) {
 
 	t.Run("corrupt record", func(t *testing.T) {
 		r := newRig()
-		if _, _, err := r.mem.Acquire(ctx, idempotent.Record{Key: wantRecord, Status: idempotent.StatusCompleted, Expiration: r.clk.Now().Add(time.Hour), Data: []byte("{not json")}, r.clk.Now()); err != nil {
+		if _, _, err := r.mem.Acquire(ctx, idempotent.Record{ID: wantRecord, Status: idempotent.StatusCompleted, Expiration: r.clk.Now().Add(time.Hour), Data: []byte("{not json")}, r.clk.Now()); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := r.do(ctx, key, ok42); !errors.Is(err, idempotent.ErrCorruptRecord) {
@@ -409,7 +423,7 @@ func TestObserverOutcomes(t *testing.T) {
 		r := newRig()
 		holdKey(t, r, key)
 		r.store.fail["get"] = errors.New("throttled")
-		_, err := r.do(ctx, key, ok42, idempotent.WithWait(time.Minute))
+		_, err := r.with(idempotent.WithWait(time.Minute)).do(ctx, key, ok42)
 		if se, ok := errors.AsType[*idempotent.StoreError](err); !ok || se.Op != "get" {
 			t.Fatalf("err = %v", err)
 		}
@@ -421,8 +435,8 @@ func TestObserverOutcomes(t *testing.T) {
 
 func TestObserverWrapKeyError(t *testing.T) {
 	rec := &recorder{}
-	w := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, order) (int, error) { return 1, nil },
-		idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom }), idempotent.WithObserver(rec.observer()))
+	w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithObserver(rec.observer())), func(context.Context, order) (int, error) { return 1, nil },
+		idempotent.WithKeyFunc(func(order) (string, error) { return "", errBoom }))
 	if _, err := w(context.Background(), order{ID: "o"}); err == nil {
 		t.Fatal("no error")
 	}
@@ -454,28 +468,28 @@ func TestObserversAddUp(t *testing.T) {
 	a, b := &recorder{}, &recorder{}
 	store := idempotent.NewMemoryStore()
 	opts := []idempotent.Option{idempotent.WithObserver(a.observer()), idempotent.WithObserver(idempotent.Observer{}), idempotent.WithObserver(b.observer())}
-	if _, err := idempotent.Do(context.Background(), store, "s", "k", ok42, opts...); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", ok42); err != nil {
 		t.Fatal(err)
 	}
 	if a.only(t).Outcome != idempotent.OutcomeCompleted || b.only(t).Outcome != idempotent.OutcomeCompleted {
 		t.Fatal("each observer must see the call")
 	}
-	// ObserverOf merges them for adapters.
+	// Guard.Observer merges them for adapters.
 	var got []int
-	m := idempotent.ObserverOf(append(opts, idempotent.WithObserver(idempotent.Observer{
-		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, e.Records) },
+	m := idempotent.New(store, append(opts, idempotent.WithObserver(idempotent.Observer{
+		Batch: func(_ context.Context, e idempotent.BatchReport) { got = append(got, e.Records) },
 	}), idempotent.WithObserver(idempotent.Observer{
-		Batch: func(_ context.Context, e idempotent.BatchEvent) { got = append(got, -e.Records) },
-	}))...)
-	m.Batch(context.Background(), idempotent.BatchEvent{Records: 3})
+		Batch: func(_ context.Context, e idempotent.BatchReport) { got = append(got, -e.Records) },
+	}))...).Observer()
+	m.Batch(context.Background(), idempotent.BatchReport{Records: 3})
 	if len(got) != 2 || got[0] != 3 || got[1] != -3 {
 		t.Fatalf("batch reports = %v", got)
 	}
 	if m.HTTP != nil {
 		t.Fatal("no observer watches HTTP: the merged HTTP func must be nil")
 	}
-	if o := idempotent.ObserverOf(); o.Call != nil || o.Phase != nil || o.HTTP != nil || o.Batch != nil {
-		t.Fatal("ObserverOf() must be the zero Observer")
+	if o := idempotent.New(store).Observer(); o.Call != nil || o.Phase != nil || o.HTTP != nil || o.Batch != nil {
+		t.Fatal("a guard without observers must give the zero Observer")
 	}
 }
 
@@ -489,7 +503,7 @@ func TestReplayHook(t *testing.T) {
 	})
 	h := &handler{}
 	store := idempotent.NewMemoryStore()
-	w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithName("fn"), idempotent.WithLocalCache(4), hook)
+	w := idempotent.Wrap(idempotent.New(store, idempotent.WithName("fn"), idempotent.WithLocalCache(4)), h.handle, idempotent.WithKeyPath("id"), hook)
 	first, err := w(ctx, order{ID: "o-1"})
 	if err != nil || first.OrderID != "o-1" {
 		t.Fatalf("first = %+v, %v: a new run is no replay", first, err)
@@ -498,7 +512,7 @@ func TestReplayHook(t *testing.T) {
 	if err != nil || again.OrderID != "o-1+replayed" || again.Run != 1 {
 		t.Fatalf("replay = %+v, %v", again, err)
 	}
-	fresh := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), idempotent.WithName("fn"), hook)
+	fresh := idempotent.Wrap(idempotent.New(store, idempotent.WithName("fn")), h.handle, idempotent.WithKeyPath("id"), hook)
 	again, err = fresh(ctx, order{ID: "o-1"}) // from the store
 	if err != nil || again.OrderID != "o-1+replayed" {
 		t.Fatalf("replay = %+v, %v", again, err)
@@ -516,7 +530,7 @@ func TestReplayHook(t *testing.T) {
 		n := 0
 		anyHook := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v any) any { n++; return v })
 		for range 2 {
-			if v, err := idempotent.Do(ctx, store, "s", "k", ok42, anyHook); err != nil || v != 42 {
+			if v, err := idempotent.Do(ctx, idempotent.New(store), "s", "k", ok42, anyHook); err != nil || v != 42 {
 				t.Fatalf("Do = %v, %v", v, err)
 			}
 		}
@@ -528,11 +542,11 @@ func TestReplayHook(t *testing.T) {
 	t.Run("wrong type", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, v string) string { return v })
 		ran := false
-		_, err := idempotent.Do(ctx, store, "s", "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
+		_, err := idempotent.Do(ctx, idempotent.New(store), "s", "k2", func(context.Context) (int, error) { ran = true; return 1, nil }, bad)
 		if _, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ran {
 			t.Fatalf("Do with a string hook for an int result: err = %v, ran = %v; want a *ConfigError and no run", err, ran)
 		}
-		w := idempotent.Wrap(store, h.handle, idempotent.WithKeyPath("id"), bad)
+		w := idempotent.Wrap(idempotent.New(store), h.handle, idempotent.WithKeyPath("id"), bad)
 		if _, err := w(ctx, order{ID: "o-9"}); !errors.As(err, new(*idempotent.ConfigError)) {
 			t.Fatalf("Wrap with a string hook: err = %v", err)
 		}
@@ -540,7 +554,7 @@ func TestReplayHook(t *testing.T) {
 
 	t.Run("any hook returning another type fails closed", func(t *testing.T) {
 		bad := idempotent.WithReplayHook(func(_ context.Context, _ idempotent.Replay, _ any) any { return "nope" })
-		if _, err := idempotent.Do(ctx, store, "s", "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
+		if _, err := idempotent.Do(ctx, idempotent.New(store), "s", "k", ok42, bad); !errors.As(err, new(*idempotent.ConfigError)) {
 			t.Fatalf("err = %v", err)
 		}
 	})
@@ -624,7 +638,7 @@ func holdKey(t *testing.T, r *rig, key string) idempotent.Record {
 	t.Helper()
 	now := r.clk.Now()
 	rec := idempotent.Record{
-		Key: "pay#" + sha256Hex("s\x00"+key), Status: idempotent.StatusInProgress,
+		ID: "pay#" + sha256Hex("s\x00"+key), Status: idempotent.StatusInProgress,
 		Expiration:      time.Unix(now.Add(time.Hour).Unix(), 0),
 		LeaseExpiration: time.UnixMilli(now.Add(30 * time.Second).UnixMilli()),
 		Owner:           "someone-else",
@@ -650,7 +664,7 @@ func (s *completeOnGet) Get(ctx context.Context, key string) (*idempotent.Record
 	return s.scriptStore.Get(ctx, key)
 }
 
-func assertEvent(t *testing.T, got, want idempotent.Event) {
+func assertEvent(t *testing.T, got, want idempotent.Report) {
 	t.Helper()
 	if !got.LeaseEnd.Equal(want.LeaseEnd) {
 		t.Errorf("LeaseEnd = %v, want %v", got.LeaseEnd, want.LeaseEnd)
@@ -679,4 +693,15 @@ func TestObserverUnguardedPanic(t *testing.T) {
 	if e := r.rec.only(t); e.Outcome != idempotent.OutcomePanicked || e.Record != "" || e.HandlerTime != runCost {
 		t.Fatalf("event = %+v", e)
 	}
+}
+
+// cancelAfterAcquire cancels a context once Acquire has answered.
+type cancelAfterAcquire struct {
+	idempotent.Store
+	cancel context.CancelFunc
+}
+
+func (s *cancelAfterAcquire) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
+	defer s.cancel()
+	return s.Store.Acquire(ctx, rec, now)
 }

@@ -18,7 +18,7 @@ func TestObserverCannotBreakTheGuard(t *testing.T) {
 		name string
 		obs  idempotent.Observer
 	}{
-		{name: "Call panics", obs: idempotent.Observer{Call: func(context.Context, idempotent.Event) { panic("call") }}},
+		{name: "Call panics", obs: idempotent.Observer{Call: func(context.Context, idempotent.Report) { panic("call") }}},
 		{name: "Phase panics at start", obs: idempotent.Observer{Phase: func(context.Context, idempotent.Phase, string) (context.Context, func(error)) {
 			panic("start")
 		}}},
@@ -39,7 +39,7 @@ func TestObserverCannotBreakTheGuard(t *testing.T) {
 			runs := 0
 			fn := func(context.Context) (string, error) { runs++; return "paid", nil }
 			for i := range 2 {
-				out, err := idempotent.Do(context.Background(), store, "charge", "k", fn, idempotent.WithObserver(tt.obs))
+				out, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithObserver(tt.obs)), "charge", "k", fn)
 				if err != nil || out != "paid" {
 					t.Fatalf("call %d: %q, %v; want the result", i+1, out, err)
 				}
@@ -59,7 +59,7 @@ func TestPastDeadlineDoesNotRun(t *testing.T) {
 	ctx, cancel := context.WithDeadline(context.Background(), time.Now().Add(-time.Second))
 	defer cancel()
 	ran := false
-	_, err := idempotent.Do(ctx, idempotent.NewMemoryStore(), "charge", "k", func(context.Context) (string, error) {
+	_, err := idempotent.Do(ctx, idempotent.New(idempotent.NewMemoryStore()), "charge", "k", func(context.Context) (string, error) {
 		ran = true
 		return "paid", nil
 	})

@@ -27,94 +27,101 @@ const (
 
 // Disabled reports whether the environment turns idempotency off: DisabledEnv
 // set to a true value ("true", "1"). Wrap, Do and every adapter read the
-// switch here, and only here, when they are built (Do: when it is called).
+// switch here, and only here, through New, which reads it once.
 func Disabled() bool {
-	v, err := strconv.ParseBool(os.Getenv(DisabledEnv))
-	return err == nil && v
+	v, _ := disabledEnv()
+	return v
 }
 
-// Option configures Wrap and Do.
+// disabledEnv reads DisabledEnv: whether it turns idempotency off, and
+// whether its value is one a boolean parses from (unset counts as valid).
+func disabledEnv() (disabled, valid bool) {
+	s := os.Getenv(DisabledEnv)
+	if s == "" {
+		return false, true
+	}
+	v, err := strconv.ParseBool(s)
+	return err == nil && v, err == nil
+}
+
+// Option configures a Guard (New): the settings every call through the
+// guard shares. Options that apply to one Wrap or one Do call are WrapOption
+// and CallOption; passing one where it does not apply does not compile.
 type Option func(*config)
 
+// config is a Guard's settings, fixed by New.
 type config struct {
-	keyExpr     *string // WithKeyPath, compiled into keyPath by newConfig
-	keyPath     *KeyPath
-	keyFunc     any
-	payloadExpr *string // WithPayloadPath, compiled into payloadPath by newConfig
-	payloadPath *KeyPath
-	functions   []jmespath.FunctionEntry // WithJMESPathFunction
-	fingerprint *string
-	ttl         time.Duration
-	lease       time.Duration
-	name        string
-	cache       *localCache
-	wait        time.Duration
-	requireKey  bool
-	readFirst   bool // WithReadFirst; readfirst.go
-	clock       func() time.Time
-	logger      *slog.Logger
-	disabled    bool
-	observers   observers // observe.go
-	replayHook  any       // func(context.Context, Replay, T) T; observe.go
-	err         error
-}
-
-func newConfig(opts []Option) *config {
-	c := &config{
-		ttl:    DefaultTTL,
-		name:   os.Getenv(FunctionNameEnv),
-		clock:  time.Now,
-		logger: slog.Default(),
-	}
-	c.disabled = Disabled()
-	for _, o := range opts {
-		if o != nil {
-			o(c)
-		}
-	}
-	if c.name == "" {
-		c.name = "idempotent"
-	}
-	if v := os.Getenv(DisabledEnv); v != "" {
-		if _, err := strconv.ParseBool(v); err != nil {
-			c.logger.Warn("idempotency stays on: "+DisabledEnv+" is not a boolean (use true or 1 to disable)", slog.String("env", DisabledEnv), slog.String("value", v))
-		}
-	}
-	// Paths are compiled once every option is known, so custom functions
-	// may be registered before or after the paths that call them.
-	c.keyPath = compilePath(c, "WithKeyPath", c.keyExpr)
-	c.payloadPath = compilePath(c, "WithPayloadPath", c.payloadExpr)
-	return c
-}
-
-// CheckOptions reports the configuration mistakes in opts, as Do would see
-// them, as a *ConfigError (joined when there are several), or nil. Adapters
-// that call Do per record or per request use it to reject bad options when
-// they are built rather than on every call.
-func CheckOptions(opts ...Option) error {
-	return newDoConfig(opts).err
-}
-
-// newDoConfig is newConfig plus the checks of options that apply to Wrap only.
-func newDoConfig(opts []Option) *config {
-	c := newConfig(opts)
-	if c.keyExpr != nil || c.keyFunc != nil || c.payloadExpr != nil {
-		c.fail("Do", errors.New("WithKeyPath, WithKeyFunc and WithPayloadPath apply to Wrap; Do takes the key and WithFingerprint"))
-	}
-	return c
+	functions  []jmespath.FunctionEntry // WithJMESPathFunction
+	ttl        time.Duration
+	lease      time.Duration
+	name       string
+	cacheSize  int   // WithLocalCache, built into cache by New
+	cacheBytes int64 // WithLocalCacheLimits
+	cache      *localCache
+	wait       time.Duration
+	requireKey bool
+	readFirst  bool // WithReadFirst; readfirst.go
+	clock      func() time.Time
+	logger     *slog.Logger
+	disabled   bool
+	observers  observers // observe.go
+	observer   Observer  // observers merged, for the adapters (Guard.Observer)
+	err        error
 }
 
 func (c *config) fail(option string, err error) {
 	c.err = errors.Join(c.err, &ConfigError{Option: option, Err: err})
 }
 
-func compilePath(c *config, option string, expr *string) *KeyPath {
+// WrapOption configures one Wrap: how the key and the payload fingerprint
+// are read from the event, and the replay hook.
+type WrapOption interface {
+	applyWrap(*wrapConfig)
+}
+
+// CallOption configures one Do call: the payload fingerprint and the replay
+// hook.
+type CallOption interface {
+	applyCall(*callConfig)
+}
+
+type wrapConfig struct {
+	keyExpr     *string // WithKeyPath, compiled into keyPath by Wrap
+	keyPath     *KeyPath
+	keyFunc     any
+	payloadExpr *string // WithPayloadPath, compiled into payloadPath by Wrap
+	payloadPath *KeyPath
+	replayHook  any // func(context.Context, Replay, T) T; observe.go
+	err         error
+}
+
+func (w *wrapConfig) fail(option string, err error) {
+	w.err = errors.Join(w.err, &ConfigError{Option: option, Err: err})
+}
+
+type callConfig struct {
+	fingerprint *string
+	replayHook  any
+	err         error
+}
+
+// wrapOption is a WrapOption made of a function.
+type wrapOption func(*wrapConfig)
+
+func (o wrapOption) applyWrap(w *wrapConfig) { o(w) }
+
+// fingerprintOption is WithFingerprint's CallOption.
+type fingerprintOption struct{ material string }
+
+func (o *fingerprintOption) applyCall(c *callConfig) { c.fingerprint = &o.material }
+
+func compilePath(w *wrapConfig, functions []jmespath.FunctionEntry, option string, expr *string) *KeyPath {
 	if expr == nil {
 		return nil
 	}
-	p, err := compileKeyPath(*expr, c.functions)
+	p, err := compileKeyPath(*expr, functions)
 	if err != nil {
-		c.fail(option, err)
+		w.fail(option, err)
 		return nil
 	}
 	return p
@@ -123,44 +130,44 @@ func compilePath(c *config, option string, expr *string) *KeyPath {
 // WithKeyPath takes the idempotency key from the JSON form of the event with
 // a JMESPath expression, e.g. "body.orderId", "[customer, requestId]" or
 // Powertools' "powertools_json(body).[user, orderId]" (see CompileKeyPath
-// for the functions). Without it (and without WithKeyFunc) the whole event is
-// the key. A path that yields nothing — null, "", [] or {}, or a list or
-// object whose members are all missing — means the event has no key. An
-// expression that does not compile or calls an unknown function is a
-// *ConfigError on every call. Wrap only.
-func WithKeyPath(expr string) Option {
-	return func(c *config) { c.keyExpr = &expr }
+// for the functions; the guard's WithJMESPathFunction functions are known
+// too). Without it (and without WithKeyFunc) the whole event is the key. A
+// path that yields nothing — null, "", [] or {}, or a list or object whose
+// members are all missing — means the event has no key. An expression that
+// does not compile or calls an unknown function is a *ConfigError on every
+// call.
+func WithKeyPath(expr string) WrapOption {
+	return wrapOption(func(w *wrapConfig) { w.keyExpr = &expr })
 }
 
 // WithKeyFunc computes the idempotency key from the event with a Go function.
 // In must be the event type of the handler given to Wrap; a mismatch is
 // reported when Wrap is built (as a *ConfigError returned by every call). An
 // empty key means the event has no key; an error fails the call with an error
-// wrapping ErrNoKey, and the handler does not run. Wrap only.
-func WithKeyFunc[In any](f func(In) (string, error)) Option {
-	return func(c *config) {
+// wrapping ErrNoKey, and the handler does not run.
+func WithKeyFunc[In any](f func(In) (string, error)) WrapOption {
+	return wrapOption(func(w *wrapConfig) {
 		if f == nil {
-			c.fail("WithKeyFunc", errors.New("nil key function"))
+			w.fail("WithKeyFunc", errors.New("nil key function"))
 			return
 		}
-		c.keyFunc = f
-	}
+		w.keyFunc = f
+	})
 }
 
 // WithPayloadPath turns on payload validation: the part of the event selected
 // by the JMESPath expression ("@" for the whole event) is fingerprinted and
 // stored, and a later call with the same key but another fingerprint fails
-// with ErrPayloadMismatch instead of replaying. Wrap only; Do uses
-// WithFingerprint.
-func WithPayloadPath(expr string) Option {
-	return func(c *config) { c.payloadExpr = &expr }
+// with ErrPayloadMismatch instead of replaying. Do uses WithFingerprint.
+func WithPayloadPath(expr string) WrapOption {
+	return wrapOption(func(w *wrapConfig) { w.payloadExpr = &expr })
 }
 
 // WithFingerprint turns on payload validation for Do: material is hashed and
 // compared with the fingerprint stored for the key; a difference fails with
 // ErrPayloadMismatch.
-func WithFingerprint(material string) Option {
-	return func(c *config) { c.fingerprint = &material }
+func WithFingerprint(material string) CallOption {
+	return &fingerprintOption{material: material}
 }
 
 // WithTTL sets how long a completed result is kept and replayed (default 1 h).
@@ -211,9 +218,8 @@ func WithName(name string) Option {
 // result larger than that is not cached (WithLocalCacheLimits sets both
 // bounds). It keeps each result's stored bytes only; every hit decodes
 // them, so callers never share memory. In-progress records are never cached.
-// The cache is created when WithLocalCache is called: handlers built from
-// the same Option value share it, and Do calls should reuse one Option value
-// to benefit from it.
+// The cache is built by New and belongs to the guard: every Wrap, Do and
+// adapter call through the guard shares it.
 func WithLocalCache(size int) Option {
 	return withLocalCache("WithLocalCache", size, DefaultLocalCacheBytes)
 }
@@ -226,17 +232,14 @@ func WithLocalCacheLimits(entries int, maxBytes int64) Option {
 }
 
 func withLocalCache(option string, entries int, maxBytes int64) Option {
-	cache, err := newLocalCache(max(entries, 1), maxBytes)
 	return func(c *config) {
 		switch {
 		case entries <= 0:
 			c.fail(option, fmt.Errorf("size %d is not positive", entries))
 		case maxBytes <= 0:
 			c.fail(option, fmt.Errorf("byte bound %d is not positive", maxBytes))
-		case err != nil:
-			c.fail(option, err)
 		default:
-			c.cache = cache
+			c.cacheSize, c.cacheBytes = entries, maxBytes
 		}
 	}
 }

@@ -19,7 +19,7 @@ import (
 // pairwiseCase is a key configuration and what a handler reads from an
 // event under it: the values that the key (and fingerprint) stand for.
 type pairwiseCase struct {
-	opts    []idempotent.Option
+	opts    []idempotent.WrapOption
 	visible func(doc any) (any, bool)
 }
 
@@ -40,9 +40,9 @@ func stringMember(doc any, name string) (string, bool) {
 
 var pairwiseCases = []pairwiseCase{
 	// A plain member.
-	{[]idempotent.Option{idempotent.WithKeyPath("id")}, func(doc any) (any, bool) { return member(doc, "id") }},
+	{[]idempotent.WrapOption{idempotent.WithKeyPath("id")}, func(doc any) (any, bool) { return member(doc, "id") }},
 	// powertools_json: the member of the JSON document inside a string.
-	{[]idempotent.Option{idempotent.WithKeyPath("powertools_json(body).id")}, func(doc any) (any, bool) {
+	{[]idempotent.WrapOption{idempotent.WithKeyPath("powertools_json(body).id")}, func(doc any) (any, bool) {
 		s, ok := stringMember(doc, "body")
 		if !ok {
 			return nil, false
@@ -54,7 +54,7 @@ var pairwiseCases = []pairwiseCase{
 		return member(inner, "id")
 	}},
 	// powertools_base64: the decoded bytes.
-	{[]idempotent.Option{idempotent.WithKeyPath("powertools_base64(data)")}, func(doc any) (any, bool) {
+	{[]idempotent.WrapOption{idempotent.WithKeyPath("powertools_base64(data)")}, func(doc any) (any, bool) {
 		s, ok := stringMember(doc, "data")
 		if !ok {
 			return nil, false
@@ -63,7 +63,7 @@ var pairwiseCases = []pairwiseCase{
 		return string(b), err == nil
 	}},
 	// powertools_base64_gzip: the decompressed bytes.
-	{[]idempotent.Option{idempotent.WithKeyPath("powertools_base64_gzip(data)")}, func(doc any) (any, bool) {
+	{[]idempotent.WrapOption{idempotent.WithKeyPath("powertools_base64_gzip(data)")}, func(doc any) (any, bool) {
 		s, ok := stringMember(doc, "data")
 		if !ok {
 			return nil, false
@@ -82,7 +82,7 @@ var pairwiseCases = []pairwiseCase{
 	// The whole event.
 	{nil, func(doc any) (any, bool) { return doc, true }},
 	// A key and a payload fingerprint: a replay means both are equal.
-	{[]idempotent.Option{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("p")}, func(doc any) (any, bool) {
+	{[]idempotent.WrapOption{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("p")}, func(doc any) (any, bool) {
 		id, ok := member(doc, "id")
 		p, _ := member(doc, "p") // absent: the fingerprint of nothing
 		return []any{id, p}, ok
@@ -154,10 +154,11 @@ func FuzzEqualKeyEqualValue(f *testing.F) {
 	f.Fuzz(func(t *testing.T, a, b []byte, c uint8) {
 		tc := pairwiseCases[int(c)%len(pairwiseCases)]
 		runs := 0
-		h := idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, json.RawMessage) (int, error) {
+		g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithRequireKey(), idempotent.WithLogger(slog.New(slog.DiscardHandler)))
+		h := idempotent.Wrap(g, func(context.Context, json.RawMessage) (int, error) {
 			runs++
 			return runs, nil
-		}, append([]idempotent.Option{idempotent.WithRequireKey(), idempotent.WithLogger(slog.New(slog.DiscardHandler))}, tc.opts...)...)
+		}, tc.opts...)
 		ctx := context.Background()
 		if _, err := h(ctx, json.RawMessage(a)); err != nil || runs != 1 {
 			return // no key, or a key error: nothing to compare

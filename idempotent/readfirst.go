@@ -1,9 +1,6 @@
 package idempotent
 
-import (
-	"context"
-	"strings"
-)
+import "context"
 
 // ReplayReader is an optional interface of a Store: a cheap read of one
 // record, for the read-first path (WithReadFirst). Peek returns the record
@@ -62,60 +59,46 @@ func PrefetchedContext(ctx context.Context, recs map[string]*Record) context.Con
 	return context.WithValue(ctx, readFirstKey{}, readAhead(recs))
 }
 
-// DoRecordID is the record id that Do(ctx, store, step, key, fn, opts...)
-// uses: "<name>#<sha256 hex of the step and key>", with the name opts
-// (WithName) or the environment give. Batch wrappers use it to read records
-// ahead. An empty key has no record id ("").
-func DoRecordID(step, key string, opts ...Option) string {
-	if step == "" || strings.IndexByte(step, 0) >= 0 {
-		return ""
-	}
-	return StepRecordID(newConfig(opts).name, step, key)
-}
-
-// readFirst is the read-first phase of execute: when this call reads first
-// and the store can peek, it reads the record and replays it if it is
-// completed and unexpired (done == true; the call has ended). Anything else
-// — no record, in progress, expired, a failed or undecodable read — goes on
-// to the conditional write, which decides with a consistent view.
+// readFirst is phase 2b, read first: when this call reads first and the
+// store can peek, it reads the record and replays it if it is completed and
+// unexpired (done; the call has ended). Anything else — no record, in
+// progress, expired, a failed or undecodable read — goes on to the
+// conditional write, which decides with a consistent view.
 //
 // A hint from ReadFirstContext or PrefetchedContext is for this call only:
-// readFirst removes it from *ctxp, so guarded calls inside the call's
-// function (their own steps, other records) do not inherit it.
-func readFirst[T any](ctxp *context.Context, c *config, store Store, t *tracker, id, fp string) (out T, done bool, err error) {
-	ctx := *ctxp
-	ahead, hinted := ctx.Value(readFirstKey{}).(readAhead)
+// readFirst removes it from the call's context, so guarded calls inside the
+// call's function (their own steps, other records) do not inherit it.
+func readFirst[T any](k *call) (decision[T], bool) {
+	ahead, hinted := k.ctx.Value(readFirstKey{}).(readAhead)
 	if hinted {
-		ctx = context.WithValue(ctx, readFirstKey{}, nil)
-		*ctxp = ctx
+		k.ctx = context.WithValue(k.ctx, readFirstKey{}, nil)
 	}
+	c := k.c
 	if !c.readFirst && !hinted {
-		return out, false, nil
+		return decision[T]{}, false
 	}
-	rec, known := ahead[id]
+	rec, known := ahead[k.id]
 	if !known {
-		r, ok := store.(ReplayReader)
+		r, ok := k.store.(ReplayReader)
 		if !ok {
-			return out, false, nil
+			return decision[T]{}, false
 		}
-		s := t.now()
-		rec, err = r.Peek(ctx, id)
-		t.storeSince(s)
+		s := k.t.now()
+		var err error
+		rec, err = r.Peek(k.ctx, k.id)
+		k.t.storeSince(s)
 		if err != nil {
-			c.logger.DebugContext(ctx, "read-first failed; going on to the conditional write", "record", id, "error", err)
-			return out, false, nil
+			c.logger.DebugContext(k.ctx, "read-first failed; going on to the conditional write", "record", k.id, "error", err)
+			return decision[T]{}, false
 		}
 	}
-	if rec == nil || rec.Status != StatusCompleted || rec.Key != id || rec.Expired(c.clock()) {
-		return out, false, nil
+	if rec == nil || rec.Status != StatusCompleted || rec.ID != k.id || rec.Expired(c.clock()) {
+		return decision[T]{}, false
 	}
-	if mismatch(fp, rec.Fingerprint) {
-		err := &PayloadMismatchError{Key: id}
-		t.end(ctx, OutcomePayloadMismatch, err)
-		return out, true, err
+	if mismatch(k.fp, rec.Fingerprint) {
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
 	}
 	c.remember(rec)
-	out, err = decode[T](id, rec.Data)
-	out, err = endReplay(ctx, t, OutcomeReplayed, out, err)
-	return out, true, err
+	out, err := decode[T](k.id, rec.Data)
+	return decision[T]{outcome: OutcomeReplayed, out: out, err: err, replay: true}, true
 }

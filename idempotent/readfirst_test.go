@@ -34,13 +34,14 @@ func (s *peekingStore) Peek(ctx context.Context, key string) (*idempotent.Record
 
 func TestReadFirst(t *testing.T) {
 	clk := newClock()
-	run := func(ctx context.Context, s idempotent.Store, key string, ran *int, opts ...idempotent.Option) (string, error) {
+	run := func(ctx context.Context, s idempotent.Store, key string, ran *int, call []idempotent.CallOption, opts ...idempotent.Option) (string, error) {
 		opts = append([]idempotent.Option{idempotent.WithClock(clk.Now), idempotent.WithName("fn")}, opts...)
-		return idempotent.Do(ctx, s, "step", key, func(context.Context) (string, error) {
+		return idempotent.Do(ctx, idempotent.New(s, opts...), "step", key, func(context.Context) (string, error) {
 			*ran++
 			return "result-" + key, nil
-		}, opts...)
+		}, call...)
 	}
+	recordID := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("fn")).RecordID("step", "k")
 	rf := idempotent.WithReadFirst()
 	completeK := func(t *testing.T, s *peekingStore) { completeKey(t, s, clk) }
 	tests := []struct {
@@ -49,6 +50,7 @@ func TestReadFirst(t *testing.T) {
 		prepare func(t *testing.T, s *peekingStore)
 		ctx     func(ctx context.Context) context.Context
 		opts    []idempotent.Option
+		call    []idempotent.CallOption
 		wantRan int
 		wantErr error
 		// wantPeek, wantAcquire: store calls of the measured call.
@@ -64,7 +66,7 @@ func TestReadFirst(t *testing.T) {
 		}, opts: []idempotent.Option{rf, idempotent.WithTTL(time.Hour)}, wantRan: 1, wantPeek: 1, wantAcquire: 1},
 		{name: "in-progress record goes to the write", prepare: func(t *testing.T, s *peekingStore) {
 			_, _, err := s.mem.Acquire(context.Background(), idempotent.Record{
-				Key: idempotent.DoRecordID("step", "k", idempotent.WithName("fn")), Status: idempotent.StatusInProgress,
+				ID: recordID, Status: idempotent.StatusInProgress,
 				Expiration: clk.Now().Add(time.Hour), LeaseExpiration: clk.Now().Add(time.Minute), Owner: "other",
 			}, clk.Now())
 			if err != nil {
@@ -73,7 +75,7 @@ func TestReadFirst(t *testing.T) {
 		}, opts: []idempotent.Option{rf}, wantErr: idempotent.ErrInProgress, wantPeek: 1, wantAcquire: 1},
 		{name: "fingerprint mismatch fails from the read", prepare: func(t *testing.T, s *peekingStore) {
 			completeKey(t, s, clk, idempotent.WithFingerprint("a"))
-		}, opts: []idempotent.Option{rf, idempotent.WithFingerprint("b")}, wantErr: idempotent.ErrPayloadMismatch, wantPeek: 1},
+		}, opts: []idempotent.Option{rf}, call: []idempotent.CallOption{idempotent.WithFingerprint("b")}, wantErr: idempotent.ErrPayloadMismatch, wantPeek: 1},
 		{name: "failed read falls through to the write", prepare: func(t *testing.T, s *peekingStore) {
 			completeK(t, s)
 			s.peekFails = true
@@ -82,7 +84,7 @@ func TestReadFirst(t *testing.T) {
 			return idempotent.PrefetchedContext(ctx, prefetched)
 		}},
 		{name: "prefetched absence goes straight to the write", prepare: func(*testing.T, *peekingStore) {}, ctx: func(ctx context.Context) context.Context {
-			return idempotent.PrefetchedContext(ctx, map[string]*idempotent.Record{idempotent.DoRecordID("step", "k", idempotent.WithName("fn")): nil})
+			return idempotent.PrefetchedContext(ctx, map[string]*idempotent.Record{recordID: nil})
 		}, wantRan: 1, wantAcquire: 1},
 	}
 	for _, tt := range tests {
@@ -99,7 +101,7 @@ func TestReadFirst(t *testing.T) {
 				ctx = tt.ctx(ctx)
 			}
 			ran := 0
-			out, err := run(ctx, s, "k", &ran, tt.opts...)
+			out, err := run(ctx, s, "k", &ran, tt.call, tt.opts...)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("err = %v, want %v", err, tt.wantErr)
 			}
@@ -123,13 +125,13 @@ func TestReadFirst(t *testing.T) {
 var prefetched = map[string]*idempotent.Record{}
 
 // completeKey completes key "k" of step "step" in s.
-func completeKey(t *testing.T, s *peekingStore, clk *clock, opts ...idempotent.Option) {
+func completeKey(t *testing.T, s *peekingStore, clk *clock, call ...idempotent.CallOption) {
 	t.Helper()
-	opts = append([]idempotent.Option{idempotent.WithName("fn"), idempotent.WithClock(clk.Now)}, opts...)
-	if _, err := idempotent.Do(context.Background(), s.mem, "step", "k", func(context.Context) (string, error) { return "result-k", nil }, opts...); err != nil {
+	g := idempotent.New(s.mem, idempotent.WithName("fn"), idempotent.WithClock(clk.Now))
+	if _, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) (string, error) { return "result-k", nil }, call...); err != nil {
 		t.Fatal(err)
 	}
-	id := idempotent.DoRecordID("step", "k", opts...)
+	id := g.RecordID("step", "k")
 	rec, err := s.mem.Get(context.Background(), id)
 	if err != nil || rec == nil {
 		t.Fatalf("record %s: %v, %v", id, rec, err)
@@ -139,17 +141,21 @@ func completeKey(t *testing.T, s *peekingStore, clk *clock, opts ...idempotent.O
 
 func TestRecordIDIsDos(t *testing.T) {
 	var got string
-	_, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "charge", "order-1", func(ctx context.Context) (int, error) {
-		got, _ = idempotent.KeyFromContext(ctx)
+	g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("svc"))
+	_, err := idempotent.Do(context.Background(), g, "charge", "order-1", func(ctx context.Context) (int, error) {
+		got, _ = idempotent.RecordIDFromContext(ctx)
 		return 1, nil
-	}, idempotent.WithName("svc"))
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := idempotent.DoRecordID("charge", "order-1", idempotent.WithName("svc")); got != want {
+	if want := g.RecordID("charge", "order-1"); got != want {
 		t.Errorf("Do's record id %q, RecordID %q", got, want)
 	}
-	if id := idempotent.DoRecordID("charge", ""); id != "" {
+	if id := g.RecordID("charge", ""); id != "" {
+		t.Errorf("RecordID of no key = %q", id)
+	}
+	if id := g.RecordID("", "order-1"); id != "" {
 		t.Errorf("RecordID of no key = %q", id)
 	}
 }
@@ -159,8 +165,9 @@ func TestRecordIDIsDos(t *testing.T) {
 func TestReadFirstHintIsPerCall(t *testing.T) {
 	outer, inner := newPeeking(), newPeeking()
 	ctx := idempotent.ReadFirstContext(context.Background())
-	_, err := idempotent.Do(ctx, outer, "outer", "k", func(ctx context.Context) (int, error) {
-		return idempotent.Do(ctx, inner, "inner", "k", func(context.Context) (int, error) { return 1, nil })
+	gi := idempotent.New(inner)
+	_, err := idempotent.Do(ctx, idempotent.New(outer), "outer", "k", func(ctx context.Context) (int, error) {
+		return idempotent.Do(ctx, gi, "inner", "k", func(context.Context) (int, error) { return 1, nil })
 	})
 	if err != nil {
 		t.Fatal(err)

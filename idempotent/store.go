@@ -25,9 +25,9 @@ const (
 // milliseconds. Stores must keep that precision; the core truncates before it
 // writes, so comparisons never mix units.
 type Record struct {
-	// Key is the record id, "<name>#<sha256 hex of the key material>". The raw
+	// ID is the record id, "<name>#<sha256 hex of the key material>". The raw
 	// key is never stored.
-	Key string
+	ID string
 	// Status is StatusInProgress or StatusCompleted.
 	Status Status
 	// Expiration is when the record dies, whatever the store's own deletion
@@ -87,7 +87,7 @@ func (r *Record) Free(now time.Time) bool {
 // ErrCorruptRecord.
 type Store interface {
 	// Acquire writes rec (StatusInProgress, with Owner and LeaseExpiration)
-	// if, at now, there is no record for rec.Key, or the record is expired,
+	// if, at now, there is no record for rec.ID, or the record is expired,
 	// or it is in progress and its lease has ended — in one atomic
 	// conditional write. It returns acquired == true on success. Otherwise it
 	// returns the record that holds the key; existing is nil when that record
@@ -96,7 +96,7 @@ type Store interface {
 	// On success, existing is the in-progress record the write replaced (its
 	// lease had ended: a lease takeover), if there was one and the store can
 	// tell; otherwise nil. Its Data may be left out. The core reports
-	// takeovers from it (Event.Takeover); a store that always returns nil on
+	// takeovers from it (Report.Takeover); a store that always returns nil on
 	// success is correct but hides them.
 	Acquire(ctx context.Context, rec Record, now time.Time) (existing *Record, acquired bool, err error)
 
@@ -104,7 +104,7 @@ type Store interface {
 	// when there is none. It does not judge expiry.
 	Get(ctx context.Context, key string) (*Record, error)
 
-	// Complete turns the in-progress record rec.Key held by rec.Owner into a
+	// Complete turns the in-progress record rec.ID held by rec.Owner into a
 	// completed one with rec.Data and rec.Expiration, and ends the lease. If
 	// the record is not in progress or another owner holds it, Complete
 	// changes nothing and returns ErrLeaseLost.

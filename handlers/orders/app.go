@@ -107,19 +107,16 @@ type app struct {
 	handle func(context.Context, events.SQSEvent) (events.SQSEventResponse, error)
 }
 
-// newApp builds the handler. opts are added to the batch options (tests use
-// them for the clock and the core's name).
-func newApp(cfg config, orders ordersAPI, store idempotent.Store, logger *slog.Logger, opts ...sqsbatch.Option) *app {
+// newApp builds the handler. core are added to the guard's options (main
+// adds the metrics observer; tests, the core's name).
+func newApp(cfg config, orders ordersAPI, store idempotent.Store, logger *slog.Logger, core ...idempotent.Option) *app {
 	a := &app{orders: orders, table: cfg.ordersTable, logger: logger, now: time.Now}
-	var core []idempotent.Option
+	opts := []idempotent.Option{idempotent.WithLogger(logger)}
 	if cfg.ttl > 0 {
-		core = append(core, idempotent.WithTTL(cfg.ttl))
+		opts = append(opts, idempotent.WithTTL(cfg.ttl))
 	}
-	a.handle = sqsbatch.Wrap(store, a.recordOrder, append([]sqsbatch.Option{
-		sqsbatch.WithBodyKey("orderId"),
-		sqsbatch.WithLogger(logger),
-		sqsbatch.WithCore(core...),
-	}, opts...)...)
+	guard := idempotent.New(store, append(opts, core...)...)
+	a.handle = sqsbatch.Wrap(guard, a.recordOrder, sqsbatch.WithBodyKey("orderId"))
 	return a
 }
 

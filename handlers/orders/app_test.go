@@ -15,7 +15,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
@@ -151,7 +150,7 @@ func TestRecordOrder(t *testing.T) {
 				orders.items[id] = map[string]types.AttributeValue{"id": &types.AttributeValueMemberS{Value: id}}
 			}
 			cfg := config{ordersTable: "orders", idempotencyTable: "idem", ttl: time.Hour}
-			a := newApp(cfg, orders, idempotent.NewMemoryStore(), quiet, sqsbatch.WithCore(idempotent.WithName("orders")))
+			a := newApp(cfg, orders, idempotent.NewMemoryStore(), quiet, idempotent.WithName("orders"))
 			resp, err := a.handle(context.Background(), events.SQSEvent{Records: tt.batch})
 			if err != nil {
 				t.Fatal(err)
@@ -190,7 +189,7 @@ func TestParseOrderErrorIsTyped(t *testing.T) {
 // tags: the names and types the orders table has always held.
 func TestOrderItemLayout(t *testing.T) {
 	orders := &fakeOrders{items: map[string]map[string]types.AttributeValue{}}
-	a := newApp(config{ordersTable: "orders"}, orders, idempotent.NewMemoryStore(), quiet, sqsbatch.WithCore(idempotent.WithName("orders")))
+	a := newApp(config{ordersTable: "orders"}, orders, idempotent.NewMemoryStore(), quiet, idempotent.WithName("orders"))
 	a.now = func() time.Time { return time.Date(2026, 11, 29, 12, 0, 0, 5, time.FixedZone("CET", 3600)) }
 	resp, err := a.handle(context.Background(), events.SQSEvent{Records: []events.SQSMessage{sqsMessage("m1", `{"orderId":"o-1","customer":"c-1","amount":1250}`)}})
 	if err != nil || len(resp.BatchItemFailures) != 0 {

@@ -20,7 +20,6 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
-	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 	"github.com/idemlambda/idemlambda/internal/testdynamo"
 )
 
@@ -81,7 +80,7 @@ func newEnv(t *testing.T) *env {
 		ttl:              time.Hour,
 	}
 	store := dynamostore.New(client, e.cfg.idempotencyTable)
-	e.app = newApp(e.cfg, e.orders, store, quiet, sqsbatch.WithCore(idempotent.WithName("orders-e2e")))
+	e.app = newApp(e.cfg, e.orders, store, quiet, idempotent.WithName("orders-e2e"))
 	return e
 }
 
@@ -296,7 +295,7 @@ func TestEndToEndOrderAlreadyRecorded(t *testing.T) {
 	}
 	// A new idempotency table: every record is new to the library.
 	e.app = newApp(config{ordersTable: e.cfg.ordersTable, ttl: time.Hour}, e.orders,
-		dynamostore.New(e.client, testdynamo.NewTable(t, e.client)), quiet, sqsbatch.WithCore(idempotent.WithName("orders-e2e")))
+		dynamostore.New(e.client, testdynamo.NewTable(t, e.client)), quiet, idempotent.WithName("orders-e2e"))
 	again := ev.Records[0]
 	again.MessageId = "sent-again-after-ttl"
 	if got := e.invoke(t, events.SQSEvent{Records: []events.SQSMessage{again}}); len(got) != 0 {

@@ -11,7 +11,6 @@ import (
 
 	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
 	"github.com/idemlambda/idemlambda/idempotent/emf"
-	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
 
 func main() {
@@ -40,5 +39,5 @@ func main() {
 		logger.Error("metrics", slog.Any("error", err))
 		os.Exit(1)
 	}
-	lambda.Start(emf.Wrap(metrics, newApp(cfg, client, store, logger, sqsbatch.WithCore(metrics.Option())).handle))
+	lambda.Start(emf.Wrap(metrics, newApp(cfg, client, store, logger, metrics.Option()).handle))
 }

@@ -39,8 +39,10 @@ type appConfig struct {
 	PaymentsTable string
 	Store         idempotent.Store
 	Options       []apigw.Option
-	Now           func() time.Time
-	Logger        *slog.Logger
+	// Core are the guard's options, after WithLogger(Logger).
+	Core   []idempotent.Option
+	Now    func() time.Time
+	Logger *slog.Logger
 }
 
 // payment is the resource, as answered (json) and as stored (dynamodbav, read
@@ -96,7 +98,8 @@ func newApp(c appConfig) func(context.Context, events.APIGatewayV2HTTPRequest) (
 	if a.log == nil {
 		a.log = slog.Default()
 	}
-	return apigw.WrapV2(c.Store, a.route, c.Options...)
+	guard := idempotent.New(c.Store, append([]idempotent.Option{idempotent.WithLogger(a.log)}, c.Core...)...)
+	return apigw.WrapV2(guard, a.route, c.Options...)
 }
 
 func (a *app) route(ctx context.Context, req events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
@@ -279,7 +282,7 @@ func (a *app) get(ctx context.Context, id string) (events.APIGatewayV2HTTPRespon
 // every run for one key writes the same item; a request without a key gets
 // a random id.
 func paymentID(ctx context.Context) (string, error) {
-	if k, ok := idempotent.KeyFromContext(ctx); ok {
+	if k, ok := idempotent.RecordIDFromContext(ctx); ok {
 		sum := sha256.Sum256([]byte("payment:" + k))
 		return "pay_" + hex.EncodeToString(sum[:16]), nil
 	}

@@ -68,8 +68,22 @@ type testEnv struct {
 	store    *crashStore
 }
 
-func newEnv(t *testing.T, opts ...apigw.Option) *testEnv {
+// newEnv builds the function over local servers; opts are apigw.Option
+// and idempotent.Option values, for the adapter and the guard.
+func newEnv(t *testing.T, opts ...any) *testEnv {
 	t.Helper()
+	var apiOpts []apigw.Option
+	core := []idempotent.Option{idempotent.WithName("payments-test")}
+	for _, o := range opts {
+		switch o := o.(type) {
+		case apigw.Option:
+			apiOpts = append(apiOpts, o)
+		case idempotent.Option:
+			core = append(core, o)
+		default:
+			t.Fatalf("newEnv: option %T", o)
+		}
+	}
 	admin := testdynamo.Client(t)
 	paymentsClient, counter := testdynamo.CountingClient(t)
 	// The idempotency table's layout (hash key id, S) is also the payments
@@ -84,7 +98,8 @@ func newEnv(t *testing.T, opts ...apigw.Option) *testEnv {
 			DB:            paymentsClient,
 			PaymentsTable: paymentsTable,
 			Store:         store,
-			Options:       append([]apigw.Option{apigw.WithClock(clk.Now), apigw.WithLogger(logger), apigw.WithName("payments-test")}, opts...),
+			Options:       apiOpts,
+			Core:          append(core, idempotent.WithClock(clk.Now)),
 			Now:           clk.Now,
 			Logger:        logger,
 		}),
@@ -304,7 +319,7 @@ func TestRequiredKey(t *testing.T) {
 // runs the handler again; the conditional put finds the payment and the
 // answer is that payment — one payment, same id and time.
 func TestRerunAfterCrash(t *testing.T) {
-	e := newEnv(t, apigw.WithCore(idempotent.WithLease(5*time.Second)))
+	e := newEnv(t, idempotent.WithLease(5*time.Second))
 	e.store.crash.Store(true)
 	first := e.do(t, post(t, "crash-key", body))
 	if first.StatusCode != 503 {
@@ -520,7 +535,7 @@ func TestUndecodablePayment(t *testing.T) {
 // the key exists, and "USD" now matches the "usd" it was created with, so the
 // answer is that payment, not a payment conflict.
 func TestCurrencyCaseAfterRecordExpired(t *testing.T) {
-	e := newEnv(t, apigw.WithTTL(time.Hour))
+	e := newEnv(t, idempotent.WithTTL(time.Hour))
 	first := e.do(t, post(t, "expired-key", `{"amount":500,"currency":"usd","customer":"c-9"}`))
 	if first.StatusCode != 201 {
 		t.Fatalf("%+v", first)

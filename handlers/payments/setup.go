@@ -15,7 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/idemlambda/idemlambda/handlers/internal/idemstore"
-	"github.com/idemlambda/idemlambda/idempotent/apigw"
+	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/emf"
 )
 
@@ -78,15 +78,15 @@ func setup(ctx context.Context, getenv func(string) string, out io.Writer) (func
 	if err != nil {
 		return nil, err
 	}
-	opts := []apigw.Option{apigw.WithLogger(logger), apigw.WithCore(metrics.Option())}
+	core := []idempotent.Option{metrics.Option()}
 	if e.ttl > 0 {
-		opts = append(opts, apigw.WithTTL(e.ttl))
+		core = append(core, idempotent.WithTTL(e.ttl))
 	}
 	return emf.Wrap(metrics, newApp(appConfig{
 		DB:            client,
 		PaymentsTable: e.paymentsTable,
 		Store:         store,
-		Options:       opts,
+		Core:          core,
 		Logger:        logger,
 	})), nil
 }

@@ -33,7 +33,7 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // WrapV2 makes an HTTP API (payload format 2.0) handler idempotent by the
 // Idempotency-Key header; the result goes straight into lambda.Start:
 //
-//	lambda.Start(apigw.WrapV2(store, handle))
+//	lambda.Start(apigw.WrapV2(idempotent.New(store), handle))
 //
 // A guarded request (POST, PATCH) with a valid key runs h at most once per
 // caller, method, path and key within the TTL (the same key on another
@@ -49,10 +49,10 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // response made here is application/problem+json.
 //
 // The returned handler is safe for concurrent use.
-func WrapV2(store idempotent.Store, h func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), opts ...Option) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-	cfg, scope := build[events.APIGatewayV2HTTPRequest](store, h == nil, opts)
+func WrapV2(g *idempotent.Guard, h func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error), opts ...Option) func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	cfg, scope := build[events.APIGatewayV2HTTPRequest](g, h == nil, opts)
 	return func(ctx context.Context, ev events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
-		return httpidem.Serve(ctx, cfg, store, &v2Request{ev: &ev, scope: scope}, v2Codec{}, func(ctx context.Context) (events.APIGatewayV2HTTPResponse, error) {
+		return httpidem.Serve(ctx, cfg, g, &v2Request{ev: &ev, scope: scope}, v2Codec{}, func(ctx context.Context) (events.APIGatewayV2HTTPResponse, error) {
 			return h(ctx, ev)
 		})
 	}
@@ -61,20 +61,20 @@ func WrapV2(store idempotent.Store, h func(context.Context, events.APIGatewayV2H
 // WrapV1 is WrapV2 for REST APIs (Lambda proxy integration, payload format
 // 1.0). Headers are read from headers and multiValueHeaders; a replay
 // restores both.
-func WrapV1(store idempotent.Store, h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error), opts ...Option) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-	cfg, scope := build[events.APIGatewayProxyRequest](store, h == nil, opts)
+func WrapV1(g *idempotent.Guard, h func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error), opts ...Option) func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+	cfg, scope := build[events.APIGatewayProxyRequest](g, h == nil, opts)
 	return func(ctx context.Context, ev events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
-		return httpidem.Serve(ctx, cfg, store, &v1Request{ev: &ev, scope: scope}, v1Codec{}, func(ctx context.Context) (events.APIGatewayProxyResponse, error) {
+		return httpidem.Serve(ctx, cfg, g, &v1Request{ev: &ev, scope: scope}, v1Codec{}, func(ctx context.Context) (events.APIGatewayProxyResponse, error) {
 			return h(ctx, ev)
 		})
 	}
 }
 
 // WrapURL is WrapV2 for Lambda Function URLs (buffered invoke mode).
-func WrapURL(store idempotent.Store, h func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error), opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-	cfg, scope := build[events.LambdaFunctionURLRequest](store, h == nil, opts)
+func WrapURL(g *idempotent.Guard, h func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error), opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	cfg, scope := build[events.LambdaFunctionURLRequest](g, h == nil, opts)
 	return func(ctx context.Context, ev events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
-		return httpidem.Serve(ctx, cfg, store, &urlRequest{ev: &ev, scope: scope}, urlCodec{}, func(ctx context.Context) (events.LambdaFunctionURLResponse, error) {
+		return httpidem.Serve(ctx, cfg, g, &urlRequest{ev: &ev, scope: scope}, urlCodec{}, func(ctx context.Context) (events.LambdaFunctionURLResponse, error) {
 			return h(ctx, ev)
 		})
 	}
@@ -85,26 +85,23 @@ func WrapURL(store idempotent.Store, h func(context.Context, events.LambdaFuncti
 // carries multiValueHeaders), the library's responses and the replay header
 // use multiValueHeaders, else headers. ALB has no authorizer: the principal
 // is "anonymous" unless WithScope says otherwise.
-func WrapALB(store idempotent.Store, h func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error), opts ...Option) func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
-	cfg, scope := build[events.ALBTargetGroupRequest](store, h == nil, opts)
+func WrapALB(g *idempotent.Guard, h func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error), opts ...Option) func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
+	cfg, scope := build[events.ALBTargetGroupRequest](g, h == nil, opts)
 	return func(ctx context.Context, ev events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
 		codec := albCodec{multi: len(ev.MultiValueHeaders) > 0}
-		return httpidem.Serve(ctx, cfg, store, &albRequest{ev: &ev, scope: scope}, codec, func(ctx context.Context) (events.ALBTargetGroupResponse, error) {
+		return httpidem.Serve(ctx, cfg, g, &albRequest{ev: &ev, scope: scope}, codec, func(ctx context.Context) (events.ALBTargetGroupResponse, error) {
 			return h(ctx, ev)
 		})
 	}
 }
 
 // build applies opts and checks them for the adapter of event type E: the
-// scope function's type, the store, the handler.
-func build[E Event](store idempotent.Store, nilHandler bool, opts []Option) (*httpidem.Config, func(context.Context, E) (string, error)) {
-	cfg := httpidem.NewConfig(opts...)
+// scope function's type, the guard, the handler.
+func build[E Event](g *idempotent.Guard, nilHandler bool, opts []Option) (*httpidem.Config, func(context.Context, E) (string, error)) {
+	cfg := httpidem.NewConfig(g, opts)
 	scope := httpidem.ScopeFunc[func(context.Context, E) (string, error)](cfg, fmt.Sprintf("func(context.Context, %s) (string, error)", reflect.TypeFor[E]()))
 	if cfg.MaxBody != 0 {
-		cfg.Fail("WithMaxBody", errors.New("it applies to idemhttp.Middleware only: Lambda passes whole events"))
-	}
-	if store == nil && !idempotent.Disabled() { // disabled: requests pass through
-		cfg.Fail("store", errors.New("nil Store"))
+		cfg.Fail("WithStreamLimit", errors.New("it applies to WrapURLStreaming only: Lambda passes whole events"))
 	}
 	if nilHandler {
 		cfg.Fail("handler", errors.New("nil handler"))

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"net/http"
 	"os"
 	"strconv"
 	"strings"
@@ -15,7 +14,6 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
-	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
 func loadV2(tb testing.TB) events.APIGatewayV2HTTPRequest {
@@ -41,6 +39,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 		name  string
 		store idempotent.Store
 		opts  []apigw.Option
+		core  []idempotent.Option
 		nilH  bool
 	}{
 		{name: "nil store", store: nil},
@@ -50,11 +49,11 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 		{name: "no methods", store: store, opts: []apigw.Option{apigw.WithMethods()}},
 		{name: "bad header name", store: store, opts: []apigw.Option{apigw.WithFingerprintHeaders("a b")}},
 		{name: "nil predicate", store: store, opts: []apigw.Option{apigw.WithStoredStatus(nil)}},
-		{name: "nil clock", store: store, opts: []apigw.Option{apigw.WithClock(nil)}},
-		{name: "TTL under a second", store: store, opts: []apigw.Option{apigw.WithTTL(time.Millisecond)}},
-		{name: "WithMaxBody is the net/http middleware's", store: store, opts: []apigw.Option{idemhttp.WithMaxBody(10)}},
-		{name: "net/http scope function", store: store, opts: []apigw.Option{idemhttp.WithScope(func(*http.Request) (string, error) { return "x", nil })}},
-		{name: "key path through WithCore", store: store, opts: []apigw.Option{apigw.WithCore(idempotent.WithKeyPath("body"))}},
+		{name: "nil clock", store: store, core: []idempotent.Option{idempotent.WithClock(nil)}},
+		{name: "TTL under a second", store: store, core: []idempotent.Option{idempotent.WithTTL(time.Millisecond)}},
+		{name: "replay hook of another response type", store: store, opts: []apigw.Option{apigw.WithReplayHook(func(_ context.Context, _ idempotent.Replay, r events.ALBTargetGroupResponse) events.ALBTargetGroupResponse {
+			return r
+		})}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -62,7 +61,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 			if tt.nilH {
 				h = nil
 			}
-			w := apigw.WrapV2(tt.store, h, tt.opts...)
+			w := apigw.WrapV2(idempotent.New(tt.store, tt.core...), h, tt.opts...)
 			r, err := w(context.Background(), loadV2(t))
 			if err != nil {
 				t.Fatal(err)
@@ -76,7 +75,7 @@ func TestConfigErrorsAnswer500(t *testing.T) {
 
 func TestScopeFunctionError(t *testing.T) {
 	ran := false
-	w := apigw.WrapV2(idempotent.NewMemoryStore(), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore()), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		ran = true
 		return created(ctx, e)
 	}, apigw.WithScope(func(context.Context, events.APIGatewayV2HTTPRequest) (string, error) {
@@ -92,7 +91,7 @@ func TestScopeFunctionError(t *testing.T) {
 // process makes no store call.
 func TestLocalCacheReplaysWithoutStore(t *testing.T) {
 	store := &countingStore{Store: idempotent.NewMemoryStore()}
-	w := apigw.WrapV2(store, created, apigw.WithLocalCache(16))
+	w := apigw.WrapV2(idempotent.New(store, idempotent.WithLocalCache(16)), created)
 	ev := loadV2(t)
 	if _, err := w(context.Background(), ev); err != nil {
 		t.Fatal(err)
@@ -126,7 +125,7 @@ func BenchmarkWrapV2(b *testing.B) {
 	ev := loadV2(b)
 	ctx := context.Background()
 	b.Run("new", func(b *testing.B) {
-		w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithName("bench"))
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench")), created)
 		keys := make([]string, b.N)
 		for i := range keys {
 			keys[i] = "key-" + strconv.Itoa(i)
@@ -142,7 +141,7 @@ func BenchmarkWrapV2(b *testing.B) {
 		}
 	})
 	b.Run("replay", func(b *testing.B) {
-		w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithName("bench"))
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench")), created)
 		if _, err := w(ctx, ev); err != nil {
 			b.Fatal(err)
 		}

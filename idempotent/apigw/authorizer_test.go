@@ -54,9 +54,9 @@ type front func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(id 
 
 func handlerBody(runs *atomic.Int64) string { return fmt.Sprintf(`{"run":%d}`, runs.Add(1)) }
 
-func v2Front(file string, set func(e *events.APIGatewayV2HTTPRequest, id string)) front {
+func v2Front(file string, set func(e *events.APIGatewayV2HTTPRequest, id string), core ...idempotent.Option) front {
 	return func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(string) out {
-		w := apigw.WrapV2(idempotent.NewMemoryStore(), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+		w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), core...), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 			return events.APIGatewayV2HTTPResponse{StatusCode: 201, Body: handlerBody(runs)}, nil
 		}, opts...)
 		return func(id string) out {
@@ -80,7 +80,7 @@ func v2Front(file string, set func(e *events.APIGatewayV2HTTPRequest, id string)
 
 func v1Front(set func(e *events.APIGatewayProxyRequest, id string)) front {
 	return func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(string) out {
-		w := apigw.WrapV1(idempotent.NewMemoryStore(), func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+		w := apigw.WrapV1(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 			return events.APIGatewayProxyResponse{StatusCode: 201, Body: handlerBody(runs)}, nil
 		}, opts...)
 		return func(id string) out {
@@ -98,7 +98,7 @@ func v1Front(set func(e *events.APIGatewayProxyRequest, id string)) front {
 
 func urlFront(set func(e *events.LambdaFunctionURLRequest, id string)) front {
 	return func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(string) out {
-		w := apigw.WrapURL(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+		w := apigw.WrapURL(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 			return events.LambdaFunctionURLResponse{StatusCode: 201, Body: handlerBody(runs)}, nil
 		}, opts...)
 		return func(id string) out {
@@ -116,7 +116,7 @@ func urlFront(set func(e *events.LambdaFunctionURLRequest, id string)) front {
 
 func albFront(file string, set func(e *events.ALBTargetGroupRequest, id string)) front {
 	return func(t *testing.T, runs *atomic.Int64, opts ...apigw.Option) func(string) out {
-		w := apigw.WrapALB(idempotent.NewMemoryStore(), func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
+		w := apigw.WrapALB(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
 			return events.ALBTargetGroupResponse{StatusCode: 201, Body: handlerBody(runs)}, nil
 		}, opts...)
 		return func(id string) out {
@@ -299,7 +299,7 @@ func TestCredentialsWithoutPrincipalAreRefused(t *testing.T) {
 func TestUnidentifiedCallerIsLogged(t *testing.T) {
 	var buf bytes.Buffer
 	var runs atomic.Int64
-	send := v2Front("apigw-v2-request-lambda-authorizer.json", nil)(t, &runs, apigw.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	send := v2Front("apigw-v2-request-lambda-authorizer.json", nil, idempotent.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))(t, &runs)
 	if r := send(""); r.status != 500 {
 		t.Fatalf("%+v", r)
 	}
@@ -354,7 +354,7 @@ func TestHandlerErrorKeepsIdentity(t *testing.T) {
 	h := func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		return events.APIGatewayV2HTTPResponse{}, want
 	}
-	_, err := apigw.WrapV2(idempotent.NewMemoryStore(), h)(context.Background(), loadV2(t))
+	_, err := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore()), h)(context.Background(), loadV2(t))
 	if err != want {
 		t.Fatalf("error %T %v, want the handler's own value %T", err, err, want)
 	}
@@ -362,7 +362,7 @@ func TestHandlerErrorKeepsIdentity(t *testing.T) {
 		t.Fatalf("errors.As: %v", err)
 	}
 
-	_, err = apigw.WrapV2(failingRelease{idempotent.NewMemoryStore()}, h)(context.Background(), loadV2(t))
+	_, err = apigw.WrapV2(idempotent.New(failingRelease{idempotent.NewMemoryStore()}), h)(context.Background(), loadV2(t))
 	if _, ok := errors.AsType[*payError](err); !ok || !errors.Is(err, errRelease) {
 		t.Fatalf("with a failed release: %v, want both errors", err)
 	}

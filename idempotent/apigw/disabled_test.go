@@ -12,7 +12,7 @@ import (
 // without a store pass every request through, as Wrap, Do and sqsbatch do.
 func TestDisabledRunsUnguarded(t *testing.T) {
 	t.Setenv(idempotent.DisabledEnv, "true")
-	h := apigw.WrapV2(nil, created)
+	h := apigw.WrapV2(idempotent.New(nil), created)
 	for range 2 {
 		resp, err := h(context.Background(), loadV2(t))
 		if err != nil || resp.StatusCode != 201 || resp.Headers["Idempotent-Replayed"] != "" {

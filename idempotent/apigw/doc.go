@@ -24,7 +24,7 @@
 // Usage:
 //
 //	store := dynamostore.New(dynamodb.NewFromConfig(cfg), os.Getenv("IDEMPOTENCY_TABLE"))
-//	lambda.Start(apigw.WrapV2(store, handle, apigw.WithTTL(24*time.Hour)))
+//	lambda.Start(apigw.WrapV2(idempotent.New(store, idempotent.WithTTL(24*time.Hour)), handle))
 //
 // The caller principal (key scope) is taken from the event, the first
 // present of: JWT or Cognito user pool sub (with issuer); for IAM

@@ -26,8 +26,8 @@ func ExampleWrapV2() {
 			Body:       fmt.Sprintf(`{"id":"pay-%d"}`, payments),
 		}, nil
 	}
-	// In main: lambda.Start(apigw.WrapV2(store, create)).
-	h := apigw.WrapV2(store, create)
+	// In main: lambda.Start(apigw.WrapV2(idempotent.New(store), create)).
+	h := apigw.WrapV2(idempotent.New(store), create)
 
 	post := func(key, body string) events.APIGatewayV2HTTPResponse {
 		req := events.APIGatewayV2HTTPRequest{
@@ -64,7 +64,7 @@ func ExampleWrapV1() {
 		runs++
 		return events.APIGatewayProxyResponse{StatusCode: http.StatusCreated, Body: fmt.Sprintf(`{"run":%d}`, runs)}, nil
 	}
-	h := apigw.WrapV1(idempotent.NewMemoryStore(), create)
+	h := apigw.WrapV1(idempotent.New(idempotent.NewMemoryStore()), create)
 
 	req := events.APIGatewayProxyRequest{
 		HTTPMethod: http.MethodPost,
@@ -89,7 +89,7 @@ func ExampleWrapURL() {
 		runs++
 		return events.LambdaFunctionURLResponse{StatusCode: http.StatusOK, Body: fmt.Sprintf("%s run %d", req.RequestContext.HTTP.Method, runs)}, nil
 	}
-	h := apigw.WrapURL(idempotent.NewMemoryStore(), handle)
+	h := apigw.WrapURL(idempotent.New(idempotent.NewMemoryStore()), handle)
 
 	for _, method := range []string{http.MethodPost, http.MethodPost, http.MethodGet} {
 		req := events.LambdaFunctionURLRequest{
@@ -117,7 +117,7 @@ func ExampleWrapALB() {
 		runs++
 		return events.ALBTargetGroupResponse{StatusCode: http.StatusAccepted, StatusDescription: "202 Accepted", Body: fmt.Sprintf(`{"run":%d}`, runs)}, nil
 	}
-	h := apigw.WrapALB(idempotent.NewMemoryStore(), handle, apigw.WithRequireKey())
+	h := apigw.WrapALB(idempotent.New(idempotent.NewMemoryStore()), handle, apigw.WithRequireKey())
 
 	for _, key := range []string{"upload-1", "upload-1", ""} {
 		req := events.ALBTargetGroupRequest{

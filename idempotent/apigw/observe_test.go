@@ -14,13 +14,13 @@ import (
 // replays (before Idempotent-Replayed is added); observers see every
 // request's status and the core's outcome.
 func TestReplayHookAndHTTPEvents(t *testing.T) {
-	var https []idempotent.HTTPEvent
+	var https []idempotent.HTTPReport
 	var outcomes []idempotent.Outcome
 	obs := idempotent.WithObserver(idempotent.Observer{
-		Call: func(_ context.Context, e idempotent.Event) { outcomes = append(outcomes, e.Outcome) },
-		HTTP: func(_ context.Context, e idempotent.HTTPEvent) { https = append(https, e) },
+		Call: func(_ context.Context, e idempotent.Report) { outcomes = append(outcomes, e.Outcome) },
+		HTTP: func(_ context.Context, e idempotent.HTTPReport) { https = append(https, e) },
 	})
-	hook := idempotent.WithReplayHook(func(_ context.Context, r idempotent.Replay, resp events.APIGatewayV2HTTPResponse) events.APIGatewayV2HTTPResponse {
+	hook := apigw.WithReplayHook(func(_ context.Context, r idempotent.Replay, resp events.APIGatewayV2HTTPResponse) events.APIGatewayV2HTTPResponse {
 		h := make(map[string]string, len(resp.Headers)+1)
 		for k, v := range resp.Headers {
 			h[k] = v
@@ -29,7 +29,7 @@ func TestReplayHookAndHTTPEvents(t *testing.T) {
 		resp.Headers = h
 		return resp
 	})
-	w := apigw.WrapV2(idempotent.NewMemoryStore(), created, apigw.WithCore(obs, hook))
+	w := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore(), obs), created, hook)
 	ev := loadV2(t)
 	first, err := w(context.Background(), ev)
 	if err != nil || first.StatusCode != 201 || first.Headers["X-Replayed-From"] != "" {

@@ -5,58 +5,45 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
-// Option configures WrapV2, WrapV1, WrapURL and WrapALB. It is the one
-// option type of the HTTP adapters: idemhttp.Option is the same type, and
-// the options below are declared once, in the shared HTTP engine, for both
-// packages. (idemhttp.WithMaxBody is the net/http middleware's own: given
-// here it is a configuration error.)
-type Option = httpidem.Option
+// Option configures WrapV2, WrapV1, WrapURL and WrapALB: what the HTTP
+// layer does. The core's settings (TTL, name, lease, wait, local cache,
+// clock, logger, observers) belong to the idempotent.Guard the adapter
+// takes. idemhttp.Option is a different type: an option of one adapter does
+// not compile in the other.
+type Option func(*httpidem.Config)
 
-// Options shared with idemhttp. Each is documented where it is declared;
-// in short:
-var (
-	// WithMethods sets the guarded HTTP methods (default POST and PATCH);
-	// other methods pass through untouched.
-	WithMethods = httpidem.WithMethods
-	// WithRequireKey answers a guarded request without an Idempotency-Key
-	// header 400 (by default it passes through unguarded).
-	WithRequireKey = httpidem.WithRequireKey
-	// WithFingerprintHeaders adds request headers (names case-insensitive)
-	// to the payload fingerprint, next to the query string and the body.
-	WithFingerprintHeaders = httpidem.WithFingerprintHeaders
-	// WithStoredStatus replaces the policy of which responses are stored and
-	// replayed (default DefaultStored); a response not stored is returned
-	// as it is and releases the key.
-	WithStoredStatus = httpidem.WithStoredStatus
-	// WithTTL sets how long a stored response is replayed
-	// (idempotent.WithTTL).
-	WithTTL = httpidem.WithTTL
-	// WithWait makes a duplicate that finds the key in progress wait up to
-	// max for the first request's response (idempotent.WithWait) instead of
-	// getting 409 at once. Off by default: the wait holds the duplicate's
-	// invocation.
-	WithWait = httpidem.WithWait
-	// WithLocalCache keeps up to size stored responses in a per-process LRU
-	// cache (idempotent.WithLocalCache); handlers built from this Option
-	// value share it.
-	WithLocalCache = httpidem.WithLocalCache
-	// WithName sets the key namespace (idempotent.WithName).
-	WithName = httpidem.WithName
-	// WithClock sets the clock for every time decision, Retry-After included
-	// (idempotent.WithClock).
-	WithClock = httpidem.WithClock
-	// WithLogger sets the logger of the adapter and the core (default
-	// slog.Default()).
-	WithLogger = httpidem.WithLogger
-	// WithCore passes options to idempotent.Do, e.g. idempotent.WithLease.
-	// The adapter sets the key and the fingerprint itself: WithKeyPath,
-	// WithKeyFunc and WithPayloadPath do not apply (every request is
-	// answered 500).
-	WithCore = httpidem.WithCore
-)
+// WithMethods sets the guarded HTTP methods (default POST and PATCH); other
+// methods pass through untouched.
+func WithMethods(methods ...string) Option { return Option(httpidem.WithMethods(methods...)) }
+
+// WithRequireKey answers a guarded request without an Idempotency-Key
+// header 400. By default such a request passes through unguarded.
+func WithRequireKey() Option { return Option(httpidem.WithRequireKey()) }
+
+// WithFingerprintHeaders adds request headers (names case-insensitive) to
+// the payload fingerprint, next to the query string and the body.
+func WithFingerprintHeaders(names ...string) Option {
+	return Option(httpidem.WithFingerprintHeaders(names...))
+}
+
+// WithStoredStatus replaces the policy of which responses are stored and
+// replayed (default DefaultStored). A response that is not stored is
+// returned as it is and releases the key.
+func WithStoredStatus(stored func(status int) bool) Option {
+	return Option(httpidem.WithStoredStatus(stored))
+}
+
+// WithReplayHook calls f with every replayed response before it is
+// returned (idempotent.WithReplayHook): T is the adapter's response type,
+// e.g. events.APIGatewayV2HTTPResponse, so a hook can add a header to
+// replays. A hook of another type answers every replay 500.
+func WithReplayHook[T any](f func(ctx context.Context, r idempotent.Replay, resp T) T) Option {
+	return Option(httpidem.WithReplayHook(idempotent.WithReplayHook(f)))
+}
 
 // Event is the set of request types the adapters accept; WithScope is typed
 // by it.
@@ -78,5 +65,5 @@ type Event interface {
 // authentication (ALBOIDCScope), or a token the function checks itself.
 // Without it such requests are refused (500, type unidentified-caller).
 func WithScope[E Event](f func(ctx context.Context, event E) (string, error)) Option {
-	return httpidem.SetScope(f, f == nil)
+	return Option(httpidem.SetScope(f, f == nil))
 }

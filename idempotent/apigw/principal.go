@@ -187,7 +187,7 @@ func (r *albRequest) Principal(ctx context.Context) (string, error) {
 // ALBOIDCScope is a scope function for WrapALB behind a listener rule that
 // authenticates every request (authenticate-oidc or authenticate-cognito):
 //
-//	apigw.WrapALB(store, handle, apigw.WithScope(apigw.ALBOIDCScope))
+//	apigw.WrapALB(idempotent.New(store), handle, apigw.WithScope(apigw.ALBOIDCScope))
 //
 // The principal is the user's subject from x-amzn-oidc-identity, with the
 // issuer (iss) of the user claims in x-amzn-oidc-data when present. The

@@ -25,9 +25,8 @@ const DefaultStreamLimit = 6 << 20
 // WithStreamLimit sets how many body bytes of a streamed response
 // WrapURLStreaming keeps for a replay (default DefaultStreamLimit). It
 // applies to WrapURLStreaming only; the buffered adapters refuse it (a
-// configuration error), as they refuse idemhttp.WithMaxBody, which sets the
-// same limit.
-func WithStreamLimit(n int64) Option { return httpidem.WithMaxBody(n) }
+// configuration error).
+func WithStreamLimit(n int64) Option { return Option(httpidem.WithMaxBody(n)) }
 
 // ErrNilStreamingResponse is returned by a WrapURLStreaming handler whose
 // wrapped handler returned neither a response nor an error; the key is
@@ -45,7 +44,7 @@ var errReleased = errors.New("apigw: streamed response not stored; key released"
 // lambda.Start (build with -tags lambda.norpc or on a provided runtime, as
 // aws-lambda-go requires for streaming):
 //
-//	lambda.Start(apigw.WrapURLStreaming(store, handle))
+//	lambda.Start(apigw.WrapURLStreaming(idempotent.New(store), handle))
 //
 // Keys, scope, fingerprint, the stored-status policy and every problem
 // response are WrapURL's. The key of a guarded request stays held while the
@@ -64,27 +63,24 @@ var errReleased = errors.New("apigw: streamed response not stored; key released"
 // cut stream), h's error is returned as the same value.
 //
 // The returned handler is safe for concurrent use.
-func WrapURLStreaming(store idempotent.Store, h func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error), opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
-	cfg, scope := buildStreaming(store, h == nil, opts)
+func WrapURLStreaming(g *idempotent.Guard, h func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error), opts ...Option) func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	cfg, scope := buildStreaming(g, h == nil, opts)
 	limit := cfg.MaxBody
 	if limit == 0 {
 		limit = DefaultStreamLimit
 	}
 	return func(ctx context.Context, ev events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		req := &urlRequest{ev: &ev, scope: scope}
-		return serveStream(ctx, cfg, store, req, limit, func(ctx context.Context) (*events.LambdaFunctionURLStreamingResponse, error) {
+		return serveStream(ctx, cfg, g, req, limit, func(ctx context.Context) (*events.LambdaFunctionURLStreamingResponse, error) {
 			return h(ctx, ev)
 		})
 	}
 }
 
 // buildStreaming is build for WrapURLStreaming, which takes a body limit.
-func buildStreaming(store idempotent.Store, nilHandler bool, opts []Option) (*httpidem.Config, func(context.Context, events.LambdaFunctionURLRequest) (string, error)) {
-	cfg := httpidem.NewConfig(opts...)
+func buildStreaming(g *idempotent.Guard, nilHandler bool, opts []Option) (*httpidem.Config, func(context.Context, events.LambdaFunctionURLRequest) (string, error)) {
+	cfg := httpidem.NewConfig(g, opts)
 	scope := httpidem.ScopeFunc[func(context.Context, events.LambdaFunctionURLRequest) (string, error)](cfg, fmt.Sprintf("func(context.Context, %s) (string, error)", reflect.TypeFor[events.LambdaFunctionURLRequest]()))
-	if store == nil && !idempotent.Disabled() {
-		cfg.Fail("store", errors.New("nil Store"))
-	}
 	if nilHandler {
 		cfg.Fail("handler", errors.New("nil handler"))
 	}
@@ -151,7 +147,7 @@ type served struct {
 // the live response out on a channel and waits for the body's end, which
 // the tee reports; the tee's last Read waits for the engine to finish, so
 // the record is written before the stream (and the invocation) ends.
-func serveStream(ctx context.Context, cfg *httpidem.Config, store idempotent.Store, req httpidem.Request, limit int64, run func(context.Context) (*events.LambdaFunctionURLStreamingResponse, error)) (*events.LambdaFunctionURLStreamingResponse, error) {
+func serveStream(ctx context.Context, cfg *httpidem.Config, g *idempotent.Guard, req httpidem.Request, limit int64, run func(context.Context) (*events.LambdaFunctionURLStreamingResponse, error)) (*events.LambdaFunctionURLStreamingResponse, error) {
 	live := make(chan *events.LambdaFunctionURLStreamingResponse, 1)
 	done := make(chan served, 1)
 	go func() {
@@ -162,7 +158,7 @@ func serveStream(ctx context.Context, cfg *httpidem.Config, store idempotent.Sto
 			}
 			done <- s
 		}()
-		s.r, s.err = httpidem.Serve(ctx, cfg, store, req, streamCodec{}, func(ctx context.Context) (streamed, error) {
+		s.r, s.err = httpidem.Serve(ctx, cfg, g, req, streamCodec{}, func(ctx context.Context) (streamed, error) {
 			resp, err := run(ctx)
 			if err != nil {
 				return streamed{}, err
@@ -170,7 +166,7 @@ func serveStream(ctx context.Context, cfg *httpidem.Config, store idempotent.Sto
 			if resp == nil {
 				return streamed{}, ErrNilStreamingResponse
 			}
-			if _, guarded := idempotent.KeyFromContext(ctx); !guarded {
+			if _, guarded := idempotent.RecordIDFromContext(ctx); !guarded {
 				live <- resp                                                         // unguarded: passed through untouched
 				return streamed{Status: cmp.Or(resp.StatusCode, http.StatusOK)}, nil // reported with its status
 			}

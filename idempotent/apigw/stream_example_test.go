@@ -16,7 +16,7 @@ import (
 // body; a duplicate gets the same stream, replayed.
 func ExampleWrapURLStreaming() {
 	runs := 0
-	h := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(ctx context.Context, r events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	h := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(ctx context.Context, r events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		runs++
 		pr, pw := io.Pipe()
 		go func() {

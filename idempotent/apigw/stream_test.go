@@ -111,7 +111,7 @@ func TestStreamingReplaysTheStream(t *testing.T) {
 	for _, sc := range streamStores() {
 		t.Run(sc.name, func(t *testing.T) {
 			var runs atomic.Int64
-			w := apigw.WrapURLStreaming(sc.store(t), func(_ context.Context, ev events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+			w := apigw.WrapURLStreaming(idempotent.New(sc.store(t)), func(_ context.Context, ev events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 				runs.Add(1)
 				return &events.LambdaFunctionURLStreamingResponse{
 					StatusCode: 201,
@@ -149,7 +149,7 @@ func TestStreamingTooLargeSuccessIsNeverRerun(t *testing.T) {
 		t.Run(sc.name, func(t *testing.T) {
 			var runs atomic.Int64
 			big := strings.Repeat("x", 100)
-			w := apigw.WrapURLStreaming(sc.store(t), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+			w := apigw.WrapURLStreaming(idempotent.New(sc.store(t)), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 				runs.Add(1)
 				return &events.LambdaFunctionURLStreamingResponse{Body: chunks(big[:40], big[40:])}, nil
 			}, apigw.WithStreamLimit(64))
@@ -210,7 +210,7 @@ func TestStreamingReleases(t *testing.T) {
 		for _, tt := range tests {
 			t.Run(sc.name+"/"+tt.name, func(t *testing.T) {
 				var runs atomic.Int64
-				w := apigw.WrapURLStreaming(sc.store(t), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+				w := apigw.WrapURLStreaming(idempotent.New(sc.store(t)), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 					runs.Add(1)
 					return tt.resp()
 				}, apigw.WithStreamLimit(64))
@@ -246,7 +246,7 @@ func iotestErr(err error) io.Reader { return errReader{err} }
 // read to its end completes it before the last Read returns.
 func TestStreamingHoldsTheKeyUntilTheEnd(t *testing.T) {
 	var runs atomic.Int64
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		runs.Add(1)
 		return &events.LambdaFunctionURLStreamingResponse{StatusCode: 201, Body: strings.NewReader("0123456789")}, nil
 	})
@@ -291,7 +291,7 @@ func TestStreamingHoldsTheKeyUntilTheEnd(t *testing.T) {
 
 func TestStreamingUnguardedPassesThrough(t *testing.T) {
 	var runs atomic.Int64
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		runs.Add(1)
 		return &events.LambdaFunctionURLStreamingResponse{StatusCode: 202, Body: strings.NewReader("ok")}, nil
 	})
@@ -308,7 +308,7 @@ func TestStreamingUnguardedPassesThrough(t *testing.T) {
 
 func TestStreamingPanicReleasesAndPanics(t *testing.T) {
 	var runs atomic.Int64
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		if runs.Add(1) == 1 {
 			panic("boom")
 		}
@@ -341,10 +341,11 @@ func TestStreamingConfigErrors(t *testing.T) {
 		name string
 		w    func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error)
 	}{
-		{"nil store", apigw.WrapURLStreaming(nil, h)},
-		{"nil handler", apigw.WrapURLStreaming(idempotent.NewMemoryStore(), nil)},
-		{"limit not positive", apigw.WrapURLStreaming(idempotent.NewMemoryStore(), h, apigw.WithStreamLimit(0))},
-		{"scope of another adapter", apigw.WrapURLStreaming(idempotent.NewMemoryStore(), h, apigw.WithScope(func(context.Context, events.ALBTargetGroupRequest) (string, error) { return "x", nil }))},
+		{"nil guard", apigw.WrapURLStreaming(nil, h)},
+		{"nil store", apigw.WrapURLStreaming(idempotent.New(nil), h)},
+		{"nil handler", apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), nil)},
+		{"limit not positive", apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), h, apigw.WithStreamLimit(0))},
+		{"scope of another adapter", apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), h, apigw.WithScope(func(context.Context, events.ALBTargetGroupRequest) (string, error) { return "x", nil }))},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -359,7 +360,7 @@ func TestStreamingConfigErrors(t *testing.T) {
 // TestBufferedAdaptersRefuseStreamLimit: the limit is the streaming
 // wrapper's only.
 func TestBufferedAdaptersRefuseStreamLimit(t *testing.T) {
-	w := apigw.WrapURL(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+	w := apigw.WrapURL(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 		return events.LambdaFunctionURLResponse{StatusCode: 200}, nil
 	}, apigw.WithStreamLimit(10))
 	r, err := w(context.Background(), fixture[events.LambdaFunctionURLRequest](t, "lambda-urls-request.json"))
@@ -372,11 +373,12 @@ func TestBufferedAdaptersRefuseStreamLimit(t *testing.T) {
 // does releases the key, without waiting for the stream to be closed.
 func TestStreamingDeadlineReleases(t *testing.T) {
 	var runs atomic.Int64
-	ended := make(chan idempotent.Event, 4)
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	ended := make(chan idempotent.Report, 4)
+	g := idempotent.New(idempotent.NewMemoryStore(), idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Report) { ended <- e }}))
+	w := apigw.WrapURLStreaming(g, func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		runs.Add(1)
 		return &events.LambdaFunctionURLStreamingResponse{Body: strings.NewReader("body")}, nil
-	}, apigw.WithCore(idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { ended <- e }})))
+	})
 	var ev events.LambdaFunctionURLRequest
 	if err := json.Unmarshal(urlEvent(t, "k-deadline"), &ev); err != nil {
 		t.Fatal(err)
@@ -407,14 +409,14 @@ func TestStreamingDeadlineReleases(t *testing.T) {
 func TestStreamingReportsRealStatus(t *testing.T) {
 	var mu sync.Mutex
 	var got []int
-	obs := idempotent.Observer{HTTP: func(_ context.Context, e idempotent.HTTPEvent) {
+	obs := idempotent.Observer{HTTP: func(_ context.Context, e idempotent.HTTPReport) {
 		mu.Lock()
 		got = append(got, e.Status)
 		mu.Unlock()
 	}}
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithObserver(obs)), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		return &events.LambdaFunctionURLStreamingResponse{StatusCode: 202, Body: strings.NewReader("ok")}, nil
-	}, apigw.WithCore(idempotent.WithObserver(obs)))
+	})
 	for _, key := range []string{"", "k-obs", "k-obs"} {
 		if _, err := invoke(t, w, urlEvent(t, key)); err != nil {
 			t.Fatal(err)
@@ -433,7 +435,7 @@ func TestStreamingReportsRealStatus(t *testing.T) {
 func TestStreamingCloseCutsABlockedRead(t *testing.T) {
 	var runs atomic.Int64
 	entered := make(chan struct{})
-	w := apigw.WrapURLStreaming(idempotent.NewMemoryStore(), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		if runs.Add(1) == 1 {
 			pr, _ := io.Pipe() // never written: a Read blocks until Close
 			return &events.LambdaFunctionURLStreamingResponse{Body: &enteredReader{pr: pr, entered: entered}}, nil

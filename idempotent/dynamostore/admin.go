@@ -190,20 +190,20 @@ func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
 		values[":m"] = epoch(rec.LeaseExpiration.UnixMilli())
 	}
 	out, err := s.client.DeleteItem(ctx, &dynamodb.DeleteItemInput{
-		TableName: s.table, Key: s.itemKey(rec.Key),
+		TableName: s.table, Key: s.itemKey(rec.ID),
 		ConditionExpression: aws.String(cond), ExpressionAttributeNames: n.names(), ExpressionAttributeValues: values,
 		ReturnValues: types.ReturnValueAllOld,
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return &idempotent.RecordChangedError{Key: rec.Key}
+		return &idempotent.RecordChangedError{Key: rec.ID}
 	}
 	if err != nil {
-		return &idempotent.StoreError{Op: opDelete, Key: rec.Key, Err: err}
+		return &idempotent.StoreError{Op: opDelete, Key: rec.ID, Err: err}
 	}
 	if av, ok := out.Attributes[s.opts.ChunksAttr]; ok {
-		if man, err := s.decodeManifest(rec.Key, av); err == nil {
-			s.deleteChunks(ctx, rec.Key, man.set, man.n)
+		if man, err := s.decodeManifest(rec.ID, av); err == nil {
+			s.deleteChunks(ctx, rec.ID, man.set, man.n)
 		}
 	}
 	return nil

@@ -13,7 +13,7 @@ import (
 // encodeRecord is the item Acquire writes for rec: key, status, expiration
 // (epoch s) and lease (epoch ms) always; owner, fingerprint and data when set.
 func (s *Store) encodeRecord(rec idempotent.Record) (map[string]types.AttributeValue, error) {
-	item := s.itemKey(rec.Key)
+	item := s.itemKey(rec.ID)
 	item[s.opts.StatusAttr] = &types.AttributeValueMemberS{Value: string(rec.Status)}
 	item[s.opts.ExpirationAttr] = epoch(rec.Expiration.Unix())
 	item[s.opts.LeaseAttr] = epoch(rec.LeaseExpiration.UnixMilli())
@@ -52,7 +52,7 @@ func (s *Store) decodeRecord(item map[string]types.AttributeValue) (rec *idempot
 	if err != nil {
 		return nil, nil, err
 	}
-	rec = &idempotent.Record{Key: key}
+	rec = &idempotent.Record{ID: key}
 
 	st, err := str(item, key, o.StatusAttr, true)
 	if err != nil {

@@ -55,11 +55,11 @@ func TestNewRejectsClashingNames(t *testing.T) {
 			if ce, ok := errors.AsType[*idempotent.ConfigError](err); !ok || !strings.Contains(ce.Error(), tt.want) {
 				t.Fatalf("Err() = %v, want a *idempotent.ConfigError saying %s", err, tt.want)
 			}
-			if _, _, err := store.Acquire(t.Context(), idempotent.Record{Key: "fn#k", Owner: "o"}, time.Now()); !errors.Is(err, store.Err()) {
+			if _, _, err := store.Acquire(t.Context(), idempotent.Record{ID: "fn#k", Owner: "o"}, time.Now()); !errors.Is(err, store.Err()) {
 				t.Fatalf("Acquire = %v, want the configuration error", err)
 			}
 			ran := false
-			_, err = idempotent.Do(t.Context(), store, "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
+			_, err = idempotent.Do(t.Context(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { ran = true; return 1, nil })
 			if _, ok := errors.AsType[*idempotent.ConfigError](err); !ok || ran {
 				t.Fatalf("Do = %v (ran %v), want a *idempotent.ConfigError without running", err, ran)
 			}

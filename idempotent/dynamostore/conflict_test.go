@@ -20,7 +20,7 @@ import (
 func TestReplicatedWriteConflict(t *testing.T) {
 	conflict := &types.ReplicatedWriteConflictException{Message: aws.String("conflict")}
 	now := time.Now()
-	rec := idempotent.Record{Key: "fn#k", Status: idempotent.StatusInProgress, Owner: "o",
+	rec := idempotent.Record{ID: "fn#k", Status: idempotent.StatusInProgress, Owner: "o",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(time.Minute)}
 
 	t.Run("retried until it lands", func(t *testing.T) {
@@ -44,7 +44,7 @@ func TestReplicatedWriteConflict(t *testing.T) {
 		}}
 		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
 		defer cancel()
-		err := dynamostore.New(f, "t").Complete(ctx, idempotent.Record{Key: "fn#k", Owner: "o", Data: []byte("x"), Expiration: now.Add(time.Hour)})
+		err := dynamostore.New(f, "t").Complete(ctx, idempotent.Record{ID: "fn#k", Owner: "o", Data: []byte("x"), Expiration: now.Add(time.Hour)})
 		var se *idempotent.StoreError
 		var rwc *types.ReplicatedWriteConflictException
 		if !errors.As(err, &se) || !errors.As(err, &rwc) || calls < 2 {

@@ -201,7 +201,7 @@ func FuzzDecodeRecord(f *testing.F) {
 
 		api.gets = 0
 		existing, acquired, err := store.Acquire(ctx, idempotent.Record{
-			Key: "fn#k", Status: idempotent.StatusInProgress, Expiration: time.Unix(1700000000, 0),
+			ID: "fn#k", Status: idempotent.StatusInProgress, Expiration: time.Unix(1700000000, 0),
 			LeaseExpiration: time.UnixMilli(1700000000000), Owner: "me",
 		}, time.Unix(1690000000, 0))
 		if acquired {

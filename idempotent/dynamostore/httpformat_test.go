@@ -26,7 +26,7 @@ func TestHTTPStoredFormatOnServer(t *testing.T) {
 	var id string
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		runs++
-		id, _ = idempotent.KeyFromContext(r.Context())
+		id, _ = idempotent.RecordIDFromContext(r.Context())
 		w.Header().Set("X-Raw", "caf\xe9\xff")
 		w.Header().Set("Trailer", "X-Sum")
 		if r.URL.Path == "/big" {
@@ -36,7 +36,7 @@ func TestHTTPStoredFormatOnServer(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 		w.Header().Set("X-Sum", "s\xe9")
 	})
-	srv := httptest.NewServer(idemhttp.Middleware(store, idemhttp.WithMaxBody(64))(h))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(store), idemhttp.WithMaxBody(64))(h))
 	defer srv.Close()
 	send := func(path, key string) (*http.Response, string) {
 		t.Helper()
@@ -64,12 +64,12 @@ func TestHTTPStoredFormatOnServer(t *testing.T) {
 
 	// A record of the previous format, under the key "old".
 	runs = 0
-	probe := idemhttp.Middleware(idempotent.NewMemoryStore())(h)
+	probe := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(h)
 	preq := httptest.NewRequest(http.MethodPost, "/x", strings.NewReader(`{}`))
 	preq.Header.Set(idemhttp.HeaderKey, "old")
 	probe.ServeHTTP(httptest.NewRecorder(), preq)
 	now := time.Now()
-	old := idempotent.Record{Key: id, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
+	old := idempotent.Record{ID: id, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
 		LeaseExpiration: now.Add(time.Minute), Owner: "o", Fingerprint: rec.Fingerprint}
 	if _, ok, err := store.Acquire(context.Background(), old, now); err != nil || !ok {
 		t.Fatalf("acquire %v %v", ok, err)

@@ -54,7 +54,7 @@ func TestCompleteAnswerLostKeepsChunks(t *testing.T) {
 	runs := 0
 	fn := func(context.Context) ([]byte, error) { runs++; return data, nil }
 	for range 2 {
-		out, err := idempotent.Do(t.Context(), store, "step", "lost-answer", fn)
+		out, err := idempotent.Do(t.Context(), idempotent.New(store), "step", "lost-answer", fn)
 		if err != nil || !bytes.Equal(out, data) {
 			t.Fatalf("Do = %d bytes, %v", len(out), err)
 		}
@@ -87,7 +87,7 @@ func TestAnswerLostSmallResult(t *testing.T) {
 	runs := 0
 	fn := func(context.Context) (string, error) { runs++; return "paid", nil }
 	for range 2 {
-		out, err := idempotent.Do(t.Context(), store, "step", "lost-answer-small", fn)
+		out, err := idempotent.Do(t.Context(), idempotent.New(store), "step", "lost-answer-small", fn)
 		if err != nil || out != "paid" {
 			t.Fatalf("Do = %q, %v; want paid", out, err)
 		}

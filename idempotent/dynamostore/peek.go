@@ -55,7 +55,7 @@ func (s *Store) Peek(ctx context.Context, key string) (*idempotent.Record, error
 		return nil, err
 	}
 	if man != nil {
-		if rec.Data, err = s.readChunks(ctx, opPeek, rec.Key, man); err != nil {
+		if rec.Data, err = s.readChunks(ctx, opPeek, rec.ID, man); err != nil {
 			return nil, err
 		}
 	}
@@ -96,14 +96,14 @@ func (s *Store) PeekBatch(ctx context.Context, keys []string) (map[string]*idemp
 			if err != nil {
 				continue // left to the normal path, which reports it
 			}
-			if _, mine := recs[rec.Key]; !mine {
+			if _, mine := recs[rec.ID]; !mine {
 				continue
 			}
 			if man != nil {
-				delete(recs, rec.Key) // chunked: read the normal way
+				delete(recs, rec.ID) // chunked: read the normal way
 				continue
 			}
-			recs[rec.Key] = rec
+			recs[rec.ID] = rec
 		}
 		for _, ka := range out.UnprocessedKeys[*s.table].Keys {
 			if av, ok := ka[s.opts.idAttr()].(*types.AttributeValueMemberS); ok {

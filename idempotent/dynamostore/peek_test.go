@@ -16,7 +16,7 @@ func TestReadFirstReplayIsOneRequest(t *testing.T) {
 	ctx := context.Background()
 	do := func(key string, opts ...idempotent.Option) string {
 		t.Helper()
-		out, err := idempotent.Do(ctx, store, "step", key, func(context.Context) (string, error) { return "result-" + key, nil }, opts...)
+		out, err := idempotent.Do(ctx, idempotent.New(store, opts...), "step", key, func(context.Context) (string, error) { return "result-" + key, nil })
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,15 +47,16 @@ func TestReadFirstReplayIsOneRequest(t *testing.T) {
 func TestPeekBatch(t *testing.T) {
 	store, _, _, meter := metered(t)
 	ctx := context.Background()
+	g := idempotent.New(store)
 	var ids []string
 	for i := range 10 {
 		key := fmt.Sprint("m-", i)
-		if _, err := idempotent.Do(ctx, store, "step", key, func(context.Context) (int, error) { return i, nil }); err != nil {
+		if _, err := idempotent.Do(ctx, g, "step", key, func(context.Context) (int, error) { return i, nil }); err != nil {
 			t.Fatal(err)
 		}
-		ids = append(ids, idempotent.DoRecordID("step", key))
+		ids = append(ids, g.RecordID("step", key))
 	}
-	absent := idempotent.DoRecordID("step", "never")
+	absent := g.RecordID("step", "never")
 	meter.Reset()
 	recs, err := store.PeekBatch(ctx, append(append(ids, absent), ids[0]))
 	if err != nil {

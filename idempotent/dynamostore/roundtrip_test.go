@@ -27,7 +27,7 @@ var (
 
 func held(owner string) idempotent.Record {
 	return idempotent.Record{
-		Key:             testKey,
+		ID:              testKey,
 		Status:          idempotent.StatusInProgress,
 		Expiration:      now.Add(time.Hour).Truncate(time.Second),
 		LeaseExpiration: now.Add(30 * time.Second).Truncate(time.Millisecond),
@@ -196,7 +196,7 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 		return fakeAnswer{http.StatusBadRequest, body + "}"}
 	}
 	want := &idempotent.Record{
-		Key:         testKey,
+		ID:          testKey,
 		Status:      idempotent.StatusCompleted,
 		Expiration:  time.Unix(1_800_003_600, 0),
 		Owner:       "owner-1",
@@ -280,7 +280,7 @@ func sameRecord(a, b *idempotent.Record) bool {
 	if a == nil || b == nil {
 		return a == b
 	}
-	return a.Key == b.Key && a.Status == b.Status && a.Expiration.Equal(b.Expiration) &&
+	return a.ID == b.ID && a.Status == b.Status && a.Expiration.Equal(b.Expiration) &&
 		a.LeaseExpiration.Equal(b.LeaseExpiration) && a.Owner == b.Owner &&
 		a.Fingerprint == b.Fingerprint && bytes.Equal(a.Data, b.Data)
 }

@@ -165,7 +165,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	}
 	item, err := s.encodeRecord(rec)
 	if err != nil {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
 	}
 	put, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                s.table,
@@ -188,11 +188,11 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
 	}
 	item = ccf.Item
 	if len(item) == 0 {
-		out, err := s.getItem(ctx, opAcquire, rec.Key)
+		out, err := s.getItem(ctx, opAcquire, rec.ID)
 		if err != nil {
 			return nil, false, err
 		}
@@ -215,7 +215,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	// caller takes the key over) nor for a payload mismatch.
 	if man != nil && !existing.Expired(now) &&
 		(rec.Fingerprint == "" || existing.Fingerprint == "" || rec.Fingerprint == existing.Fingerprint) {
-		if existing.Data, err = s.readChunks(ctx, opAcquire, existing.Key, man); err != nil {
+		if existing.Data, err = s.readChunks(ctx, opAcquire, existing.ID, man); err != nil {
 			return nil, false, err
 		}
 	}
@@ -260,7 +260,7 @@ func (s *Store) get(ctx context.Context, op, key string) (*idempotent.Record, er
 		return nil, err
 	}
 	if man != nil {
-		if rec.Data, err = s.readChunks(ctx, op, rec.Key, man); err != nil {
+		if rec.Data, err = s.readChunks(ctx, op, rec.ID, man); err != nil {
 			return nil, err
 		}
 	}
@@ -293,7 +293,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	}
 	st, err := s.encodeData(rec.Data)
 	if err != nil {
-		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
+		return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: err}
 	}
 	exp := rec.Expiration.Unix()
 	values := map[string]types.AttributeValue{
@@ -311,8 +311,8 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	if st.chunked() {
 		shape += shapeChunked
 		var man types.AttributeValue
-		if man, cleanup, err = s.writeChunks(ctx, rec.Key, rec.Owner, st, exp); err != nil {
-			return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: fmt.Errorf("write chunks: %w", err)}
+		if man, cleanup, err = s.writeChunks(ctx, rec.ID, rec.Owner, st, exp); err != nil {
+			return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: fmt.Errorf("write chunks: %w", err)}
 		}
 		values[":k"] = man
 	} else {
@@ -320,7 +320,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	}
 	_, err = s.client.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 s.table,
-		Key:                       s.itemKey(rec.Key),
+		Key:                       s.itemKey(rec.ID),
 		UpdateExpression:          s.complete[shape].upd,
 		ConditionExpression:       s.complete[shape].cond,
 		ExpressionAttributeNames:  s.complete[shape].names,
@@ -336,7 +336,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 		// success it was. When the record cannot be read, the chunks stay
 		// (they expire with their TTL) and the lease counts as lost. After
 		// any other failure the update may have landed; the chunks stay too.
-		mine, rerr := s.completedBy(ctx, rec.Key, rec.Owner)
+		mine, rerr := s.completedBy(ctx, rec.ID, rec.Owner)
 		if rerr == nil && mine {
 			return nil
 		}
@@ -344,7 +344,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 			cleanup()
 		}
 	}
-	return s.fenced(opComplete, rec.Key, err)
+	return s.fenced(opComplete, rec.ID, err)
 }
 
 // ownWrite reports whether existing, the record a conditional Acquire of

@@ -99,7 +99,7 @@ func TestDecode(t *testing.T) {
 	}{
 		{name: "completed", item: goodItem(), check: func(t *testing.T, r *idempotent.Record) {
 			if r.Status != idempotent.StatusCompleted || string(r.Data) != `{"ok":true}` || r.Expiration.Unix() != 1800003600 ||
-				!r.LeaseExpiration.IsZero() || r.Owner != "owner-1" || r.Fingerprint != "fp" || r.Key != testKey {
+				!r.LeaseExpiration.IsZero() || r.Owner != "owner-1" || r.Fingerprint != "fp" || r.ID != testKey {
 				t.Fatalf("decoded %+v", r)
 			}
 		}},
@@ -297,7 +297,7 @@ func TestKeys(t *testing.T) {
 			api := &fakeAPI{}
 			st := dynamostore.New(api, "idempotency", tt.opts...)
 			rec := held("owner-1")
-			rec.Key = tt.key
+			rec.ID = tt.key
 			if _, _, err := st.Acquire(t.Context(), rec, now); err != nil {
 				t.Fatal(err)
 			}

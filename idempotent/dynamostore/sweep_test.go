@@ -21,7 +21,7 @@ func TestSweep(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
 	put := func(key string, exp time.Time, data []byte) {
 		t.Helper()
-		rec := idempotent.Record{Key: key, Status: idempotent.StatusInProgress, Owner: "o-" + key,
+		rec := idempotent.Record{ID: key, Status: idempotent.StatusInProgress, Owner: "o-" + key,
 			Expiration: exp, LeaseExpiration: exp}
 		if _, ok, err := s.Acquire(context.Background(), rec, exp.Add(-time.Hour)); err != nil || !ok {
 			t.Fatal(ok, err)

@@ -21,7 +21,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 	ctx := context.Background()
 	now := time.Unix(1_800_000_000, 0)
 	crashed := idempotent.Record{
-		Key: "fn#a", Status: idempotent.StatusInProgress, Owner: "crashed-run",
+		ID: "fn#a", Status: idempotent.StatusInProgress, Owner: "crashed-run",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(30 * time.Second),
 	}
 	if _, ok, err := store.Acquire(ctx, crashed, now); err != nil || !ok {
@@ -41,7 +41,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 	if got := counter.Counts(); counter.Total() != 1 || got["PutItem"] != 1 {
 		t.Fatalf("takeover: calls %v, want one PutItem", got)
 	}
-	if err := store.Complete(ctx, idempotent.Record{Key: "fn#a", Status: idempotent.StatusCompleted, Owner: "next-run", Expiration: later.Add(time.Second), Data: []byte(`1`)}); err != nil {
+	if err := store.Complete(ctx, idempotent.Record{ID: "fn#a", Status: idempotent.StatusCompleted, Owner: "next-run", Expiration: later.Add(time.Second), Data: []byte(`1`)}); err != nil {
 		t.Fatal(err)
 	}
 	// The completed record expires; a new acquire replaces it: no takeover.
@@ -53,7 +53,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 		t.Fatalf("over an expired completed record: %+v, %v, %v; want nil, true, nil", replaced, ok, err)
 	}
 	fresh := again
-	fresh.Key = "fn#b"
+	fresh.ID = "fn#b"
 	if replaced, ok, err = store.Acquire(ctx, fresh, last); err != nil || !ok || replaced != nil {
 		t.Fatalf("new key: %+v, %v, %v; want nil, true, nil", replaced, ok, err)
 	}
@@ -66,24 +66,24 @@ func TestWrapReportsTakeover(t *testing.T) {
 	store := dynamostore.New(client, testdynamo.NewTable(t, client))
 	now := time.Unix(1_800_000_000, 0)
 	clock := func() time.Time { return now }
-	var events []idempotent.Event
-	obs := idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { events = append(events, e) }})
+	var events []idempotent.Report
+	obs := idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Report) { events = append(events, e) }})
 	ctx := context.Background()
 	// A run that crashed: it acquired and never finished.
 	crashed := idempotent.Record{
-		Key: "pay#" + sha256Hex("s\x00k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
+		ID: "pay#" + sha256Hex("s\x00k"), Status: idempotent.StatusInProgress, Owner: "crashed-run",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(30 * time.Second),
 	}
 	if _, ok, err := store.Acquire(ctx, crashed, now); err != nil || !ok {
 		t.Fatalf("seed: %v, %v", ok, err)
 	}
 	now = now.Add(time.Minute)
-	v, err := idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 7, nil },
-		idempotent.WithName("pay"), idempotent.WithClock(clock), obs)
+	v, err := idempotent.Do(ctx, idempotent.New(store,
+		idempotent.WithName("pay"), idempotent.WithClock(clock), obs), "s", "k", func(context.Context) (int, error) { return 7, nil })
 	if err != nil || v != 7 {
 		t.Fatalf("Do = %v, %v", v, err)
 	}
-	if len(events) != 1 || !events[0].Takeover || events[0].Outcome != idempotent.OutcomeCompleted || events[0].Record != crashed.Key {
+	if len(events) != 1 || !events[0].Takeover || events[0].Outcome != idempotent.OutcomeCompleted || events[0].Record != crashed.ID {
 		t.Fatalf("events = %+v, want one completed takeover", events)
 	}
 }

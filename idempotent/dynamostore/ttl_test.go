@@ -44,12 +44,12 @@ func TestTTLShorterThanLeaseOnServer(t *testing.T) {
 	var id string
 	done := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), store, "step", "ttl-lease", func(ctx context.Context) (string, error) {
-			id, _ = idempotent.KeyFromContext(ctx)
+		_, err := idempotent.Do(context.Background(), idempotent.New(store, opts...), "step", "ttl-lease", func(ctx context.Context) (string, error) {
+			id, _ = idempotent.RecordIDFromContext(ctx)
 			close(started)
 			<-finish
 			return "first", nil
-		}, opts...)
+		})
 		done <- err
 	}()
 	<-started
@@ -62,7 +62,7 @@ func TestTTLShorterThanLeaseOnServer(t *testing.T) {
 	}
 	clk.Advance(2 * time.Second)
 	ran := false
-	_, err = idempotent.Do(t.Context(), store, "step", "ttl-lease", func(context.Context) (string, error) { ran = true; return "dup", nil }, opts...)
+	_, err = idempotent.Do(t.Context(), idempotent.New(store, opts...), "step", "ttl-lease", func(context.Context) (string, error) { ran = true; return "dup", nil })
 	if ran || !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("duplicate at t+2s: ran %v, err %v; want ErrInProgress", ran, err)
 	}

@@ -47,8 +47,8 @@ func TestWrapRoundTrips(t *testing.T) {
 			h := func(_ context.Context, r chargeReq) (chargeRes, error) {
 				return chargeRes{Charge: "ch_" + r.ID, Run: runs.Add(1)}, nil
 			}
-			w := idempotent.Wrap(store, h, idempotent.WithKeyPath("id"), idempotent.WithLocalCache(8))
-			cold := idempotent.Wrap(store, h, idempotent.WithKeyPath("id"))
+			w := idempotent.Wrap(idempotent.New(store, idempotent.WithLocalCache(8)), h, idempotent.WithKeyPath("id"))
+			cold := idempotent.Wrap(idempotent.New(store), h, idempotent.WithKeyPath("id"))
 			ctx := context.Background()
 
 			counter.Reset()
@@ -96,8 +96,8 @@ func TestWrapConcurrentContainers(t *testing.T) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup
 	for i := range n {
-		w := idempotent.Wrap(dynamostore.New(client, table), h,
-			idempotent.WithKeyPath("id"), idempotent.WithLocalCache(4), idempotent.WithWait(time.Minute))
+		g := idempotent.New(dynamostore.New(client, table), idempotent.WithLocalCache(4), idempotent.WithWait(time.Minute))
+		w := idempotent.Wrap(g, h, idempotent.WithKeyPath("id"))
 		wg.Go(func() {
 			<-start
 			results[i], errs[i] = w(context.Background(), chargeReq{ID: "c-1"})
@@ -140,8 +140,8 @@ func TestWrapStateMachineOnServer(t *testing.T) {
 		}
 		return chargeRes{Charge: "ch_" + r.ID, Run: n}, nil
 	}
-	w := idempotent.Wrap(store, h, idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount"),
-		idempotent.WithClock(clock), idempotent.WithLease(10*time.Second), idempotent.WithTTL(time.Hour))
+	w := idempotent.Wrap(idempotent.New(store,
+		idempotent.WithClock(clock), idempotent.WithLease(10*time.Second), idempotent.WithTTL(time.Hour)), h, idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount"))
 	ctx := context.Background()
 
 	fail.Store(true)

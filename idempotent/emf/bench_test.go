@@ -20,7 +20,7 @@ func BenchmarkInvocation(b *testing.B) {
 	for _, mode := range []string{"off", "emf"} {
 		build := func(opts ...idempotent.Option) func(context.Context, string) (string, error) {
 			if mode == "off" {
-				return idempotent.Wrap(idempotent.NewMemoryStore(), h, opts...)
+				return idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), opts...), h)
 			}
 			m, err := emf.New(func(o *emf.Options) {
 				o.Writer = io.Discard
@@ -29,7 +29,7 @@ func BenchmarkInvocation(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			return emf.Wrap(m, idempotent.Wrap(idempotent.NewMemoryStore(), h, append(opts, m.Option())...))
+			return emf.Wrap(m, idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), append(opts, m.Option())...), h))
 		}
 		b.Run("new/"+mode, func(b *testing.B) {
 			w := build()
@@ -67,7 +67,7 @@ func BenchmarkRecord(b *testing.B) {
 		b.Fatal(err)
 	}
 	obs := m.Observer()
-	ev := idempotent.Event{Name: "bench", Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: 3 * time.Millisecond}
+	ev := idempotent.Report{Name: "bench", Outcome: idempotent.OutcomeReplayed, Attempts: 1, StoreTime: 3 * time.Millisecond}
 	h := emf.Wrap(m, func(ctx context.Context, _ int) (int, error) {
 		obs.Call(ctx, ev)
 		return 0, nil

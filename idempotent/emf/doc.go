@@ -14,7 +14,7 @@
 //
 //	m, err := emf.New(func(o *emf.Options) { o.Namespace = "payments" })
 //	if err != nil { ... }
-//	h := idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId"), m.Option())
+//	h := idempotent.Wrap(idempotent.New(store, m.Option()), handle, idempotent.WithKeyPath("orderId"))
 //	lambda.Start(emf.Wrap(m, h))
 //
 // The metrics (unit Count unless stated): one per outcome of a guarded call —

@@ -253,11 +253,11 @@ func (m *Metrics) with(ctx context.Context, f func(*counts)) {
 	m.mu.Unlock()
 }
 
-func (m *Metrics) call(ctx context.Context, e idempotent.Event) {
+func (m *Metrics) call(ctx context.Context, e idempotent.Report) {
 	m.with(ctx, func(b *counts) { b.addEvent(&e) })
 }
 
-func (m *Metrics) http(ctx context.Context, e idempotent.HTTPEvent) {
+func (m *Metrics) http(ctx context.Context, e idempotent.HTTPReport) {
 	m.with(ctx, func(b *counts) {
 		switch e.StatusClass() {
 		case "2xx":
@@ -272,7 +272,7 @@ func (m *Metrics) http(ctx context.Context, e idempotent.HTTPEvent) {
 	})
 }
 
-func (m *Metrics) batch(ctx context.Context, e idempotent.BatchEvent) {
+func (m *Metrics) batch(ctx context.Context, e idempotent.BatchReport) {
 	m.with(ctx, func(b *counts) {
 		b.add(mBatchRecords, float64(e.Records))
 		b.add(mBatchFailures, float64(e.Failures))
@@ -364,7 +364,7 @@ var outcomeMetric = [...]metric{
 	idempotent.OutcomeCorruptRecord:   mCorruptRecords,
 }
 
-func (b *counts) addEvent(e *idempotent.Event) {
+func (b *counts) addEvent(e *idempotent.Report) {
 	b.add(mCalls, 1)
 	if int(e.Outcome) < len(outcomeMetric) && e.Outcome != idempotent.OutcomeUnknown {
 		b.add(outcomeMetric[e.Outcome], 1)

@@ -158,10 +158,10 @@ func TestOneRecordPerInvocation(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	now := t0
 	clock := func() time.Time { return now }
-	h := idempotent.Wrap(store, func(_ context.Context, id string) (string, error) {
+	h := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clock), m.Option()), func(_ context.Context, id string) (string, error) {
 		now = now.Add(40 * time.Millisecond)
 		return "ok " + id, nil
-	}, idempotent.WithClock(clock), m.Option())
+	})
 	inv := emf.Wrap(m, h)
 	ctx := context.Background()
 
@@ -202,7 +202,7 @@ func TestOneRecordPerInvocation(t *testing.T) {
 func TestRecordWrittenWhenTheHandlerPanics(t *testing.T) {
 	var out bytes.Buffer
 	m := newMetrics(t, &out)
-	h := emf.Wrap(m, idempotent.Wrap(idempotent.NewMemoryStore(), func(context.Context, string) (string, error) { panic("x") }, m.Option()))
+	h := emf.Wrap(m, idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), m.Option()), func(context.Context, string) (string, error) { panic("x") }))
 	func() {
 		defer func() { _ = recover() }()
 		_, _ = h(context.Background(), "a")
@@ -223,16 +223,16 @@ func TestLeaseTakeoverMetric(t *testing.T) {
 	defer close(never)
 	opts := []idempotent.Option{idempotent.WithName("pay"), idempotent.WithLease(time.Second), idempotent.WithClock(func() time.Time { return now }), m.Option()}
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) {
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) {
 			close(started)
 			<-never
 			return 0, nil
-		}, opts...)
+		})
 	}()
 	<-started
 	now = now.Add(2 * time.Second)
 	retry := emf.Wrap(m, func(ctx context.Context, _ string) (int, error) {
-		return idempotent.Do(ctx, store, "s", "k", func(context.Context) (int, error) { return 1, nil }, opts...)
+		return idempotent.Do(ctx, idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) { return 1, nil })
 	})
 	if _, err := retry(context.Background(), ""); err != nil {
 		t.Fatal(err)
@@ -250,16 +250,16 @@ func TestEveryMetricFitsOneDirective(t *testing.T) {
 	o := m.Observer()
 	ctx := context.Background()
 	for oc := idempotent.OutcomeCompleted; oc <= idempotent.OutcomeCorruptRecord; oc++ {
-		o.Call(ctx, idempotent.Event{Outcome: oc, StoreTime: time.Millisecond, HandlerTime: 2 * time.Millisecond})
+		o.Call(ctx, idempotent.Report{Outcome: oc, StoreTime: time.Millisecond, HandlerTime: 2 * time.Millisecond})
 	}
 	for _, op := range []string{"acquire", "get", "complete", "release"} {
-		o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeStoreError, Op: op})
+		o.Call(ctx, idempotent.Report{Outcome: idempotent.OutcomeStoreError, Op: op})
 	}
-	o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeCompleted, Takeover: true})
+	o.Call(ctx, idempotent.Report{Outcome: idempotent.OutcomeCompleted, Takeover: true})
 	for _, s := range []int{200, 302, 404, 503, 0} {
-		o.HTTP(ctx, idempotent.HTTPEvent{Status: s})
+		o.HTTP(ctx, idempotent.HTTPReport{Status: s})
 	}
-	o.Batch(ctx, idempotent.BatchEvent{Source: "sqs", Records: 10, Failures: 2, Replays: 3})
+	o.Batch(ctx, idempotent.BatchReport{Source: "sqs", Records: 10, Failures: 2, Replays: 3})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -291,7 +291,7 @@ func TestConcurrentReportsInOneInvocation(t *testing.T) {
 	h := emf.Wrap(m, func(ctx context.Context, n int) (int, error) {
 		var wg sync.WaitGroup
 		for range n {
-			wg.Go(func() { o.Call(ctx, idempotent.Event{Outcome: idempotent.OutcomeReplayed}) })
+			wg.Go(func() { o.Call(ctx, idempotent.Report{Outcome: idempotent.OutcomeReplayed}) })
 		}
 		wg.Wait()
 		return n, nil
@@ -323,7 +323,7 @@ func TestDefaultDimensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -338,7 +338,7 @@ func TestDefaultDimensions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -425,7 +425,7 @@ func TestOptionsValidated(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}
@@ -457,7 +457,7 @@ func TestRecordLevel(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+			m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted})
 			if err := m.Flush(); err != nil {
 				t.Fatal(err)
 			}

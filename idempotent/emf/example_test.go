@@ -22,7 +22,7 @@ func ExampleWrap() {
 	store := idempotent.NewMemoryStore()
 	charge := func(_ context.Context, orderID string) (string, error) { return "ch_" + orderID, nil }
 	fixed := func() time.Time { return time.UnixMilli(1764700000000) } // store and handler times are 0 on it
-	h := emf.Wrap(m, idempotent.Wrap(store, charge, m.Option(), idempotent.WithClock(fixed)))
+	h := emf.Wrap(m, idempotent.Wrap(idempotent.New(store, idempotent.WithClock(fixed), m.Option()), charge))
 
 	_, _ = h(context.Background(), "o-1") // a new run
 	_, _ = h(context.Background(), "o-1") // a duplicate: replayed

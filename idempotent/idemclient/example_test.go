@@ -19,7 +19,7 @@ import (
 // carries the same key and gets the first answer again: one payment.
 func ExampleNewClient() {
 	var payments atomic.Int32
-	api := idemhttp.Middleware(idempotent.NewMemoryStore())(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"p-%d"}`, payments.Add(1))
 	}))

@@ -26,7 +26,7 @@ type paymentsAPI struct {
 
 func newPaymentsAPI(store idempotent.Store) *paymentsAPI {
 	a := &paymentsAPI{}
-	a.Handler = idemhttp.Middleware(store)(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	a.Handler = idemhttp.Middleware(idempotent.New(store))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"p-%d"}`, a.payments.Add(1))
 	}))

@@ -25,7 +25,7 @@
 // Usage:
 //
 //	store := idempotent.NewMemoryStore()
-//	mw := idemhttp.Middleware(store, idemhttp.WithScope(func(r *http.Request) (string, error) {
+//	mw := idemhttp.Middleware(idempotent.New(store), idemhttp.WithScope(func(r *http.Request) (string, error) {
 //		return userFrom(r.Context()), nil
 //	}))
 //	http.ListenAndServe(":8080", mw(mux))

@@ -19,7 +19,7 @@ func ExampleMiddleware() {
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"p-%d"}`, runs)
 	})
-	h := idemhttp.Middleware(idempotent.NewMemoryStore())(create)
+	h := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(create)
 
 	for range 2 {
 		req := httptest.NewRequest(http.MethodPost, "/payments", strings.NewReader(`{"amount":100}`))

@@ -35,7 +35,7 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // Middleware makes the handlers it wraps idempotent by the Idempotency-Key
 // header, with the semantics of the API Gateway adapters (idempotent/apigw):
 //
-//	http.ListenAndServe(addr, idemhttp.Middleware(store, idemhttp.WithScope(userID))(mux))
+//	http.ListenAndServe(addr, idemhttp.Middleware(idempotent.New(store), idemhttp.WithScope(userID))(mux))
 //
 // A guarded request (POST, PATCH) with a valid key runs the handler at most
 // once per principal, method, path and key within the TTL. The handler's
@@ -54,16 +54,13 @@ func DefaultStored(status int) bool { return httpidem.DefaultStored(status) }
 // application/problem+json.
 //
 // The middleware is safe for concurrent use; the handler sees the record key
-// through idempotent.KeyFromContext(r.Context()).
-func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.Handler {
-	base := httpidem.NewConfig(opts...)
+// through idempotent.RecordIDFromContext(r.Context()).
+func Middleware(g *idempotent.Guard, opts ...Option) func(http.Handler) http.Handler {
+	base := httpidem.NewConfig(g, opts)
 	o := &settings{
 		scope:   httpidem.ScopeFunc[func(*http.Request) (string, error)](base, "func(*http.Request) (string, error)"),
 		maxBody: cmp.Or(base.MaxBody, DefaultMaxBody),
 		log:     base.Logger,
-	}
-	if store == nil && !idempotent.Disabled() { // disabled: requests pass through
-		base.Fail("store", errors.New("nil Store"))
 	}
 	base.Finish()
 	return func(next http.Handler) http.Handler {
@@ -76,7 +73,7 @@ func Middleware(store idempotent.Store, opts ...Option) func(http.Handler) http.
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			req := &request{r: r, o: o}
 			var first *response // the handler's, when it ran guarded
-			resp, err := httpidem.Serve(r.Context(), cfg, store, req, codec{}, func(ctx context.Context) (*response, error) {
+			resp, err := httpidem.Serve(r.Context(), cfg, g, req, codec{}, func(ctx context.Context) (*response, error) {
 				if !req.guarded {
 					next.ServeHTTP(w, r)
 					return &response{sent: true}, nil

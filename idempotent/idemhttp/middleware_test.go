@@ -80,19 +80,19 @@ func TestResponseSize(t *testing.T) {
 			var statuses []int
 			var outcomes []idempotent.Outcome
 			obs := idempotent.Observer{
-				HTTP: func(_ context.Context, e idempotent.HTTPEvent) {
+				HTTP: func(_ context.Context, e idempotent.HTTPReport) {
 					mu.Lock()
 					statuses = append(statuses, e.Status)
 					mu.Unlock()
 				},
-				Call: func(_ context.Context, e idempotent.Event) {
+				Call: func(_ context.Context, e idempotent.Report) {
 					mu.Lock()
 					outcomes = append(outcomes, e.Outcome)
 					mu.Unlock()
 				},
 			}
-			srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(),
-				idemhttp.WithMaxBody(limit), idemhttp.WithCore(idempotent.WithObserver(obs)))(h))
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithObserver(obs)),
+				idemhttp.WithMaxBody(limit))(h))
 			defer srv.Close()
 
 			res, body := post(t, srv, "k", `{"a":1}`)
@@ -143,12 +143,12 @@ func TestRequestBody(t *testing.T) {
 		mu.Lock()
 		got = append(got, string(b))
 		mu.Unlock()
-		if _, ok := idempotent.KeyFromContext(r.Context()); !ok && r.Header.Get(idemhttp.HeaderKey) != "" {
+		if _, ok := idempotent.RecordIDFromContext(r.Context()); !ok && r.Header.Get(idemhttp.HeaderKey) != "" {
 			t.Error("no record key in the handler's context")
 		}
 		w.WriteHeader(http.StatusCreated)
 	})
-	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithMaxBody(16))(h))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), idemhttp.WithMaxBody(16))(h))
 	defer srv.Close()
 
 	tests := []struct {
@@ -181,7 +181,7 @@ func TestSniffedContentTypeReplayed(t *testing.T) {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "<html><body>ok</body></html>")
 	})
-	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore())(h))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(h))
 	defer srv.Close()
 	first, _ := post(t, srv, "k", "")
 	second, _ := post(t, srv, "k", "")
@@ -206,7 +206,7 @@ func TestConfigErrors(t *testing.T) {
 			rec := httptest.NewRecorder()
 			req := httptest.NewRequestWithContext(context.Background(), http.MethodPost, "/", nil)
 			req.Header.Set(idemhttp.HeaderKey, "k")
-			idemhttp.Middleware(tt.store, tt.opts...)(ok).ServeHTTP(rec, req)
+			idemhttp.Middleware(idempotent.New(tt.store), tt.opts...)(ok).ServeHTTP(rec, req)
 			if rec.Code != 500 || rec.Header().Get("Content-Type") != idemhttp.ContentTypeProblem {
 				t.Fatalf("%d %q", rec.Code, rec.Header())
 			}

@@ -10,57 +10,38 @@ import (
 // bodies: 6 MB, the largest payload a Lambda function can return.
 const DefaultMaxBody = 6 << 20
 
-// Option configures Middleware. It is the one option type of the HTTP
-// adapters: apigw.Option is the same type, and the options below are
-// declared once, in the shared HTTP engine, for both packages.
-type Option = httpidem.Option
+// Option configures Middleware: what the HTTP layer does. The core's
+// settings (TTL, name, lease, wait, local cache, clock, logger, observers)
+// belong to the idempotent.Guard the middleware takes. apigw.Option is a
+// different type: an option of one adapter does not compile in the other.
+type Option func(*httpidem.Config)
 
-// Options shared with apigw. Each is documented where it is declared; in
-// short:
-var (
-	// WithMethods sets the guarded HTTP methods (default POST and PATCH);
-	// other methods pass through untouched.
-	WithMethods = httpidem.WithMethods
-	// WithRequireKey answers a guarded request without an Idempotency-Key
-	// header 400 (by default it passes through unguarded).
-	WithRequireKey = httpidem.WithRequireKey
-	// WithFingerprintHeaders adds request headers (names case-insensitive)
-	// to the payload fingerprint, next to the query string and the body.
-	WithFingerprintHeaders = httpidem.WithFingerprintHeaders
-	// WithStoredStatus replaces the policy of which responses are stored and
-	// replayed (default DefaultStored); a response not stored is sent as it
-	// is and releases the key.
-	WithStoredStatus = httpidem.WithStoredStatus
-	// WithMaxBody sets the buffering limit in bytes (default
-	// DefaultMaxBody). A guarded request body over it is answered 413. A
-	// response body over it is streamed to the client as it is written and
-	// not stored: the key is released and a retry runs again.
-	WithMaxBody = httpidem.WithMaxBody
-	// WithTTL sets how long a stored response is replayed
-	// (idempotent.WithTTL).
-	WithTTL = httpidem.WithTTL
-	// WithWait makes a duplicate that finds the key in progress wait up to
-	// max for the first request's response (idempotent.WithWait) instead of
-	// getting 409 at once. Off by default.
-	WithWait = httpidem.WithWait
-	// WithLocalCache keeps up to size stored responses in a per-process LRU
-	// cache (idempotent.WithLocalCache); middlewares built from this Option
-	// value share it.
-	WithLocalCache = httpidem.WithLocalCache
-	// WithName sets the key namespace (idempotent.WithName).
-	WithName = httpidem.WithName
-	// WithClock sets the clock for every time decision, Retry-After included
-	// (idempotent.WithClock).
-	WithClock = httpidem.WithClock
-	// WithLogger sets the logger of the middleware and the core (default
-	// slog.Default()).
-	WithLogger = httpidem.WithLogger
-	// WithCore passes options to idempotent.Do, e.g. idempotent.WithLease.
-	// The middleware sets the key and the fingerprint itself: WithKeyPath,
-	// WithKeyFunc and WithPayloadPath do not apply (every request is
-	// answered 500).
-	WithCore = httpidem.WithCore
-)
+// WithMethods sets the guarded HTTP methods (default POST and PATCH); other
+// methods pass through untouched.
+func WithMethods(methods ...string) Option { return Option(httpidem.WithMethods(methods...)) }
+
+// WithRequireKey answers a guarded request without an Idempotency-Key
+// header 400. By default such a request passes through unguarded.
+func WithRequireKey() Option { return Option(httpidem.WithRequireKey()) }
+
+// WithFingerprintHeaders adds request headers (names case-insensitive) to
+// the payload fingerprint, next to the query string and the body.
+func WithFingerprintHeaders(names ...string) Option {
+	return Option(httpidem.WithFingerprintHeaders(names...))
+}
+
+// WithStoredStatus replaces the policy of which responses are stored and
+// replayed (default DefaultStored). A response that is not stored is sent
+// as it is and releases the key.
+func WithStoredStatus(stored func(status int) bool) Option {
+	return Option(httpidem.WithStoredStatus(stored))
+}
+
+// WithMaxBody sets the buffering limit in bytes (default DefaultMaxBody). A
+// guarded request body over it is answered 413. A response body over it is
+// streamed to the client as it is written and not stored: the key is
+// released and a retry runs again.
+func WithMaxBody(n int64) Option { return Option(httpidem.WithMaxBody(n)) }
 
 // WithScope sets the caller principal, the part of the key material that
 // keeps two callers who pick the same key apart, typically the
@@ -75,7 +56,7 @@ var (
 // cookies cannot be told apart from other cookies: with cookie
 // authentication, set WithScope.
 func WithScope(f func(r *http.Request) (string, error)) Option {
-	return httpidem.SetScope(f, f == nil)
+	return Option(httpidem.SetScope(f, f == nil))
 }
 
 // RecordID returns the record id of a request with Idempotency-Key key,

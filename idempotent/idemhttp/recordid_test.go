@@ -14,7 +14,7 @@ import (
 // for a request, so an operator's tool finds it, and no other request's.
 func TestRecordID(t *testing.T) {
 	store := idempotent.NewMemoryStore()
-	h := idemhttp.Middleware(store, idemhttp.WithName("orders"))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	h := idemhttp.Middleware(idempotent.New(store, idempotent.WithName("orders")))(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	}))
 	req := httptest.NewRequest(http.MethodPost, "/orders", strings.NewReader(`{"n":1}`))

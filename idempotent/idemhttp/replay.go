@@ -21,7 +21,7 @@ func WithReplayHook(f func(ctx context.Context, r idempotent.Replay, h http.Head
 			c.Fail("idemhttp.WithReplayHook", errors.New("nil hook"))
 			return
 		}
-		c.Core = append(c.Core, idempotent.WithReplayHook(func(ctx context.Context, r idempotent.Replay, resp *response) *response {
+		c.Call = append(c.Call, idempotent.WithReplayHook(func(ctx context.Context, r idempotent.Replay, resp *response) *response {
 			if resp == nil {
 				resp = &response{Status: http.StatusOK}
 			}

@@ -15,10 +15,10 @@ func TestReplayHookAddsHeader(t *testing.T) {
 	hook := idemhttp.WithReplayHook(func(_ context.Context, r idempotent.Replay, h http.Header) {
 		h.Set("X-Replay-Source", r.Outcome.String())
 	})
-	obs := idemhttp.WithCore(idempotent.WithObserver(idempotent.Observer{
-		HTTP: func(_ context.Context, e idempotent.HTTPEvent) { statuses = append(statuses, e.Status) },
-	}))
-	mw := idemhttp.Middleware(idempotent.NewMemoryStore(), hook, obs, idemhttp.WithLocalCache(4))
+	obs := idempotent.WithObserver(idempotent.Observer{
+		HTTP: func(_ context.Context, e idempotent.HTTPReport) { statuses = append(statuses, e.Status) },
+	})
+	mw := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), obs, idempotent.WithLocalCache(4)), hook)
 	srv := httptest.NewServer(mw(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("X-Handler", "yes")
 		w.WriteHeader(http.StatusCreated)

@@ -40,14 +40,14 @@ func TestOutcomeUnknownRetryAfter(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			core := []idempotent.Option{}
+			core := []idempotent.Option{idempotent.WithClock(clock), idempotent.WithLogger(slog.New(slog.DiscardHandler))}
 			if tt.lease > 0 {
 				core = append(core, idempotent.WithLease(tt.lease))
 			}
 			store := failingComplete{idempotent.NewMemoryStore()}
 			runs := 0
 			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { runs++; w.WriteHeader(201) })
-			srv := httptest.NewServer(idemhttp.Middleware(store, idemhttp.WithClock(clock), idemhttp.WithLogger(slog.New(slog.DiscardHandler)), idemhttp.WithCore(core...))(h))
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(store, core...))(h))
 			defer srv.Close()
 			res, body := post(t, srv, "k", `{}`)
 			if res.StatusCode != 503 || !strings.Contains(body, "#outcome-unknown") || res.Header.Get("Retry-After") != tt.want {

@@ -1,7 +1,6 @@
 package idemhttp_test
 
 import (
-	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -11,10 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/aws/aws-lambda-go/events"
-
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/idemhttp"
 )
 
@@ -54,7 +50,7 @@ func TestCredentialsWithoutScopeAreRefused(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			runs := 0
-			rec := serve(idemhttp.Middleware(idempotent.NewMemoryStore()), &runs, tt.prep)
+			rec := serve(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore())), &runs, tt.prep)
 			if tt.want == "" {
 				if rec.Code != 201 || runs != 1 {
 					t.Fatalf("%d %s", rec.Code, rec.Body)
@@ -70,26 +66,12 @@ func TestCredentialsWithoutScopeAreRefused(t *testing.T) {
 	}
 
 	runs := 0
-	mw := idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithScope(func(r *http.Request) (string, error) {
+	mw := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), idemhttp.WithScope(func(r *http.Request) (string, error) {
 		return strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "), nil
 	}))
 	alice := serve(mw, &runs, func(r *http.Request) { r.Header.Set("Authorization", "Bearer alice") })
 	bob := serve(mw, &runs, func(r *http.Request) { r.Header.Set("Authorization", "Bearer bob") })
 	if alice.Code != 201 || bob.Code != 201 || bob.Header().Get(idemhttp.HeaderReplayed) != "" || runs != 2 {
 		t.Fatalf("alice %d, bob %d %s, runs %d", alice.Code, bob.Code, bob.Body, runs)
-	}
-}
-
-// TestOptionsOfTheOtherAdapter: the option type is shared with apigw, so
-// apigw's own options given here are configuration errors, not ignored.
-func TestOptionsOfTheOtherAdapter(t *testing.T) {
-	for _, opt := range []idemhttp.Option{
-		apigw.WithScope(func(context.Context, events.APIGatewayV2HTTPRequest) (string, error) { return "x", nil }),
-	} {
-		runs := 0
-		rec := serve(idemhttp.Middleware(idempotent.NewMemoryStore(), opt), &runs, nil)
-		if rec.Code != 500 || runs != 0 || !strings.Contains(rec.Body.String(), "misconfigured") {
-			t.Fatalf("%d %s", rec.Code, rec.Body)
-		}
 	}
 }

@@ -25,7 +25,7 @@ const rawValue = "caf\xe9 \xff\xfe"
 func trailerHandler(flush bool, runs *int, id *string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		*runs++
-		*id, _ = idempotent.KeyFromContext(r.Context())
+		*id, _ = idempotent.RecordIDFromContext(r.Context())
 		w.Header().Set("Content-Type", "text/event-stream")
 		w.Header().Set("X-Raw", rawValue)
 		w.Header().Set("Trailer", "X-Checksum")
@@ -50,7 +50,7 @@ func TestReplayByteForByte(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			var runs int
 			var id string
-			srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore())(trailerHandler(flush, &runs, &id)))
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()))(trailerHandler(flush, &runs, &id)))
 			defer srv.Close()
 			for i := range 2 {
 				res, body := post(t, srv, "k", `{}`)
@@ -84,7 +84,7 @@ func putCompleted(t *testing.T, store idempotent.Store, id, fp string, data []by
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now()
-	rec := idempotent.Record{Key: id, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
+	rec := idempotent.Record{ID: id, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
 		LeaseExpiration: now.Add(time.Minute), Owner: "test-owner", Fingerprint: fp}
 	if _, ok, err := store.Acquire(ctx, rec, now); err != nil || !ok {
 		t.Fatalf("acquire: %v %v", ok, err)
@@ -103,7 +103,7 @@ func TestFormatOneRecordReplays(t *testing.T) {
 	probe := idempotent.NewMemoryStore()
 	var runs int
 	var id string
-	srv := httptest.NewServer(idemhttp.Middleware(probe)(trailerHandler(false, &runs, &id)))
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(probe))(trailerHandler(false, &runs, &id)))
 	post(t, srv, "k", `{}`)
 	srv.Close()
 	rec, err := probe.Get(context.Background(), id)
@@ -129,7 +129,7 @@ func TestFormatOneRecordReplays(t *testing.T) {
 			store := idempotent.NewMemoryStore()
 			putCompleted(t, store, id, rec.Fingerprint, []byte(tt.data))
 			runs = 0
-			srv := httptest.NewServer(idemhttp.Middleware(store)(trailerHandler(false, &runs, new(string))))
+			srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(store))(trailerHandler(false, &runs, new(string))))
 			defer srv.Close()
 			res, body := post(t, srv, "k", `{}`)
 			if res.StatusCode != tt.status || runs != 0 {
@@ -160,7 +160,7 @@ func TestWriterControls(t *testing.T) {
 		_, _ = io.WriteString(w, big)
 	})
 	hooks := 0
-	srv := httptest.NewServer(idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithMaxBody(10),
+	srv := httptest.NewServer(idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore()), idemhttp.WithMaxBody(10),
 		idemhttp.WithReplayHook(func(context.Context, idempotent.Replay, http.Header) { hooks++ }))(h))
 	defer srv.Close()
 	if res, body := post(t, srv, "k", `{}`); res.StatusCode != 200 || body != big {

@@ -7,7 +7,7 @@
 //
 //	kmsClient := kms.NewFromConfig(cfg)
 //	store, err := idemkms.Wrap(dynamostore.New(db, table), kmsClient, "alias/idempotency")
-//	h := idempotent.Wrap(store, handle, idempotent.WithKeyPath("id"))
+//	h := idempotent.Wrap(idempotent.New(store), handle, idempotent.WithKeyPath("id"))
 //
 // # Envelope
 //

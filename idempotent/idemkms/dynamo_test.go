@@ -33,7 +33,7 @@ func TestDynamoDBChunkedResultIsEncrypted(t *testing.T) {
 	ran := 0
 	fn := func(context.Context) (string, error) { ran++; return result, nil }
 	for range 2 {
-		v, err := idempotent.Do(context.Background(), s, "export", "e-1", fn)
+		v, err := idempotent.Do(context.Background(), idempotent.New(s), "export", "e-1", fn)
 		if err != nil || v != result {
 			t.Fatalf("Do: %d bytes, %v", len(v), err)
 		}

@@ -150,7 +150,7 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 
 // Complete encrypts rec.Data and passes the record on.
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
-	sealed, err := s.seal(ctx, rec.Key, rec.Data)
+	sealed, err := s.seal(ctx, rec.ID, rec.Data)
 	if err != nil {
 		return err
 	}
@@ -253,7 +253,7 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	if rec.Status != idempotent.StatusCompleted {
 		return rec, nil
 	}
-	corrupt := func(err error) error { return &idempotent.CorruptRecordError{Key: rec.Key, Err: err} }
+	corrupt := func(err error) error { return &idempotent.CorruptRecordError{Key: rec.ID, Err: err} }
 	d := rec.Data
 	if len(d) < headerLen || d[0] != magic0 || d[1] != magic1 {
 		return nil, corrupt(errors.New("idemkms: stored result is not encrypted"))
@@ -268,11 +268,11 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	blob := d[headerLen : headerLen+n]
 	nonce := d[headerLen+n : headerLen+n+12]
 	sealed := d[headerLen+n+12:]
-	aead, err := s.decryptKey(ctx, op, rec.Key, blob)
+	aead, err := s.decryptKey(ctx, op, rec.ID, blob)
 	if err != nil {
 		return nil, err
 	}
-	plain, err := aead.Open(nil, nonce, sealed, aad(version, rec.Key))
+	plain, err := aead.Open(nil, nonce, sealed, aad(version, rec.ID))
 	if err != nil {
 		return nil, corrupt(fmt.Errorf("idemkms: stored result does not authenticate under its record id: %w", err))
 	}

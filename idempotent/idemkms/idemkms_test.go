@@ -101,7 +101,7 @@ func newSpy() *spy {
 
 func (s *spy) Complete(ctx context.Context, rec idempotent.Record) error {
 	s.mu.Lock()
-	s.stored[rec.Key] = bytes.Clone(rec.Data)
+	s.stored[rec.ID] = bytes.Clone(rec.Data)
 	s.mu.Unlock()
 	return s.Store.Complete(ctx, rec)
 }
@@ -109,7 +109,7 @@ func (s *spy) Complete(ctx context.Context, rec idempotent.Record) error {
 func (s *spy) edit(r *idempotent.Record) *idempotent.Record {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if d, ok := s.replace[r.Key]; ok && r.Status == idempotent.StatusCompleted {
+	if d, ok := s.replace[r.ID]; ok && r.Status == idempotent.StatusCompleted {
 		cp := *r
 		cp.Data = d
 		return &cp
@@ -173,7 +173,7 @@ func (s *spy) ids() map[string]bool {
 func run(t *testing.T, store idempotent.Store, key, answer string) (string, bool, error) {
 	t.Helper()
 	ran := false
-	v, err := idempotent.Do(context.Background(), store, "pay", key, func(context.Context) (string, error) {
+	v, err := idempotent.Do(context.Background(), idempotent.New(store), "pay", key, func(context.Context) (string, error) {
 		ran = true
 		return answer, nil
 	})
@@ -446,7 +446,7 @@ func TestCorruptThroughWrap(t *testing.T) {
 	inner := newSpy()
 	s := wrap(t, inner, localKMS(t), aliasTest)
 	runs := 0
-	h := idempotent.Wrap(s, func(_ context.Context, e in) (string, error) { runs++; return "paid " + e.ID, nil },
+	h := idempotent.Wrap(idempotent.New(s), func(_ context.Context, e in) (string, error) { runs++; return "paid " + e.ID, nil },
 		idempotent.WithKeyPath("id"))
 	if v, err := h(context.Background(), in{ID: "p-9"}); err != nil || v != "paid p-9" {
 		t.Fatalf("first: %q %v", v, err)
@@ -491,7 +491,7 @@ func (r replacedCompleted) Acquire(ctx context.Context, rec idempotent.Record, n
 	if _, ok, err := r.Store.Acquire(ctx, rec, now); !ok || err != nil {
 		return nil, false, errors.New("the inner acquire did not land")
 	}
-	return &idempotent.Record{Key: rec.Key, Status: idempotent.StatusCompleted, Data: []byte("not sealed")}, true, nil
+	return &idempotent.Record{ID: rec.ID, Status: idempotent.StatusCompleted, Data: []byte("not sealed")}, true, nil
 }
 
 // TestAcquiredIsNotUndone: a successful acquire stays one, whatever record
@@ -499,7 +499,7 @@ func (r replacedCompleted) Acquire(ctx context.Context, rec idempotent.Record, n
 func TestAcquiredIsNotUndone(t *testing.T) {
 	s := wrap(t, replacedCompleted{idempotent.NewMemoryStore()}, localKMS(t), aliasTest)
 	now := time.Now()
-	got, ok, err := s.Acquire(context.Background(), idempotent.Record{Key: "k", Status: idempotent.StatusInProgress, Owner: "o",
+	got, ok, err := s.Acquire(context.Background(), idempotent.Record{ID: "k", Status: idempotent.StatusInProgress, Owner: "o",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(time.Minute)}, now)
 	if err != nil || !ok || got == nil || got.Data != nil {
 		t.Fatalf("Acquire: %+v %v %v, want acquired, the replaced record without Data", got, ok, err)

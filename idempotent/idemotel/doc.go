@@ -18,8 +18,8 @@
 // It is a module of its own, so the OpenTelemetry API stays out of the
 // dependency graph of programs that import only the core or the stores.
 //
-//	h := idempotent.Wrap(store, handle, idempotent.WithKeyPath("orderId"),
-//		idemotel.Option(otel.GetTracerProvider()))
+//	guard := idempotent.New(store, idemotel.Option(otel.GetTracerProvider()))
+//	h := idempotent.Wrap(guard, handle, idempotent.WithKeyPath("orderId"))
 //
 // The raw idempotency key is never recorded, only the record id (a hash).
 package idemotel

@@ -116,7 +116,7 @@ func Observer(tp trace.TracerProvider) idempotent.Observer {
 				span.End()
 			}
 		},
-		Call: func(ctx context.Context, e idempotent.Event) {
+		Call: func(ctx context.Context, e idempotent.Report) {
 			span := trace.SpanFromContext(ctx)
 			if !span.IsRecording() {
 				return
@@ -144,13 +144,13 @@ func Observer(tp trace.TracerProvider) idempotent.Observer {
 				span.AddEvent("idempotent.lease_takeover")
 			}
 		},
-		HTTP: func(ctx context.Context, e idempotent.HTTPEvent) {
+		HTTP: func(ctx context.Context, e idempotent.HTTPReport) {
 			span := trace.SpanFromContext(ctx)
 			if span.IsRecording() {
 				span.AddEvent("idempotent.http", trace.WithAttributes(AttrStatus.Int(e.Status), AttrStatusClass.String(e.StatusClass())))
 			}
 		},
-		Batch: func(ctx context.Context, e idempotent.BatchEvent) {
+		Batch: func(ctx context.Context, e idempotent.BatchReport) {
 			span := trace.SpanFromContext(ctx)
 			if span.IsRecording() {
 				span.AddEvent("idempotent.batch", trace.WithAttributes(AttrSource.String(e.Source),

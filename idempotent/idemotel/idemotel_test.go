@@ -49,11 +49,11 @@ func TestSpansOfANewRunAndAReplay(t *testing.T) {
 	exp, tp := newTracing(t)
 	tr := tp.Tracer("test")
 	store := idempotent.NewMemoryStore()
-	h := idempotent.Wrap(store, func(ctx context.Context, id string) (string, error) {
+	h := idempotent.Wrap(idempotent.New(store, idempotent.WithName("pay"), idemotel.Option(tp)), func(ctx context.Context, id string) (string, error) {
 		_, span := tr.Start(ctx, "handler-work")
 		span.End()
 		return "ok " + id, nil
-	}, idempotent.WithName("pay"), idemotel.Option(tp))
+	})
 
 	ctx, root := tr.Start(context.Background(), "lambda-invocation")
 	if _, err := h(ctx, "order-1"); err != nil {
@@ -119,7 +119,7 @@ func TestSpansOfANewRunAndAReplay(t *testing.T) {
 func TestSpansOfAFailedRun(t *testing.T) {
 	exp, tp := newTracing(t)
 	boom := errors.New("card declined")
-	_, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 0, boom }, idemotel.Option(tp))
+	_, err := idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore(), idemotel.Option(tp)), "s", "k", func(context.Context) (int, error) { return 0, boom })
 	if err != boom {
 		t.Fatal(err)
 	}
@@ -146,15 +146,15 @@ func TestTakeoverAttributeAndEvent(t *testing.T) {
 	started, never := make(chan struct{}), make(chan struct{})
 	defer close(never)
 	go func() {
-		_, _ = idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) {
+		_, _ = idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) {
 			close(started)
 			<-never
 			return 0, nil
-		}, opts...)
+		})
 	}()
 	<-started
 	now = now.Add(2 * time.Second)
-	if _, err := idempotent.Do(context.Background(), store, "s", "k", func(context.Context) (int, error) { return 1, nil }, opts...); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(store, opts...), "s", "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
 	var call tracetest.SpanStub
@@ -172,8 +172,8 @@ func TestHTTPAndBatchEvents(t *testing.T) {
 	exp, tp := newTracing(t)
 	o := idemotel.Observer(tp)
 	ctx, span := tp.Tracer("test").Start(context.Background(), "invocation")
-	o.HTTP(ctx, idempotent.HTTPEvent{Method: "POST", Status: 409})
-	o.Batch(ctx, idempotent.BatchEvent{Source: "sqs", Records: 5, Failures: 1, Replays: 2})
+	o.HTTP(ctx, idempotent.HTTPReport{Method: "POST", Status: 409})
+	o.Batch(ctx, idempotent.BatchReport{Source: "sqs", Records: 5, Failures: 1, Replays: 2})
 	span.End()
 	s := exp.GetSpans()[0]
 	if len(s.Events) != 2 || s.Events[0].Name != "idempotent.http" || s.Events[1].Name != "idempotent.batch" {
@@ -194,7 +194,7 @@ func TestSpansOfAPanic(t *testing.T) {
 	exp, tp := newTracing(t)
 	func() {
 		defer func() { _ = recover() }()
-		_, _ = idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { panic("boom") }, idemotel.Option(tp))
+		_, _ = idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore(), idemotel.Option(tp)), "s", "k", func(context.Context) (int, error) { panic("boom") })
 	}()
 	spans := byName(t, exp.GetSpans())
 	for _, name := range []string{idemotel.SpanCall, idemotel.SpanRun} {
@@ -245,7 +245,7 @@ func TestErrorTypeOnErrorSpans(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			exp, tp := newTracing(t)
-			if _, err := idempotent.Do(context.Background(), tt.store, "s", "k", tt.fn, idemotel.Option(tp)); err == nil {
+			if _, err := idempotent.Do(context.Background(), idempotent.New(tt.store, idemotel.Option(tp)), "s", "k", tt.fn); err == nil {
 				t.Fatal("no error")
 			}
 			spans := byName(t, exp.GetSpans())
@@ -291,7 +291,7 @@ func TestErrorTypeValues(t *testing.T) {
 
 func TestScopeVersion(t *testing.T) {
 	exp, tp := newTracing(t)
-	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 1, nil }, idemotel.Option(tp)); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore(), idemotel.Option(tp)), "s", "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
 	spans := exp.GetSpans()
@@ -313,7 +313,7 @@ func TestNilTracerProvider(t *testing.T) {
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })
 	for _, opt := range []idempotent.Option{idemotel.Option(nil), idempotent.WithObserver(idemotel.Observer(nil))} {
-		if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k", func(context.Context) (int, error) { return 1, nil }, opt); err != nil {
+		if _, err := idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore(), opt), "s", "k", func(context.Context) (int, error) { return 1, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -145,13 +145,13 @@ func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
 	if rec.Status == idempotent.StatusInProgress {
 		lease = strconv.FormatInt(rec.LeaseExpiration.UnixMilli(), 10)
 	}
-	n, err := deleteScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+	n, err := deleteScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
 		string(rec.Status), strconv.FormatInt(rec.Expiration.Unix(), 10), rec.Owner, lease).Int64()
 	if err != nil {
-		return &idempotent.StoreError{Op: opDelete, Key: rec.Key, Err: err}
+		return &idempotent.StoreError{Op: opDelete, Key: rec.ID, Err: err}
 	}
 	if n != 1 {
-		return &idempotent.RecordChangedError{Key: rec.Key}
+		return &idempotent.RecordChangedError{Key: rec.ID}
 	}
 	return nil
 }

@@ -183,11 +183,11 @@ func TestChaos(t *testing.T) {
 			}
 			st := stores[rng.IntN(len(stores))]
 			var mine string
-			out, err := idempotent.Do(ctx, st, "charge", key, func(context.Context) (string, error) {
+			out, err := idempotent.Do(ctx, idempotent.New(st, opts...), "charge", key, func(context.Context) (string, error) {
 				ran.Add(1)
 				mine = fmt.Sprintf("%s/run-%d", key, runSeq.Add(1))
 				return mine, nil
-			}, opts...)
+			})
 			if err == nil {
 				mu.Lock()
 				answers[key] = append(answers[key], out)
@@ -286,7 +286,7 @@ func recordID(t *testing.T, st *redisstore.Store, key string, opts []idempotent.
 	t.Helper()
 	var id string
 	probe := probeStore{Store: st, seen: &id}
-	_, _ = idempotent.Do(t.Context(), probe, "charge", key, func(context.Context) (string, error) { return "", errors.New("probe") }, opts...)
+	_, _ = idempotent.Do(t.Context(), idempotent.New(probe, opts...), "charge", key, func(context.Context) (string, error) { return "", errors.New("probe") })
 	return id
 }
 
@@ -297,6 +297,6 @@ type probeStore struct {
 }
 
 func (p probeStore) Acquire(_ context.Context, rec idempotent.Record, _ time.Time) (*idempotent.Record, bool, error) {
-	*p.seen = rec.Key
+	*p.seen = rec.ID
 	return nil, false, errors.New("probe only")
 }

@@ -62,7 +62,7 @@ func decodeRecord(key string, reply any) (*idempotent.Record, error) {
 		iData
 		iFormat
 	)
-	rec := &idempotent.Record{Key: key, Owner: f[iOwner], Fingerprint: f[iValidation]}
+	rec := &idempotent.Record{ID: key, Owner: f[iOwner], Fingerprint: f[iValidation]}
 	rec.Status = idempotent.Status(f[iStatus])
 	switch {
 	case !present[iStatus]:

@@ -109,7 +109,7 @@
 //     longer than the lease (WithLease, or the invocation's deadline) Redis
 //     deletes a crashed run's key within a second of its lease ending. A
 //     retry after that finds no record: it runs, correctly, but as a new
-//     key — Event.Takeover is false, the LeaseTakeovers metric and the
+//     key — Report.Takeover is false, the LeaseTakeovers metric and the
 //     "took over a lease" warning stay silent, so the earlier run's possible
 //     effects are not reported. With a TTL longer than the lease, a retry
 //     before the TTL ends is reported as a takeover. Keep the TTL well
@@ -142,7 +142,7 @@
 //	opt, err := redis.ParseURL(os.Getenv("REDIS_URL")) // rediss:// for TLS
 //	if err != nil { ... }
 //	store := redisstore.New(redis.NewClient(opt))
-//	lambda.Start(idempotent.Wrap(store, handler, idempotent.WithKeyPath("id")))
+//	lambda.Start(idempotent.Wrap(idempotent.New(store), handler, idempotent.WithKeyPath("id")))
 //
 // § references in this package's comments are to the contract,
 // docs/contract.md in the repository.

@@ -25,7 +25,7 @@ func ExampleNew() {
 		return "ch_1250", nil
 	}
 	for range 2 {
-		out, err := idempotent.Do(context.Background(), store, "charge", "order-42", charge, idempotent.WithName("payments"))
+		out, err := idempotent.Do(context.Background(), idempotent.New(store, idempotent.WithName("payments")), "charge", "order-42", charge)
 		if err != nil {
 			log.Fatal(err)
 		}

@@ -27,7 +27,7 @@ func (f fakeScripter) EvalSha(context.Context, string, []string, ...any) *redis.
 // success; failures of the client are *idempotent.StoreError.
 func TestUnexpectedReplies(t *testing.T) {
 	now := time.Unix(1_800_000_000, 0)
-	rec := idempotent.Record{Key: "k", Status: idempotent.StatusInProgress, Owner: "o",
+	rec := idempotent.Record{ID: "k", Status: idempotent.StatusInProgress, Owner: "o",
 		Expiration: now.Add(time.Hour), LeaseExpiration: now.Add(time.Minute)}
 	down := errors.New("connection refused")
 	tests := []struct {

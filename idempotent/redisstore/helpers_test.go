@@ -20,7 +20,7 @@ var (
 // its lease ending in 30 s.
 func held(owner string) idempotent.Record {
 	return idempotent.Record{
-		Key:             testKey,
+		ID:              testKey,
 		Status:          idempotent.StatusInProgress,
 		Expiration:      now.Add(time.Hour).Truncate(time.Second),
 		LeaseExpiration: now.Add(30 * time.Second).Truncate(time.Millisecond),

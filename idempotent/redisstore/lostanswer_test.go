@@ -75,14 +75,14 @@ func TestAnswerLost(t *testing.T) {
 	}
 
 	key2 := held("owner-3")
-	key2.Key = "orders#other"
+	key2.ID = "orders#other"
 	if _, ok, err := store.Acquire(t.Context(), key2, now); err != nil || !ok {
 		t.Fatalf("Acquire = %v, %v", ok, err)
 	}
-	if err := store.Release(t.Context(), key2.Key, "owner-3"); !errors.Is(err, idempotent.ErrLeaseLost) {
+	if err := store.Release(t.Context(), key2.ID, "owner-3"); !errors.Is(err, idempotent.ErrLeaseLost) {
 		t.Fatalf("resent Release = %v, want ErrLeaseLost (the first run deleted it)", err)
 	}
-	if rec, err := store.Get(t.Context(), key2.Key); err != nil || rec != nil {
+	if rec, err := store.Get(t.Context(), key2.ID); err != nil || rec != nil {
 		t.Fatalf("Get after Release = %+v, %v; want none", rec, err)
 	}
 }
@@ -163,7 +163,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 	dopts := []idempotent.Option{idempotent.WithName("orders"), idempotent.WithClock(clk.Now)}
 
 	// Warm the connection and the script cache.
-	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up", func(context.Context) (int, error) { return 0, nil }, dopts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, dopts...), "charge", "warm-up", func(context.Context) (int, error) { return 0, nil }); err != nil {
 		t.Fatal(err)
 	}
 
@@ -193,7 +193,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 			lossy := &armingScripter{Scripter: client, proxy: proxy, at: tt.drop}
 			s := redisstore.New(lossy, redisstore.WithKeyPrefix(testredis.Prefix(t)))
 			fn := func(context.Context) (string, error) { runs++; return "paid", nil }
-			out, err := idempotent.Do(t.Context(), s, "charge", "order-1", fn, dopts...)
+			out, err := idempotent.Do(t.Context(), idempotent.New(s, dopts...), "charge", "order-1", fn)
 			if err != nil || out != "paid" {
 				t.Fatalf("Do = %q, %v; want paid", out, err)
 			}
@@ -201,7 +201,7 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 				t.Fatal("the proxy dropped no reply: the test proves nothing")
 			}
 			proxy.dropped.Store(0)
-			again, err := idempotent.Do(t.Context(), s, "charge", "order-1", fn, dopts...)
+			again, err := idempotent.Do(t.Context(), idempotent.New(s, dopts...), "charge", "order-1", fn)
 			if err != nil || again != "paid" || runs != 1 {
 				t.Fatalf("replay = %q, %v after %d runs; want paid after 1", again, err, runs)
 			}

@@ -26,10 +26,10 @@ func TestRoundTrips(t *testing.T) {
 
 	// Teach the server every script (the first run of a script on a server
 	// costs one more round trip: EVALSHA answers NOSCRIPT, EVAL follows).
-	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up", ok, opts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "warm-up", ok); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := idempotent.Do(t.Context(), store, "charge", "warm-up-fail", fail, opts...); !errors.Is(err, boom) {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "warm-up-fail", fail); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if _, err := store.Get(t.Context(), "warm-up"); err != nil {
@@ -51,16 +51,17 @@ func TestRoundTrips(t *testing.T) {
 		{name: "after release, runs again", key: "k2", fn: ok, wantRuns: 1, want: 2},
 		{name: "local cache, first replay fills it", key: "k1", fn: ok, opts: []idempotent.Option{idempotent.WithLocalCache(8)}, wantRuns: 0, want: 1},
 	}
-	cached := append(append([]idempotent.Option{}, opts...), idempotent.WithLocalCache(8))
+	plain := idempotent.New(store, opts...)
+	cached := idempotent.New(store, append(append([]idempotent.Option{}, opts...), idempotent.WithLocalCache(8))...)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			calls.Reset()
 			runs = 0
-			o := opts
+			g := plain
 			if tt.opts != nil {
-				o = cached
+				g = cached
 			}
-			_, err := idempotent.Do(t.Context(), store, "charge", tt.key, tt.fn, o...)
+			_, err := idempotent.Do(t.Context(), g, "charge", tt.key, tt.fn)
 			if !errors.Is(err, tt.wantErr) {
 				t.Fatalf("Do error = %v, want %v", err, tt.wantErr)
 			}
@@ -75,7 +76,7 @@ func TestRoundTrips(t *testing.T) {
 	t.Run("local cache replay", func(t *testing.T) {
 		calls.Reset()
 		runs = 0
-		if _, err := idempotent.Do(t.Context(), store, "charge", "k1", ok, cached...); err != nil || runs != 0 {
+		if _, err := idempotent.Do(t.Context(), cached, "charge", "k1", ok); err != nil || runs != 0 {
 			t.Fatalf("Do = %v after %d runs", err, runs)
 		}
 		if calls.Total() != 0 {

@@ -92,7 +92,7 @@ func TestLargeResults(t *testing.T) {
 		runs := 0
 		fn := func(context.Context) (string, error) { runs++; return data, nil }
 		for i := range 2 {
-			out, err := idempotent.Do(t.Context(), store, "charge", "big", fn, idempotent.WithName("orders"))
+			out, err := idempotent.Do(t.Context(), idempotent.New(store, idempotent.WithName("orders")), "charge", "big", fn)
 			if err != nil || out != data {
 				t.Fatalf("Do #%d = %d B, %v", i, len(out), err)
 			}
@@ -116,7 +116,7 @@ func BenchmarkStore(b *testing.B) {
 		store := redisstore.New(client, redisstore.WithKeyPrefix(testredis.Prefix(b)))
 		opts := []idempotent.Option{idempotent.WithName("bench")}
 		name := strconv.Itoa(size) + "B"
-		if _, err := idempotent.Do(b.Context(), store, "charge", "replayed", fn, opts...); err != nil {
+		if _, err := idempotent.Do(b.Context(), idempotent.New(store, opts...), "charge", "replayed", fn); err != nil {
 			b.Fatal(err)
 		}
 		b.Run("new/"+name, func(b *testing.B) {
@@ -124,7 +124,7 @@ func BenchmarkStore(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := idempotent.Do(b.Context(), store, "charge", "new-"+strconv.Itoa(i), fn, opts...); err != nil {
+				if _, err := idempotent.Do(b.Context(), idempotent.New(store, opts...), "charge", "new-"+strconv.Itoa(i), fn); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -135,7 +135,7 @@ func BenchmarkStore(b *testing.B) {
 			i := 0
 			for b.Loop() {
 				i++
-				if _, err := idempotent.Do(b.Context(), store, "charge", "replayed", fn, opts...); err != nil {
+				if _, err := idempotent.Do(b.Context(), idempotent.New(store, opts...), "charge", "replayed", fn); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -165,7 +165,7 @@ func BenchmarkStoreOps(b *testing.B) {
 			for b.Loop() {
 				i++
 				rec := held("owner-1")
-				rec.Key = "bench#" + strconv.Itoa(i)
+				rec.ID = "bench#" + strconv.Itoa(i)
 				if _, ok, err := store.Acquire(b.Context(), rec, now); err != nil || !ok {
 					b.Fatal(ok, err)
 				}

@@ -62,7 +62,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		rec.Status = idempotent.StatusInProgress
 	}
 	if rec.Status != idempotent.StatusInProgress && rec.Status != idempotent.StatusCompleted {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unknown status %q", rec.Status)}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unknown status %q", rec.Status)}
 	}
 	nowMS := now.UnixMilli()
 	expMS := rec.Expiration.Unix() * 1000
@@ -76,31 +76,31 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if rec.Data != nil {
 		var err error
 		if data, format, err = s.encodeData(rec.Data); err != nil {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
 		}
 		hasData = "1"
 	}
-	reply, err := acquireScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+	reply, err := acquireScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
 		now.Unix(), nowMS, ttl,
 		string(rec.Status), rec.Expiration.Unix(), rec.LeaseExpiration.UnixMilli(),
 		rec.Owner, rec.Fingerprint, hasData, data, format).Result()
 	if err != nil {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
 	}
 	if n, ok := reply.(int64); ok {
 		if n != 1 {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unexpected script reply %d", n)}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unexpected script reply %d", n)}
 		}
 		return nil, true, nil
 	}
 	if arr, ok := reply.([]any); ok && len(arr) == 2 {
 		// {1, replaced}: a lease takeover.
 		if n, ok := arr[0].(int64); !ok || n != 1 {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.Key, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
 		}
-		return replaced(rec.Key, arr[1]), true, nil
+		return replaced(rec.ID, arr[1]), true, nil
 	}
-	existing, err := decodeRecord(rec.Key, reply)
+	existing, err := decodeRecord(rec.ID, reply)
 	if err != nil {
 		return nil, false, err
 	}
@@ -143,11 +143,11 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	data, format, err := s.encodeData(rec.Data)
 	if err != nil {
-		return &idempotent.StoreError{Op: opComplete, Key: rec.Key, Err: err}
+		return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: err}
 	}
-	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.Key)},
+	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
 		rec.Owner, strconv.FormatInt(rec.Expiration.Unix(), 10), data, format).Int64()
-	return fenced(opComplete, rec.Key, n, err)
+	return fenced(opComplete, rec.ID, n, err)
 }
 
 // Release implements idempotent.Store with one script run that deletes the

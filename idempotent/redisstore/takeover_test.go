@@ -34,7 +34,7 @@ func TestAcquireReportsTakeover(t *testing.T) {
 			store, calls := newStore(t)
 			// Teach the server the script (a first run costs EVALSHA + EVAL).
 			warm := held("warm-up")
-			warm.Key = "warm-up"
+			warm.ID = "warm-up"
 			if _, _, err := store.Acquire(t.Context(), warm, now); err != nil {
 				t.Fatal(err)
 			}
@@ -65,12 +65,12 @@ func TestAcquireReportsTakeover(t *testing.T) {
 				return
 			}
 			want := *tt.seed
-			if existing == nil || existing.Key != want.Key || existing.Status != want.Status || existing.Owner != want.Owner ||
+			if existing == nil || existing.ID != want.ID || existing.Status != want.Status || existing.Owner != want.Owner ||
 				existing.Fingerprint != want.Fingerprint || existing.Data != nil ||
 				!existing.Expiration.Equal(want.Expiration) || !existing.LeaseExpiration.Equal(want.LeaseExpiration) {
 				t.Fatalf("Acquire returned %+v, want the replaced record %+v", existing, want)
 			}
-			got, err := store.Get(t.Context(), tt.next.Key)
+			got, err := store.Get(t.Context(), tt.next.ID)
 			if err != nil || got == nil || got.Owner != tt.next.Owner {
 				t.Fatalf("Get after the takeover = %+v, %v; want owner %s", got, err, tt.next.Owner)
 			}
@@ -79,20 +79,20 @@ func TestAcquireReportsTakeover(t *testing.T) {
 }
 
 // TestTakeoverObserved: through the core, a run that takes over a crashed
-// run's ended lease is reported with Event.Takeover; a first run is not.
+// run's ended lease is reported with Report.Takeover; a first run is not.
 func TestTakeoverObserved(t *testing.T) {
 	store, _ := newStore(t)
 	clk := &clock{t: now}
-	var events []idempotent.Event
+	var events []idempotent.Report
 	opts := []idempotent.Option{
 		idempotent.WithName("orders"), idempotent.WithClock(clk.Now), idempotent.WithLease(30 * time.Second),
-		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { events = append(events, e) }}),
+		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Report) { events = append(events, e) }}),
 	}
 	// A first run learns the record id and leaves no record behind (it
 	// fails and releases the key): no takeover.
 	boom := errors.New("boom")
 	fail := func(context.Context) (string, error) { return "", boom }
-	if _, err := idempotent.Do(t.Context(), store, "charge", "k1", fail, opts...); !errors.Is(err, boom) {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "k1", fail); !errors.Is(err, boom) {
 		t.Fatal(err)
 	}
 	if len(events) != 1 || events[0].Takeover {
@@ -101,13 +101,13 @@ func TestTakeoverObserved(t *testing.T) {
 	// A run of another process crashed holding the key: its record stays
 	// in progress with a lease ending in 30 s.
 	crashed := held("crashed")
-	crashed.Key = events[0].Record
+	crashed.ID = events[0].Record
 	if _, ok, err := store.Acquire(t.Context(), crashed, now); err != nil || !ok {
 		t.Fatalf("seed Acquire = %v, %v", ok, err)
 	}
 	clk.t = now.Add(31 * time.Second)
 	ok := func(context.Context) (string, error) { return "paid", nil }
-	if _, err := idempotent.Do(t.Context(), store, "charge", "k1", ok, opts...); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, opts...), "charge", "k1", ok); err != nil {
 		t.Fatal(err)
 	}
 	if len(events) != 2 || !events[1].Takeover {

@@ -50,17 +50,21 @@ func (o outcome) acknowledged() bool { return o == completed || o == replayed }
 // processor is the batch engine shared by Wrap, WrapKinesis and WrapDynamoDB.
 type processor[R any] struct {
 	c      *config
-	store  idempotent.Store
+	g      *idempotent.Guard
+	log    *slog.Logger
 	fn     func(context.Context, R) error
 	source string
-	obs    idempotent.Observer // the core options' observers, for BatchEvent
+	obs    idempotent.Observer // the guard's observers, for BatchReport
 	err    error               // configuration error: every invocation fails with it
 }
 
-func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) error, source string, allowed []keyKind, opts []Option) *processor[R] {
+func newProcessor[R any](g *idempotent.Guard, fn func(context.Context, R) error, source string, allowed []keyKind, opts []Option) *processor[R] {
 	c := newConfig(opts)
-	p := &processor[R]{c: c, store: store, fn: fn, source: source}
-	p.err = c.err
+	p := &processor[R]{c: c, g: g, log: g.Logger(), fn: fn, source: source}
+	p.err = g.Err()
+	if p.err == nil {
+		p.err = c.err
+	}
 	if p.err == nil {
 		ok := false
 		for _, k := range allowed {
@@ -73,21 +77,15 @@ func newProcessor[R any](store idempotent.Store, fn func(context.Context, R) err
 	if p.err == nil && fn == nil {
 		p.err = &idempotent.ConfigError{Option: "fn", Err: errors.New("nil function")}
 	}
-	if p.err == nil && store == nil && !idempotent.Disabled() {
-		p.err = &idempotent.ConfigError{Option: "store", Err: errors.New("nil Store")}
-	}
-	if p.err == nil {
-		p.err = idempotent.CheckOptions(c.core...)
-	}
 	if p.err == nil && c.key == keyBody {
-		// Compiled here, once WithCore has brought any custom functions.
-		c.bodyPath, p.err = idempotent.CompileKeyPath(c.bodyExpr, c.core...)
+		// Compiled with the guard's custom functions.
+		c.bodyPath, p.err = g.CompileKeyPath(c.bodyExpr)
 		var ce *idempotent.ConfigError
 		if errors.As(p.err, &ce) {
 			p.err = &idempotent.ConfigError{Option: keyBody.option(), Err: ce.Err}
 		}
 	}
-	p.obs = idempotent.ObserverOf(c.core...)
+	p.obs = g.Observer()
 	return p
 }
 
@@ -183,7 +181,7 @@ func (p *processor[R]) one(ctx context.Context, it *item[R]) outcome {
 		return skipped
 	}
 	if dl, ok := ctx.Deadline(); ok {
-		if left := dl.Sub(p.c.now()); left <= 0 || left < p.c.margin {
+		if left := dl.Sub(p.g.Now()); left <= 0 || left < p.c.margin {
 			p.logSkip(ctx, it, "the invocation's deadline is near")
 			return skipped
 		}
@@ -194,7 +192,7 @@ func (p *processor[R]) one(ctx context.Context, it *item[R]) outcome {
 		return failed
 	}
 	if !ran {
-		p.c.logger.DebugContext(ctx, "record completed before; acknowledged without running", p.attrs(it)...)
+		p.log.DebugContext(ctx, "record completed before; acknowledged without running", p.attrs(it)...)
 		return replayed
 	}
 	return completed
@@ -212,10 +210,10 @@ func (p *processor[R]) guard(ctx context.Context, it *item[R]) (ran bool, err er
 			err = &panicError{id: it.id, value: v, stack: debug.Stack()}
 		}
 	}()
-	_, err = idempotent.Do(ctx, p.store, doStep, it.key, func(ctx context.Context) (struct{}, error) {
+	_, err = idempotent.Do(ctx, p.g, doStep, it.key, func(ctx context.Context) (struct{}, error) {
 		ran = true
 		return struct{}{}, p.fn(ctx, it.rec)
-	}, p.c.core...)
+	})
 	return ran, err
 }
 
@@ -226,15 +224,15 @@ func (p *processor[R]) attrs(it *item[R], more ...any) []any {
 func (p *processor[R]) logFailure(ctx context.Context, it *item[R], err error) {
 	var pe *panicError
 	if errors.As(err, &pe) {
-		p.c.logger.ErrorContext(ctx, "record panicked; reported as a batch item failure",
+		p.log.ErrorContext(ctx, "record panicked; reported as a batch item failure",
 			p.attrs(it, slog.String("panic", fmt.Sprint(pe.value)), slog.String("stack", string(pe.stack)))...)
 		return
 	}
-	p.c.logger.WarnContext(ctx, "record failed; reported as a batch item failure", p.attrs(it, slog.Any("error", err))...)
+	p.log.WarnContext(ctx, "record failed; reported as a batch item failure", p.attrs(it, slog.Any("error", err))...)
 }
 
 func (p *processor[R]) logSkip(ctx context.Context, it *item[R], why string) {
-	p.c.logger.WarnContext(ctx, "record not started; reported as a batch item failure", p.attrs(it, slog.String("reason", why))...)
+	p.log.WarnContext(ctx, "record not started; reported as a batch item failure", p.attrs(it, slog.String("reason", why))...)
 }
 
 // panicError is the failure of a record whose function panicked. The batch
@@ -265,7 +263,7 @@ func failures[R, F any](failed []bool, items []item[R], mk func(id string) F) []
 
 // report gives the batch's counts to the observers.
 func (p *processor[R]) report(ctx context.Context, out []outcome) {
-	e := idempotent.BatchEvent{Source: p.source, Records: len(out)}
+	e := idempotent.BatchReport{Source: p.source, Records: len(out)}
 	for _, o := range out {
 		// Failures are what BatchItemFailures lists: every outcome not
 		// acknowledged, pending ones (runtime.Goexit) included.

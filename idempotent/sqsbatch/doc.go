@@ -33,10 +33,8 @@
 // Example:
 //
 //	store := dynamostore.New(dynamodb.NewFromConfig(cfg), os.Getenv("IDEMPOTENCY_TABLE"))
-//	lambda.Start(sqsbatch.Wrap(store, recordOrder,
-//		sqsbatch.WithBodyKey("orderId"),
-//		sqsbatch.WithCore(idempotent.WithTTL(24*time.Hour)),
-//	))
+//	guard := idempotent.New(store, idempotent.WithTTL(24*time.Hour))
+//	lambda.Start(sqsbatch.Wrap(guard, recordOrder, sqsbatch.WithBodyKey("orderId")))
 //
 // The event source mapping must report batch item failures
 // (FunctionResponseTypes: [ReportBatchItemFailures]); see the README's SQS section.

@@ -26,10 +26,8 @@ func ExampleWrapKinesis() {
 		}
 		return nil
 	}
-	h := sqsbatch.WrapKinesis(idempotent.NewMemoryStore(), apply,
-		sqsbatch.WithCore(idempotent.WithName("ledger")),
-		sqsbatch.WithLogger(slog.New(slog.DiscardHandler)),
-	)
+	h := sqsbatch.WrapKinesis(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("ledger"),
+		idempotent.WithLogger(slog.New(slog.DiscardHandler))), apply)
 	record := func(id, seq, data string) events.KinesisEventRecord {
 		r := events.KinesisEventRecord{EventID: id}
 		r.Kinesis.SequenceNumber, r.Kinesis.Data = seq, []byte(data)

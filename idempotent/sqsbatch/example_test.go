@@ -31,12 +31,10 @@ func ExampleWrap() {
 		recorded[o.OrderID]++
 		return nil
 	}
-	// In main: lambda.Start(sqsbatch.Wrap(store, record, ...)).
-	h := sqsbatch.Wrap(store, record,
-		sqsbatch.WithBodyKey("orderId"),
-		sqsbatch.WithCore(idempotent.WithName("orders")),
-		sqsbatch.WithLogger(slog.New(slog.DiscardHandler)),
-	)
+	// In main: lambda.Start(sqsbatch.Wrap(idempotent.New(store), record, ...)).
+	h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithName("orders"),
+		idempotent.WithLogger(slog.New(slog.DiscardHandler))), record,
+		sqsbatch.WithBodyKey("orderId"))
 	event := events.SQSEvent{Records: []events.SQSMessage{
 		{MessageId: "m-1", Body: `{"orderId":"o-1","amount":1250}`},
 		{MessageId: "m-2", Body: `{"orderId":"o-2","amount":0}`},
@@ -67,12 +65,10 @@ func ExampleWrapKafka() {
 		charged[p.PaymentID]++
 		return nil
 	}
-	// In main: lambda.Start(sqsbatch.WrapKafka(store, charge, ...)), for an
+	// In main: lambda.Start(sqsbatch.WrapKafka(guard, charge, ...)), for an
 	// event source mapping with FunctionResponseTypes ReportBatchItemFailures.
-	h := sqsbatch.WrapKafka(store, charge,
-		sqsbatch.WithBodyKey("paymentId"),
-		sqsbatch.WithLogger(slog.New(slog.DiscardHandler)),
-	)
+	guard := idempotent.New(store, idempotent.WithLogger(slog.New(slog.DiscardHandler)))
+	h := sqsbatch.WrapKafka(guard, charge, sqsbatch.WithBodyKey("paymentId"))
 	value := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
 	event := events.KafkaEvent{EventSource: "aws:kafka", Records: map[string][]events.KafkaRecord{
 		"payments-0": {

@@ -21,7 +21,7 @@ func FuzzBodyKey(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, body string) {
 		runs := 0
-		h := sqsbatch.Wrap(idempotent.NewMemoryStore(), func(context.Context, events.SQSMessage) error { runs++; return nil },
+		h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), func(context.Context, events.SQSMessage) error { runs++; return nil },
 			base(sqsbatch.WithBodyKey("orderId"))...)
 		resp, err := h(context.Background(), batch(raw("m1", body)))
 		if err != nil {
@@ -50,7 +50,7 @@ func FuzzBodyKeyEqualValue(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, a, b string) {
 		runs := 0
-		h := sqsbatch.Wrap(idempotent.NewMemoryStore(), func(context.Context, events.SQSMessage) error { runs++; return nil },
+		h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), func(context.Context, events.SQSMessage) error { runs++; return nil },
 			base(sqsbatch.WithBodyKey("orderId"))...)
 		resp, err := h(context.Background(), batch(raw("m1", a), raw("m2", b)))
 		if err != nil {

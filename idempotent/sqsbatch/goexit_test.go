@@ -27,9 +27,9 @@ func TestGoexitIsAFailure(t *testing.T) {
 	for _, n := range []int{2, 4} {
 		store := idempotent.NewMemoryStore()
 		rec := newRecorder()
-		var reports []idempotent.BatchEvent // the handler's goroutine reports, after the lanes
-		obs := idempotent.WithObserver(idempotent.Observer{Batch: func(_ context.Context, e idempotent.BatchEvent) { reports = append(reports, e) }})
-		h := sqsbatch.Wrap(store, rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n), sqsbatch.WithCore(obs))...)
+		var reports []idempotent.BatchReport // the handler's goroutine reports, after the lanes
+		obs := idempotent.WithObserver(idempotent.Observer{Batch: func(_ context.Context, e idempotent.BatchReport) { reports = append(reports, e) }})
+		h := sqsbatch.Wrap(guardOf(store, obs), rec.handle, base(sqsbatch.WithBodyKey("orderId"), sqsbatch.WithConcurrency(n))...)
 		resp, err := h(context.Background(), batch(msgs...))
 		if err != nil {
 			t.Fatal(err)
@@ -38,7 +38,7 @@ func TestGoexitIsAFailure(t *testing.T) {
 			t.Fatalf("concurrency %d: failures %q, want %q", n, got, want)
 		}
 		// The report counts what BatchItemFailures lists (issue 18, item 9).
-		if want := (idempotent.BatchEvent{Source: "sqs", Records: 5, Failures: 2}); len(reports) != 1 || reports[0] != want {
+		if want := (idempotent.BatchReport{Source: "sqs", Records: 5, Failures: 2}); len(reports) != 1 || reports[0] != want {
 			t.Fatalf("concurrency %d: batch reports %+v, want one %+v", n, reports, want)
 		}
 		rec.fix("m2")

@@ -85,7 +85,7 @@ type recorder struct {
 func newRecorder() *recorder { return &recorder{runs: map[string]int{}, ok: map[string]bool{}} }
 
 func (r *recorder) handle(ctx context.Context, m events.SQSMessage) error {
-	if _, ok := idempotent.KeyFromContext(ctx); !ok {
+	if _, ok := idempotent.RecordIDFromContext(ctx); !ok {
 		return errors.New("no record key in context")
 	}
 	if r.hook != nil {
@@ -168,7 +168,7 @@ func hold(t *testing.T, store idempotent.Store, msgs []events.SQSMessage, opts .
 		<-h.release
 		return nil
 	}
-	wrapped := sqsbatch.Wrap(store, fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
+	wrapped := sqsbatch.Wrap(guardOf(store), fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
 	go func() {
 		defer close(h.done)
 		_, _ = wrapped(context.Background(), batch(msgs...))

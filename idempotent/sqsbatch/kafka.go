@@ -60,8 +60,8 @@ type KafkaItemIdentifier struct {
 // WithConcurrency does not apply. A record whose key cannot be read, whose
 // fn returns an error or panics, whose key is held by a running invocation,
 // or whose store call fails is reported failed, never acknowledged.
-func WrapKafka(store idempotent.Store, fn func(context.Context, events.KafkaRecord) error, opts ...Option) func(context.Context, events.KafkaEvent) (KafkaEventResponse, error) {
-	p := newProcessor(store, fn, "kafka", []keyKind{keyDefault, keyBody}, opts)
+func WrapKafka(g *idempotent.Guard, fn func(context.Context, events.KafkaRecord) error, opts ...Option) func(context.Context, events.KafkaEvent) (KafkaEventResponse, error) {
+	p := newProcessor(g, fn, "kafka", []keyKind{keyDefault, keyBody}, opts)
 	return func(ctx context.Context, event events.KafkaEvent) (KafkaEventResponse, error) {
 		if p.err != nil {
 			return KafkaEventResponse{}, p.err

@@ -71,7 +71,7 @@ type kafkaRec struct {
 func newKafkaRec() *kafkaRec { return &kafkaRec{fail: map[string]bool{}, panic: map[string]bool{}} }
 
 func (k *kafkaRec) handle(ctx context.Context, r events.KafkaRecord) error {
-	if _, ok := idempotent.KeyFromContext(ctx); !ok {
+	if _, ok := idempotent.RecordIDFromContext(ctx); !ok {
 		return errors.New("no record key in context")
 	}
 	id := fmt.Sprintf("%d/%d", r.Partition, r.Offset)
@@ -129,7 +129,7 @@ func wantJSON(t *testing.T, what string, r sqsbatch.KafkaEventResponse, err erro
 func TestKafkaAllSucceed(t *testing.T) {
 	store := dynaliteStore(t)
 	rec := newKafkaRec()
-	h := sqsbatch.WrapKafka(store, rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 	ctx := context.Background()
 
 	resp, err := h(ctx, kafkaFixture(t))
@@ -160,7 +160,7 @@ func TestKafkaFailureStopsItsPartition(t *testing.T) {
 	store := dynaliteStore(t)
 	rec := newKafkaRec()
 	rec.fail["0/1"] = true
-	h := sqsbatch.WrapKafka(store, rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 	ctx := context.Background()
 	ev := kafkaBatch(t, 4, 3, nil)
 
@@ -188,7 +188,7 @@ func TestKafkaPanicIsAFailure(t *testing.T) {
 	store := dynaliteStore(t)
 	rec := newKafkaRec()
 	rec.panic["1/0"] = true
-	h := sqsbatch.WrapKafka(store, rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 	resp, err := h(context.Background(), kafkaBatch(t, 1, 2, nil))
 	wantJSON(t, "panic", resp, err, `{"batchItemFailures":[`+
 		`{"itemIdentifier":{"partition":"AWSKafkaTopic-1","offset":0}},`+
@@ -204,7 +204,7 @@ func TestKafkaPanicIsAFailure(t *testing.T) {
 func TestKafkaBodyKey(t *testing.T) {
 	store := dynaliteStore(t)
 	rec := newKafkaRec()
-	h := sqsbatch.WrapKafka(store, rec.handle, sqsbatch.WithBodyKey("orderId"), sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle, sqsbatch.WithBodyKey("orderId"))
 	ev := kafkaBatch(t, 2, 3, func(part, off int) []byte {
 		switch {
 		case part == 0:
@@ -233,7 +233,7 @@ func TestKafkaBodyKey(t *testing.T) {
 // TestKafkaEmptyBatch answers an empty list, not null.
 func TestKafkaEmptyBatch(t *testing.T) {
 	rec := newKafkaRec()
-	h := sqsbatch.WrapKafka(idempotent.NewMemoryStore(), rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet)), rec.handle)
 	for _, ev := range []events.KafkaEvent{{}, {Records: map[string][]events.KafkaRecord{"t-0": {}}}} {
 		resp, err := h(context.Background(), ev)
 		wantJSON(t, "empty", resp, err, `{"batchItemFailures":[]}`)
@@ -245,7 +245,7 @@ func TestKafkaEmptyBatch(t *testing.T) {
 func TestKafkaRejectsSQSKeys(t *testing.T) {
 	rec := newKafkaRec()
 	for _, o := range []sqsbatch.Option{sqsbatch.WithAttributeKey("a"), sqsbatch.WithDeduplicationKey()} {
-		h := sqsbatch.WrapKafka(idempotent.NewMemoryStore(), rec.handle, o)
+		h := sqsbatch.WrapKafka(guardOf(idempotent.NewMemoryStore()), rec.handle, o)
 		var ce *idempotent.ConfigError
 		if _, err := h(context.Background(), kafkaFixture(t)); !errors.As(err, &ce) {
 			t.Errorf("got %v, want a ConfigError", err)
@@ -260,7 +260,7 @@ func TestKafkaRejectsSQSKeys(t *testing.T) {
 // clusters apart: records equal but for one of them both run.
 func TestKafkaKeyScopes(t *testing.T) {
 	rec := newKafkaRec()
-	h := sqsbatch.WrapKafka(idempotent.NewMemoryStore(), rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet)), rec.handle)
 	base := kafkaFixture(t)
 	r := base.Records["AWSKafkaTopic-0"][0]
 	other := r

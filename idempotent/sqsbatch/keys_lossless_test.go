@@ -21,7 +21,7 @@ func TestAttributeKeyKeepsInvalidUTF8(t *testing.T) {
 		return m
 	}
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
+	h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
 	resp, err := h(context.Background(), batch(attr("m1", "r-\xff"), attr("m2", "r-\xfe"), attr("m3", "r-\ufffd")))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("%v, %v", failed(resp), err)
@@ -40,7 +40,7 @@ func TestDeduplicationKeyKeepsInvalidUTF8(t *testing.T) {
 		return m
 	}
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
+	h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
 	resp, err := h(context.Background(), batch(dup("m1", "A", "d-\xff"), dup("m2", "A", "d-\xfe"), dup("m3", "\xff", "d"), dup("m4", "\xfe", "d")))
 	if err != nil || len(resp.BatchItemFailures) != 0 {
 		t.Fatalf("%v, %v", failed(resp), err)

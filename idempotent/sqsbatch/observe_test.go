@@ -11,20 +11,20 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
 
-// The observers given in the core options see one BatchEvent per batch and
-// the core's Event of every record.
+// The guard's observers see one BatchReport per batch and
+// the core's Report of every record.
 func TestObserverBatchEvent(t *testing.T) {
 	for _, n := range []int{1, 4} {
 		var mu sync.Mutex
-		var batches []idempotent.BatchEvent
+		var batches []idempotent.BatchReport
 		outcomes := map[idempotent.Outcome]int{}
 		obs := idempotent.WithObserver(idempotent.Observer{
-			Call: func(_ context.Context, e idempotent.Event) {
+			Call: func(_ context.Context, e idempotent.Report) {
 				mu.Lock()
 				defer mu.Unlock()
 				outcomes[e.Outcome]++
 			},
-			Batch: func(_ context.Context, e idempotent.BatchEvent) {
+			Batch: func(_ context.Context, e idempotent.BatchReport) {
 				mu.Lock()
 				defer mu.Unlock()
 				batches = append(batches, e)
@@ -32,7 +32,7 @@ func TestObserverBatchEvent(t *testing.T) {
 		})
 		store := idempotent.NewMemoryStore()
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, sqsbatch.WithLogger(quiet), sqsbatch.WithConcurrency(n), sqsbatch.WithCore(obs))
+		h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet), obs), rec.handle, sqsbatch.WithConcurrency(n))
 		if _, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", ""))); err != nil {
 			t.Fatal(err)
 		}
@@ -50,7 +50,7 @@ func TestObserverBatchEvent(t *testing.T) {
 		if len(resp.BatchItemFailures) != 2 {
 			t.Fatalf("failures %v", resp.BatchItemFailures)
 		}
-		want := idempotent.BatchEvent{Source: "sqs", Records: 6, Failures: 2, Replays: 2}
+		want := idempotent.BatchReport{Source: "sqs", Records: 6, Failures: 2, Replays: 2}
 		if len(batches) != 1 || batches[0] != want {
 			t.Fatalf("concurrency %d: batch events %+v, want [%+v]", n, batches, want)
 		}

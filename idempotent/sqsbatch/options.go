@@ -3,7 +3,6 @@ package sqsbatch
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
@@ -13,7 +12,10 @@ import (
 // record must still have to be started (see WithDeadlineMargin).
 const DefaultDeadlineMargin = time.Second
 
-// Option configures Wrap, WrapKinesis and WrapDynamoDB.
+// Option configures Wrap, WrapKinesis and WrapDynamoDB: how each record's
+// key is read and how the batch is processed. The core's settings (TTL,
+// name, lease, wait, local cache, clock, logger, observers) belong to the
+// idempotent.Guard the wrapper takes.
 type Option func(*config)
 
 type keyKind int
@@ -45,9 +47,6 @@ type config struct {
 	attribute   string
 	concurrency int
 	margin      time.Duration
-	core        []idempotent.Option
-	logger      *slog.Logger
-	now         func() time.Time // the clock the deadline margin is judged by
 	err         error
 }
 
@@ -55,8 +54,6 @@ func newConfig(opts []Option) *config {
 	c := &config{
 		concurrency: 1,
 		margin:      DefaultDeadlineMargin,
-		logger:      slog.Default(),
-		now:         time.Now,
 	}
 	for _, o := range opts {
 		if o != nil {
@@ -84,7 +81,7 @@ func (c *config) setKey(k keyKind) bool {
 // Powertools' "powertools_json(payload).orderId", so that duplicates sent by
 // the producer (which carry different message ids) collapse into one run.
 // The expression is an idempotent.CompileKeyPath one: custom functions come
-// from idempotent.WithJMESPathFunction passed through WithCore, and an
+// from the guard's idempotent.WithJMESPathFunction options, and an
 // expression that does not compile or calls an unknown function makes every
 // invocation fail with a *idempotent.ConfigError. The key material is the
 // result's canonical JSON, so the string "1" and the number 1 are different
@@ -154,26 +151,5 @@ func WithDeadlineMargin(d time.Duration) Option {
 			return
 		}
 		c.margin = d
-	}
-}
-
-// WithCore passes options to the idempotent core for every record: TTL,
-// name, lease, clock, local cache, wait. Options that choose how the key is
-// read from an event (idempotent.WithKeyPath, WithKeyFunc, WithPayloadPath)
-// do not apply and make the handler fail with a *idempotent.ConfigError.
-func WithCore(opts ...idempotent.Option) Option {
-	return func(c *config) { c.core = append(c.core, opts...) }
-}
-
-// WithLogger sets the logger of the batch wrapper and of the core (default
-// slog.Default()). Failed, skipped and panicking records are logged with
-// their item identifier.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *config) {
-		if l == nil {
-			return
-		}
-		c.logger = l
-		c.core = append(c.core, idempotent.WithLogger(l))
 	}
 }

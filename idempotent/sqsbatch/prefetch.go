@@ -38,22 +38,22 @@ func (p *processor[R]) prefetch(ctx context.Context, items []item[R]) context.Co
 	for i := range items {
 		again = again || items[i].redelivered
 	}
-	if !again || idempotent.Disabled() {
+	if !again || p.g.Disabled() {
 		return ctx
 	}
-	br, ok := p.store.(idempotent.BatchReader)
+	br, ok := p.g.Store().(idempotent.BatchReader)
 	if !ok {
 		return idempotent.ReadFirstContext(ctx)
 	}
 	ids := make([]string, 0, len(items))
 	for i := range items {
 		if items[i].keyErr == nil && items[i].key != "" {
-			ids = append(ids, idempotent.DoRecordID(doStep, items[i].key, p.c.core...))
+			ids = append(ids, p.g.RecordID(doStep, items[i].key))
 		}
 	}
 	recs, err := br.PeekBatch(ctx, ids)
 	if err != nil {
-		p.c.logger.WarnContext(ctx, "batch look-up failed; records go the normal way", slog.String("source", p.source), slog.Any("error", err))
+		p.log.WarnContext(ctx, "batch look-up failed; records go the normal way", slog.String("source", p.source), slog.Any("error", err))
 		return ctx
 	}
 	return idempotent.PrefetchedContext(ctx, recs)

@@ -48,7 +48,7 @@ func TestRedeliveredBatchIsOneRequest(t *testing.T) {
 	})
 	store := dynamostore.New(client, testdynamo.NewTable(t, client))
 	rec := newRecorder()
-	h := sqsbatch.Wrap(store, rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 	ctx := context.Background()
 
 	meter.Reset()
@@ -108,7 +108,7 @@ func TestPrefetchKeepsSemantics(t *testing.T) {
 	t.Run("FIFO: a completed record after a failure in its group is not acknowledged", func(t *testing.T) {
 		store := &lookupStore{MemoryStore: idempotent.NewMemoryStore()}
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, sqsbatch.WithLogger(quiet))
+		h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 		// c completes alone first.
 		if resp, _ := h(ctx, batch(fifo("c", "G", ""))); len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("first batch failed %v", failed(resp))
@@ -131,7 +131,7 @@ func TestPrefetchKeepsSemantics(t *testing.T) {
 	t.Run("unprocessed keys go the normal way", func(t *testing.T) {
 		store := &lookupStore{MemoryStore: idempotent.NewMemoryStore()}
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, sqsbatch.WithLogger(quiet))
+		h := sqsbatch.Wrap(idempotent.New(store, idempotent.WithLogger(quiet)), rec.handle)
 		msgs := tenMessages(1)
 		if resp, _ := h(ctx, batch(msgs...)); len(resp.BatchItemFailures) != 0 {
 			t.Fatalf("first batch failed %v", failed(resp))

@@ -14,7 +14,7 @@ import (
 // lambda.Start, for an event source mapping with FunctionResponseTypes
 // ReportBatchItemFailures:
 //
-//	lambda.Start(sqsbatch.Wrap(store, handle, sqsbatch.WithBodyKey("orderId")))
+//	lambda.Start(sqsbatch.Wrap(idempotent.New(store), handle, sqsbatch.WithBodyKey("orderId")))
 //
 // Each record is guarded by idempotent.Do with its own key: the message id
 // by default, or what WithBodyKey, WithAttributeKey or WithDeduplicationKey
@@ -45,8 +45,8 @@ import (
 // The returned handler is safe for concurrent use. It returns an error only
 // for an invalid configuration (a *idempotent.ConfigError), never for a
 // record: Lambda then retries the whole batch.
-func Wrap(store idempotent.Store, fn func(context.Context, events.SQSMessage) error, opts ...Option) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
-	p := newProcessor(store, fn, "sqs", []keyKind{keyDefault, keyBody, keyAttribute, keyDedup}, opts)
+func Wrap(g *idempotent.Guard, fn func(context.Context, events.SQSMessage) error, opts ...Option) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
+	p := newProcessor(g, fn, "sqs", []keyKind{keyDefault, keyBody, keyAttribute, keyDedup}, opts)
 	return func(ctx context.Context, event events.SQSEvent) (events.SQSEventResponse, error) {
 		if p.err != nil {
 			return events.SQSEventResponse{}, p.err

@@ -14,14 +14,19 @@ import (
 )
 
 // base are the options of every test handler.
-func base(opts ...sqsbatch.Option) []sqsbatch.Option {
-	return append([]sqsbatch.Option{sqsbatch.WithLogger(quiet), sqsbatch.WithCore(idempotent.WithName("orders"))}, opts...)
+func base(opts ...sqsbatch.Option) []sqsbatch.Option { return opts }
+
+// guardOf is the guard of every test handler: store with a quiet logger,
+// the name "orders" and core.
+func guardOf(store idempotent.Store, core ...idempotent.Option) *idempotent.Guard {
+	return idempotent.New(store, append([]idempotent.Option{idempotent.WithLogger(quiet), idempotent.WithName("orders")}, core...)...)
 }
 
 func TestWrapPerRecord(t *testing.T) {
 	tests := []struct {
 		name       string
 		opts       []sqsbatch.Option
+		core       []idempotent.Option
 		before     []events.SQSMessage // a first batch, processed beforehand
 		batch      []events.SQSMessage
 		wantFailed []string
@@ -158,16 +163,16 @@ func TestWrapPerRecord(t *testing.T) {
 			wantRan:    []string{"m1", "m3"},
 		},
 		{
-			name: "body key: a custom function through WithCore",
+			name: "body key: a custom function of the guard",
 			opts: []sqsbatch.Option{
 				sqsbatch.WithBodyKey("first(ids)"),
-				sqsbatch.WithCore(idempotent.WithJMESPathFunction("first", func(args []any) (any, error) {
-					if l, ok := args[0].([]any); ok && len(l) > 0 {
-						return l[0], nil
-					}
-					return nil, errors.New("want a non-empty list")
-				})),
 			},
+			core: []idempotent.Option{idempotent.WithJMESPathFunction("first", func(args []any) (any, error) {
+				if l, ok := args[0].([]any); ok && len(l) > 0 {
+					return l[0], nil
+				}
+				return nil, errors.New("want a non-empty list")
+			})},
 			batch: []events.SQSMessage{
 				raw("m1", `{"ids": ["a", "b"]}`),
 				raw("m2", `{"ids": ["a", "c"]}`),
@@ -189,7 +194,7 @@ func TestWrapPerRecord(t *testing.T) {
 			for _, n := range []int{1, 4} {
 				store := idempotent.NewMemoryStore()
 				rec := newRecorder()
-				h := sqsbatch.Wrap(store, rec.handle, base(append(tt.opts, sqsbatch.WithConcurrency(n))...)...)
+				h := sqsbatch.Wrap(guardOf(store, tt.core...), rec.handle, base(append(tt.opts, sqsbatch.WithConcurrency(n))...)...)
 				if tt.before != nil {
 					if _, err := h(context.Background(), batch(tt.before...)); err != nil {
 						t.Fatal(err)
@@ -223,7 +228,7 @@ func TestRedeliveryAfterPartialFailure(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			store := idempotent.NewMemoryStore()
 			rec := newRecorder()
-			h := sqsbatch.Wrap(store, rec.handle, base()...)
+			h := sqsbatch.Wrap(guardOf(store), rec.handle, base()...)
 			b := batch(msg("m1", "o-1", ""), msg("m2", "o-2", tt.do), msg("m3", "o-3", ""))
 
 			resp, err := h(context.Background(), b)
@@ -298,7 +303,7 @@ func TestFIFOGroupStop(t *testing.T) {
 			// WithConcurrency does not apply to FIFO queues.
 			for _, n := range []int{1, 8} {
 				rec := newRecorder()
-				h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithConcurrency(n))...)
+				h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithConcurrency(n))...)
 				resp, err := h(context.Background(), batch(tt.batch...))
 				if err != nil {
 					t.Fatal(err)
@@ -319,7 +324,7 @@ func TestFIFORedeliveryKeepsOrder(t *testing.T) {
 	rec := newRecorder()
 	var order []string
 	rec.hook = func(m events.SQSMessage) { order = append(order, m.MessageId) }
-	h := sqsbatch.Wrap(store, rec.handle, base()...)
+	h := sqsbatch.Wrap(guardOf(store), rec.handle, base()...)
 	b := batch(fifo("a1", "A", ""), fifo("a2", "A", "fail"), fifo("a3", "A", ""))
 	if _, err := h(context.Background(), b); err != nil {
 		t.Fatal(err)
@@ -342,7 +347,7 @@ func TestInProgressDuplicateFails(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	held := hold(t, store, []events.SQSMessage{msg("m1", "o-1", "")}, base()...)
 	rec := newRecorder()
-	h := sqsbatch.Wrap(store, rec.handle, base()...)
+	h := sqsbatch.Wrap(guardOf(store), rec.handle, base()...)
 	b := batch(msg("m1", "o-1", ""), msg("m2", "o-2", ""))
 	resp, err := h(context.Background(), b)
 	if err != nil {
@@ -370,7 +375,7 @@ func TestInProgressDuplicateFails(t *testing.T) {
 
 func TestStoreErrorFailsClosed(t *testing.T) {
 	rec := newRecorder()
-	h := sqsbatch.Wrap(failingStore{err: errors.New("throttled")}, rec.handle, base()...)
+	h := sqsbatch.Wrap(guardOf(failingStore{err: errors.New("throttled")}), rec.handle, base()...)
 	resp, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", "")))
 	if err != nil {
 		t.Fatal(err)
@@ -386,8 +391,8 @@ func TestStoreErrorFailsClosed(t *testing.T) {
 func TestKeyKindsDoNotCollide(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	rec := newRecorder()
-	byID := sqsbatch.Wrap(store, rec.handle, base()...)
-	byBody := sqsbatch.Wrap(store, rec.handle, base(sqsbatch.WithBodyKey("orderId"))...)
+	byID := sqsbatch.Wrap(guardOf(store), rec.handle, base()...)
+	byBody := sqsbatch.Wrap(guardOf(store), rec.handle, base(sqsbatch.WithBodyKey("orderId"))...)
 	// The message id and the body key are the same string, "o-1", under
 	// the same name: they are different kinds of key, so both run.
 	b := batch(msg("o-1", "o-1", ""))
@@ -412,7 +417,7 @@ func TestAttributeKey(t *testing.T) {
 	}
 	s := func(v string) *string { return &v }
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
+	h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithAttributeKey("requestId"))...)
 	resp, err := h(context.Background(), batch(
 		attr("m1", s("r-1"), nil),
 		attr("m2", s("r-1"), nil), // duplicate
@@ -440,7 +445,7 @@ func TestDeduplicationKey(t *testing.T) {
 		return m
 	}
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
+	h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithDeduplicationKey())...)
 	resp, err := h(context.Background(), batch(
 		dup("m1", "A", "d-1"),
 		dup("m2", "A", "d-1"), // same group, same id: runs once
@@ -485,14 +490,14 @@ func TestParallelEqualsSequential(t *testing.T) {
 	run := func(t *testing.T, n int) ([]string, []string) {
 		store := idempotent.NewMemoryStore()
 		opts := base(sqsbatch.WithBodyKey("orderId"))
-		pre := sqsbatch.Wrap(store, newRecorder().handle, opts...)
+		pre := sqsbatch.Wrap(guardOf(store), newRecorder().handle, opts...)
 		if _, err := pre(context.Background(), batch(msg("p1", "o-done", ""))); err != nil {
 			t.Fatal(err)
 		}
 		held := hold(t, store, []events.SQSMessage{msg("p2", "o-held", "")}, opts...)
 		defer held.stop()
 		rec := newRecorder()
-		h := sqsbatch.Wrap(store, rec.handle, append(opts, sqsbatch.WithConcurrency(n))...)
+		h := sqsbatch.Wrap(guardOf(store), rec.handle, append(opts, sqsbatch.WithConcurrency(n))...)
 		resp, err := h(context.Background(), batch(msgs...))
 		if err != nil {
 			t.Fatal(err)
@@ -589,11 +594,11 @@ func TestDeadlineMargin(t *testing.T) {
 					clk.advance(tt.advance)
 				}
 			}
-			opts := base(sqsbatch.WithNow(clk.now))
+			var opts []sqsbatch.Option
 			if tt.margin != nil {
 				opts = append(opts, sqsbatch.WithDeadlineMargin(*tt.margin))
 			}
-			h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, opts...)
+			h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore(), idempotent.WithClock(clk.now)), rec.handle, opts...)
 			ctx, cancel := context.WithDeadline(context.Background(), deadline)
 			defer cancel()
 			resp, err := h(ctx, batch(tt.batch...))
@@ -612,7 +617,7 @@ func TestDeadlineMargin(t *testing.T) {
 
 func TestNoDeadlineRunsEverything(t *testing.T) {
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithDeadlineMargin(time.Hour))...)
+	h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithDeadlineMargin(time.Hour))...)
 	resp, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", "")))
 	if err != nil {
 		t.Fatal(err)
@@ -625,7 +630,7 @@ func TestNoDeadlineRunsEverything(t *testing.T) {
 func TestCancelledContextStartsNothing(t *testing.T) {
 	for _, n := range []int{1, 3} {
 		rec := newRecorder()
-		h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, base(sqsbatch.WithConcurrency(n))...)
+		h := sqsbatch.Wrap(guardOf(idempotent.NewMemoryStore()), rec.handle, base(sqsbatch.WithConcurrency(n))...)
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
 		resp, err := h(ctx, batch(msg("m1", "o-1", ""), msg("m2", "o-2", "")))
@@ -648,6 +653,7 @@ func TestConfigErrors(t *testing.T) {
 		store idempotent.Store
 		fn    func(context.Context, events.SQSMessage) error
 		opts  []sqsbatch.Option
+		core  []idempotent.Option
 	}{
 		{name: "nil store", fn: fn},
 		{name: "nil function", store: idempotent.NewMemoryStore()},
@@ -657,15 +663,14 @@ func TestConfigErrors(t *testing.T) {
 		{name: "bad JMESPath", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("[[")}},
 		{name: "unknown JMESPath function", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("nope(orderId)")}},
 		{name: "JMESPath function arity", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("powertools_json(a, b)")}},
-		{name: "bad custom function", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("orderId"), sqsbatch.WithCore(idempotent.WithJMESPathFunction("length", nil))}},
+		{name: "bad custom function", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("orderId")}, core: []idempotent.Option{idempotent.WithJMESPathFunction("length", nil)}},
 		{name: "empty attribute name", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithAttributeKey("")}},
 		{name: "two keys", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithBodyKey("orderId"), sqsbatch.WithDeduplicationKey()}},
-		{name: "bad core TTL", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithCore(idempotent.WithTTL(0))}},
-		{name: "core key path", store: idempotent.NewMemoryStore(), fn: fn, opts: []sqsbatch.Option{sqsbatch.WithCore(idempotent.WithKeyPath("orderId"))}},
+		{name: "bad core TTL", store: idempotent.NewMemoryStore(), fn: fn, core: []idempotent.Option{idempotent.WithTTL(0)}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			h := sqsbatch.Wrap(tt.store, tt.fn, append(tt.opts, sqsbatch.WithLogger(quiet))...)
+			h := sqsbatch.Wrap(guardOf(tt.store, tt.core...), tt.fn, tt.opts...)
 			resp, err := h(context.Background(), batch(msg("m1", "o-1", "")))
 			var ce *idempotent.ConfigError
 			if !errors.As(err, &ce) {
@@ -681,7 +686,7 @@ func TestConfigErrors(t *testing.T) {
 func TestDisabledRunsUnguarded(t *testing.T) {
 	t.Setenv(idempotent.DisabledEnv, "true")
 	runs := 0
-	h := sqsbatch.Wrap(nil, func(context.Context, events.SQSMessage) error { runs++; return nil }, base()...)
+	h := sqsbatch.Wrap(guardOf(nil), func(context.Context, events.SQSMessage) error { runs++; return nil }, base()...)
 	b := batch(msg("m1", "o-1", ""))
 	for range 2 {
 		if _, err := h(context.Background(), b); err != nil {

@@ -16,8 +16,8 @@ import (
 // after the first failure, every later record is reported failed without
 // running. WithConcurrency does not apply; WithAttributeKey and
 // WithDeduplicationKey are rejected.
-func WrapKinesis(store idempotent.Store, fn func(context.Context, events.KinesisEventRecord) error, opts ...Option) func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
-	p := newProcessor(store, fn, "kinesis", []keyKind{keyDefault, keyBody}, opts)
+func WrapKinesis(g *idempotent.Guard, fn func(context.Context, events.KinesisEventRecord) error, opts ...Option) func(context.Context, events.KinesisEvent) (events.KinesisEventResponse, error) {
+	p := newProcessor(g, fn, "kinesis", []keyKind{keyDefault, keyBody}, opts)
 	return func(ctx context.Context, event events.KinesisEvent) (events.KinesisEventResponse, error) {
 		if p.err != nil {
 			return events.KinesisEventResponse{}, p.err
@@ -47,8 +47,8 @@ func WrapKinesis(store idempotent.Store, fn func(context.Context, events.Kinesis
 // BatchItemFailures. Like Kinesis, records run in batch order and, after the
 // first failure, every later record is reported failed without running.
 // Only the default key applies; WithConcurrency does not.
-func WrapDynamoDB(store idempotent.Store, fn func(context.Context, events.DynamoDBEventRecord) error, opts ...Option) func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
-	p := newProcessor(store, fn, "dynamodb", []keyKind{keyDefault}, opts)
+func WrapDynamoDB(g *idempotent.Guard, fn func(context.Context, events.DynamoDBEventRecord) error, opts ...Option) func(context.Context, events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
+	p := newProcessor(g, fn, "dynamodb", []keyKind{keyDefault}, opts)
 	return func(ctx context.Context, event events.DynamoDBEvent) (events.DynamoDBEventResponse, error) {
 		if p.err != nil {
 			return events.DynamoDBEventResponse{}, p.err

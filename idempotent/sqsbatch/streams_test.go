@@ -81,7 +81,7 @@ func TestWrapKinesisStopsAtFirstFailure(t *testing.T) {
 				}
 				return nil
 			}
-			h := sqsbatch.WrapKinesis(idempotent.NewMemoryStore(), fn, base(append(tt.opts, sqsbatch.WithConcurrency(4))...)...)
+			h := sqsbatch.WrapKinesis(guardOf(idempotent.NewMemoryStore()), fn, base(append(tt.opts, sqsbatch.WithConcurrency(4))...)...)
 			resp, err := h(context.Background(), events.KinesisEvent{Records: tt.records})
 			if err != nil {
 				t.Fatal(err)
@@ -114,7 +114,7 @@ func TestWrapDynamoDBRedelivery(t *testing.T) {
 		}
 		return nil
 	}
-	h := sqsbatch.WrapDynamoDB(store, fn, base()...)
+	h := sqsbatch.WrapDynamoDB(guardOf(store), fn, base()...)
 	ev := events.DynamoDBEvent{Records: []events.DynamoDBEventRecord{dynamoRecord("100"), dynamoRecord("200"), dynamoRecord("300")}}
 	resp, err := h(context.Background(), ev)
 	if err != nil {
@@ -148,15 +148,15 @@ func TestStreamKeyOptionsRejected(t *testing.T) {
 		invoke func() error
 	}{
 		{"kinesis attribute key", func() error {
-			_, err := sqsbatch.WrapKinesis(store, kfn, sqsbatch.WithAttributeKey("a"))(context.Background(), events.KinesisEvent{})
+			_, err := sqsbatch.WrapKinesis(idempotent.New(store), kfn, sqsbatch.WithAttributeKey("a"))(context.Background(), events.KinesisEvent{})
 			return err
 		}},
 		{"kinesis deduplication key", func() error {
-			_, err := sqsbatch.WrapKinesis(store, kfn, sqsbatch.WithDeduplicationKey())(context.Background(), events.KinesisEvent{})
+			_, err := sqsbatch.WrapKinesis(idempotent.New(store), kfn, sqsbatch.WithDeduplicationKey())(context.Background(), events.KinesisEvent{})
 			return err
 		}},
 		{"dynamodb body key", func() error {
-			_, err := sqsbatch.WrapDynamoDB(store, dfn, sqsbatch.WithBodyKey("id"))(context.Background(), events.DynamoDBEvent{})
+			_, err := sqsbatch.WrapDynamoDB(idempotent.New(store), dfn, sqsbatch.WithBodyKey("id"))(context.Background(), events.DynamoDBEvent{})
 			return err
 		}},
 	}
@@ -174,7 +174,7 @@ func TestPanicIsLoggedWithItsMessageID(t *testing.T) {
 	var buf bytes.Buffer
 	logger := slog.New(slog.NewJSONHandler(&buf, nil))
 	rec := newRecorder()
-	h := sqsbatch.Wrap(idempotent.NewMemoryStore(), rec.handle, sqsbatch.WithLogger(logger), sqsbatch.WithCore(idempotent.WithName("orders")))
+	h := sqsbatch.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(logger), idempotent.WithName("orders")), rec.handle)
 	if _, err := h(context.Background(), batch(msg("m1", "o-1", ""), msg("m2", "o-2", "panic"))); err != nil {
 		t.Fatal(err)
 	}

@@ -43,9 +43,9 @@ func (s *suite) listInspectDelete(t *testing.T) {
 		}
 		for _, r := range page.Records {
 			if r.Record.Data != nil {
-				t.Errorf("List returned data for %s", r.Record.Key)
+				t.Errorf("List returned data for %s", r.Record.ID)
 			}
-			ids = append(ids, r.Record.Key)
+			ids = append(ids, r.Record.ID)
 		}
 		if pages++; page.Next == "" || pages > 100_000 {
 			break

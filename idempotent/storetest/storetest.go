@@ -56,7 +56,7 @@ const (
 // an hour, its lease ending in 30 s.
 func inProgress(key, owner string) idempotent.Record {
 	return idempotent.Record{
-		Key:             key,
+		ID:              key,
 		Status:          idempotent.StatusInProgress,
 		Expiration:      sec.Add(time.Hour),
 		LeaseExpiration: ms.Add(30 * time.Second),
@@ -87,11 +87,11 @@ func seed(t *testing.T, s idempotent.Store, want idempotent.Record) idempotent.R
 	}
 	existing, ok, err := s.Acquire(t.Context(), in, now.Add(-24*time.Hour))
 	if err != nil || !ok {
-		t.Fatalf("seed: Acquire(%s) = %v, %v, %v; want acquired", want.Key, existing, ok, err)
+		t.Fatalf("seed: Acquire(%s) = %v, %v, %v; want acquired", want.ID, existing, ok, err)
 	}
 	if want.Status == idempotent.StatusCompleted {
 		if err := s.Complete(t.Context(), want); err != nil {
-			t.Fatalf("seed: Complete(%s) = %v", want.Key, err)
+			t.Fatalf("seed: Complete(%s) = %v", want.ID, err)
 		}
 	}
 	return want
@@ -104,8 +104,8 @@ func diff(got *idempotent.Record, want idempotent.Record) string {
 		return "got nil record"
 	}
 	var d []string
-	if got.Key != want.Key {
-		d = append(d, fmt.Sprintf("Key %q, want %q", got.Key, want.Key))
+	if got.ID != want.ID {
+		d = append(d, fmt.Sprintf("Key %q, want %q", got.ID, want.ID))
 	}
 	if got.Status != want.Status {
 		d = append(d, fmt.Sprintf("Status %q, want %q", got.Status, want.Status))
@@ -142,12 +142,12 @@ func trim(b []byte) []byte {
 // expect fails t unless the store holds exactly want for want.Key.
 func expect(t *testing.T, s idempotent.Store, want idempotent.Record) {
 	t.Helper()
-	got, err := s.Get(t.Context(), want.Key)
+	got, err := s.Get(t.Context(), want.ID)
 	if err != nil {
-		t.Fatalf("Get(%s) error: %v", want.Key, err)
+		t.Fatalf("Get(%s) error: %v", want.ID, err)
 	}
 	if d := diff(got, want); d != "" {
-		t.Fatalf("Get(%s): %s", want.Key, d)
+		t.Fatalf("Get(%s): %s", want.ID, d)
 	}
 }
 
@@ -413,7 +413,7 @@ func (s *suite) complete(t *testing.T) {
 				t.Fatalf("Complete error = %v, want %v", err, tt.wantErr)
 			}
 			if before == nil {
-				expectNone(t, st, rec.Key)
+				expectNone(t, st, rec.ID)
 			} else {
 				expect(t, st, *before)
 			}
@@ -563,7 +563,7 @@ func (s *suite) keysIndependent(t *testing.T) {
 	a, b, c := inProgress(keyA, "owner-a"), inProgress(keyB, "owner-b"), inProgress(keyC, "owner-c")
 	for _, r := range []idempotent.Record{a, b, c} {
 		if existing, ok, err := st.Acquire(t.Context(), r, now); err != nil || !ok {
-			t.Fatalf("Acquire(%s) = %v, %v, %v; want acquired", r.Key, existing, ok, err)
+			t.Fatalf("Acquire(%s) = %v, %v, %v; want acquired", r.ID, existing, ok, err)
 		}
 	}
 	steps := []struct {

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
@@ -40,8 +41,8 @@ func sqsEvent(keys []string, receive int) events.SQSEvent {
 
 func (o *ours) batchHandler(s spec) func(context.Context, events.SQSEvent) (events.SQSEventResponse, error) {
 	store := dynamostore.New(o.client, o.table)
-	return sqsbatch.Wrap(store, func(context.Context, events.SQSMessage) error { return nil },
-		sqsbatch.WithCore(o.opts()...), sqsbatch.WithLogger(quietLogger()))
+	g := idempotent.New(store, append(o.opts(), idempotent.WithLogger(quietLogger()))...)
+	return sqsbatch.Wrap(g, func(context.Context, events.SQSMessage) error { return nil })
 }
 
 func runBatch(ctx context.Context, h func(context.Context, events.SQSEvent) (events.SQSEventResponse, error), ev events.SQSEvent) error {

@@ -616,9 +616,9 @@ func (o *ours) opts() []idempotent.Option {
 func (o *ours) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
 	store := dynamostore.New(o.client, o.table)
 	result := json.RawMessage(s.payload)
-	return idempotent.Wrap(store, func(context.Context, event) (json.RawMessage, error) {
+	return idempotent.Wrap(idempotent.New(store, o.opts()...), func(context.Context, event) (json.RawMessage, error) {
 		return result, nil
-	}, append(o.opts(), idempotent.WithKeyPath("id"))...)
+	}, idempotent.WithKeyPath("id"))
 }
 
 func (o *ours) seed(ctx context.Context, s spec) error {
@@ -660,7 +660,7 @@ func (o *storeOnly) name() string { return "store" }
 
 func (o *storeOnly) invoke(ctx context.Context, st *dynamostore.Store, key string, payload []byte) error {
 	now := time.Now()
-	rec := idempotent.Record{Key: "store#" + key, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
+	rec := idempotent.Record{ID: "store#" + key, Status: idempotent.StatusInProgress, Expiration: now.Add(time.Hour),
 		LeaseExpiration: now.Add(time.Minute), Owner: strconv.FormatInt(now.UnixNano(), 36)}
 	existing, ok, err := st.Acquire(ctx, rec, now)
 	if err != nil || !ok {

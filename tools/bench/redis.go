@@ -99,9 +99,9 @@ func (o *oursRedis) name() string { return "idemlambda-redis" }
 func (o *oursRedis) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
 	store := redisstore.New(o.client)
 	result := json.RawMessage(s.payload)
-	return idempotent.Wrap(store, func(context.Context, event) (json.RawMessage, error) {
+	return idempotent.Wrap(idempotent.New(store, idempotent.WithName("bench")), func(context.Context, event) (json.RawMessage, error) {
 		return result, nil
-	}, idempotent.WithKeyPath("id"), idempotent.WithName("bench"))
+	}, idempotent.WithKeyPath("id"))
 }
 
 func (o *oursRedis) seed(ctx context.Context, s spec) error {

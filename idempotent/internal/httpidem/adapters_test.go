@@ -92,13 +92,19 @@ func loadEvent[E any](t *testing.T, file string) E {
 	return e
 }
 
+// guardOf is the guard of every front: the matrix's clock, name and wait.
+func guardOf(store idempotent.Store, o opts) *idempotent.Guard {
+	core := []idempotent.Option{idempotent.WithClock(o.clock), idempotent.WithName("matrix")}
+	if o.wait > 0 {
+		core = append(core, idempotent.WithWait(o.wait))
+	}
+	return idempotent.New(store, core...)
+}
+
 func apigwOpts(o opts, scope apigw.Option) []apigw.Option {
-	out := []apigw.Option{apigw.WithClock(o.clock), apigw.WithName("matrix")}
+	var out []apigw.Option
 	if o.require {
 		out = append(out, apigw.WithRequireKey())
-	}
-	if o.wait > 0 {
-		out = append(out, apigw.WithWait(o.wait))
 	}
 	if o.fpHeaders != nil {
 		out = append(out, apigw.WithFingerprintHeaders(o.fpHeaders...))
@@ -201,7 +207,7 @@ var adapters = []adapter{
 		name: "v2", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.APIGatewayV2HTTPRequest](t, "apigw-v2-post-payment.json")
-			w := apigw.WrapV2(store, func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+			w := apigw.WrapV2(guardOf(store, o), func(ctx context.Context, e events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 				r, err := h(ctx, req{Method: e.RequestContext.HTTP.Method, Query: e.RawQueryString, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.APIGatewayV2HTTPResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Cookies: r.Cookies, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -227,7 +233,7 @@ var adapters = []adapter{
 		name: "v1", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.APIGatewayProxyRequest](t, "apigw-v1-post-payment.json")
-			w := apigw.WrapV1(store, func(ctx context.Context, e events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
+			w := apigw.WrapV1(guardOf(store, o), func(ctx context.Context, e events.APIGatewayProxyRequest) (events.APIGatewayProxyResponse, error) {
 				r, err := h(ctx, req{Method: e.HTTPMethod, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.APIGatewayProxyResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -250,7 +256,7 @@ var adapters = []adapter{
 		name: "url", goErrors: true,
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
 			base := loadEvent[events.LambdaFunctionURLRequest](t, "lambda-url-post-payment.json")
-			w := apigw.WrapURL(store, func(ctx context.Context, e events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
+			w := apigw.WrapURL(guardOf(store, o), func(ctx context.Context, e events.LambdaFunctionURLRequest) (events.LambdaFunctionURLResponse, error) {
 				r, err := h(ctx, req{Method: e.RequestContext.HTTP.Method, Query: e.RawQueryString, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.LambdaFunctionURLResponse{StatusCode: r.Status, Headers: r.Headers, Cookies: r.Cookies, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, nil)...)
@@ -276,13 +282,9 @@ var adapters = []adapter{
 	{
 		name: "net/http",
 		build: func(t *testing.T, store idempotent.Store, h handler, o opts) func(context.Context, req) (resp, error) {
-			mo := []idemhttp.Option{idemhttp.WithClock(o.clock), idemhttp.WithName("matrix"),
-				idemhttp.WithScope(func(r *http.Request) (string, error) { return testUser(r.Header.Values), nil })}
+			mo := []idemhttp.Option{idemhttp.WithScope(func(r *http.Request) (string, error) { return testUser(r.Header.Values), nil })}
 			if o.require {
 				mo = append(mo, idemhttp.WithRequireKey())
-			}
-			if o.wait > 0 {
-				mo = append(mo, idemhttp.WithWait(o.wait))
 			}
 			if o.fpHeaders != nil {
 				mo = append(mo, idemhttp.WithFingerprintHeaders(o.fpHeaders...))
@@ -293,7 +295,7 @@ var adapters = []adapter{
 			if o.methods != nil {
 				mo = append(mo, idemhttp.WithMethods(o.methods...))
 			}
-			srv := httptest.NewServer(idemhttp.Middleware(store, mo...)(http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
+			srv := httptest.NewServer(idemhttp.Middleware(guardOf(store, o), mo...)(http.HandlerFunc(func(w http.ResponseWriter, hr *http.Request) {
 				body, _ := io.ReadAll(hr.Body)
 				r, err := h(hr.Context(), req{Method: hr.Method, Query: hr.URL.RawQuery, Body: string(body)})
 				if err != nil {
@@ -372,7 +374,7 @@ func albAdapter(name, file string) adapter {
 					return nil
 				}), nil
 			})
-			w := apigw.WrapALB(store, func(ctx context.Context, e events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
+			w := apigw.WrapALB(guardOf(store, o), func(ctx context.Context, e events.ALBTargetGroupRequest) (events.ALBTargetGroupResponse, error) {
 				r, err := h(ctx, req{Method: e.HTTPMethod, Body: e.Body, Base64: e.IsBase64Encoded})
 				return events.ALBTargetGroupResponse{StatusCode: r.Status, Headers: r.Headers, MultiValueHeaders: r.Multi, Body: r.Body, IsBase64Encoded: r.Base64}, err
 			}, apigwOpts(o, scope)...)
@@ -479,7 +481,7 @@ func (failingComplete) Complete(context.Context, idempotent.Record) error { retu
 type corruptStore struct{ idempotent.Store }
 
 func (corruptStore) Acquire(_ context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
-	return &idempotent.Record{Key: rec.Key, Status: idempotent.StatusCompleted, Expiration: now.Add(time.Hour), Data: []byte("{not json")}, false, nil
+	return &idempotent.Record{ID: rec.ID, Status: idempotent.StatusCompleted, Expiration: now.Add(time.Hour), Data: []byte("{not json")}, false, nil
 }
 
 // pollSignal tells when a waiting duplicate polls the store (Get).

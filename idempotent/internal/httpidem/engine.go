@@ -133,7 +133,7 @@ func inProgressRetryAfter(leaseEnd, now time.Time) time.Duration {
 }
 
 // serve is Serve before the report (observe.go).
-func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
+func serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
 	log := c.Logger
 	if c.Err != nil {
 		log.ErrorContext(ctx, "idempotency misconfigured; request refused", slog.Any("error", c.Err))
@@ -182,15 +182,15 @@ func serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Re
 	}
 	path := req.Path()
 	fp := fingerprint(method, path, req.Query(), body, c.FingerprintHeaders, req.Header)
-	// The lease end of this call (the core's report) tells a 503 "outcome
-	// unknown" when the key is free again.
-	var leaseEnd time.Time
-	opts := append(slices.Clip(c.Core), idempotent.WithFingerprint(fp),
-		idempotent.WithObserver(idempotent.Observer{Call: func(_ context.Context, e idempotent.Event) { leaseEnd = e.LeaseEnd }}))
+	opts := append(slices.Clip(c.Call), idempotent.WithFingerprint(fp))
 
 	ran := false
 	var handlerErr error
-	out, err := idempotent.Do(ctx, store, Step, scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
+	// The lease end of the run tells a 503 "outcome unknown" when the key
+	// is free again.
+	var leaseEnd time.Time
+	out, err := idempotent.Do(ctx, g, Step, scopeKey(principal, method, path, key), func(ctx context.Context) (R, error) {
+		leaseEnd, _ = idempotent.LeaseEndFromContext(ctx)
 		ran = true
 		r, err := run(ctx)
 		if err != nil {

@@ -24,12 +24,12 @@ type counter struct {
 	runs   atomic.Int64
 	status int
 	err    error
-	keys   sync.Map // record keys seen through KeyFromContext
+	keys   sync.Map // record keys seen through RecordIDFromContext
 }
 
 func (c *counter) handle(ctx context.Context, r req) (resp, error) {
 	n := c.runs.Add(1)
-	if k, ok := idempotent.KeyFromContext(ctx); ok {
+	if k, ok := idempotent.RecordIDFromContext(ctx); ok {
 		c.keys.Store(k, true)
 	}
 	if c.err != nil {
@@ -110,7 +110,7 @@ func TestMatrix(t *testing.T) {
 				n := 0
 				h.keys.Range(func(any, any) bool { n++; return true })
 				if n != 1 {
-					t.Fatalf("KeyFromContext: %d keys seen, want 1", n)
+					t.Fatalf("RecordIDFromContext: %d keys seen, want 1", n)
 				}
 			})
 

@@ -8,14 +8,14 @@ import (
 
 // Serve runs one request through the HTTP idempotency semantics. run calls
 // the user's handler with the context it is given (which carries the record
-// key, see idempotent.KeyFromContext). The returned error is only ever the
+// key, see idempotent.RecordIDFromContext). The returned error is only ever the
 // handler's own error (after its key was released); every other failure is
 // a problem response. Each request is reported to the observers of the
-// core options (idempotent.HTTPEvent), guarded or not.
-func Serve[R any](ctx context.Context, c *Config, store idempotent.Store, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
-	resp, err := serve(ctx, c, store, req, codec, run)
+// guard (idempotent.HTTPReport), guarded or not.
+func Serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
+	resp, err := serve(ctx, c, g, req, codec, run)
 	if c.observer.HTTP != nil {
-		e := idempotent.HTTPEvent{Method: req.Method()}
+		e := idempotent.HTTPReport{Method: req.Method()}
 		if err == nil {
 			e.Status = codec.Status(resp)
 		}

@@ -33,31 +33,36 @@ type Config struct {
 	// MaxBody is the net/http middleware's buffering limit (WithMaxBody);
 	// 0: the default.
 	MaxBody int64
-	// Core are the options passed to idempotent.Do.
-	Core []idempotent.Option
-	// Clock is the clock for Retry-After (WithClock sets it and the core's).
+	// Call are the per-call options passed to idempotent.Do (the replay
+	// hook); the fingerprint is added per request.
+	Call []idempotent.CallOption
+	// Guard is the guard every request goes through (set by Finish).
+	Guard *idempotent.Guard
+	// Clock is the clock for Retry-After: the guard's.
 	Clock func() time.Time
-	// Logger logs decisions.
+	// Logger logs decisions: the guard's.
 	Logger *slog.Logger
 	// Err collects option errors (*idempotent.ConfigError); every request
 	// is then answered 500.
 	Err error
 
-	observer idempotent.Observer // the core options' observers (Finish)
+	observer idempotent.Observer // the guard's observers (Finish)
 }
 
-// Option configures an HTTP adapter. It is declared once, here:
-// apigw.Option and idemhttp.Option are aliases of it, and the options both
-// packages offer are these functions.
+// Option configures an HTTP adapter. The rules are declared once, here;
+// apigw.Option and idemhttp.Option are distinct types of the same shape
+// whose options forward to these functions.
 type Option func(*Config)
 
-// NewConfig returns the defaults with opts applied (nil options skipped).
-func NewConfig(opts ...Option) *Config {
+// NewConfig returns the defaults with opts applied (nil options skipped),
+// for the adapter over guard g.
+func NewConfig[O ~func(*Config)](g *idempotent.Guard, opts []O) *Config {
 	c := &Config{
 		Methods: []string{http.MethodPost, http.MethodPatch},
 		Stored:  DefaultStored,
-		Clock:   time.Now,
-		Logger:  slog.Default(),
+		Guard:   g,
+		Clock:   g.Now,
+		Logger:  g.Logger(),
 	}
 	for _, opt := range opts {
 		if opt != nil {
@@ -72,17 +77,17 @@ func (c *Config) Fail(option string, err error) {
 	c.Err = errors.Join(c.Err, &idempotent.ConfigError{Option: option, Err: err})
 }
 
-// Finish checks the core options as idempotent.Do will see them
-// (idempotent.CheckOptions), so a bad option is reported once, when the
-// adapter is built, and every request is then refused with 500.
+// Finish takes the guard's configuration error, so a bad option is
+// reported once, when the adapter is built, and every request is then
+// refused with 500.
 func (c *Config) Finish() {
-	if err := idempotent.CheckOptions(c.Core...); err != nil {
+	if err := c.Guard.Err(); err != nil {
 		c.Err = errors.Join(c.Err, err)
 	}
 	if c.Err != nil {
 		c.Logger.Error("idempotency misconfigured; every request will be refused", slog.Any("error", c.Err))
 	}
-	c.observer = idempotent.ObserverOf(c.Core...)
+	c.observer = c.Guard.Observer()
 }
 
 // DefaultStored is the default policy: 2xx, 3xx and 4xx responses are
@@ -168,53 +173,11 @@ func WithMaxBody(n int64) Option {
 	}
 }
 
-// WithTTL sets how long a stored response is replayed (idempotent.WithTTL).
-func WithTTL(d time.Duration) Option { return WithCore(idempotent.WithTTL(d)) }
-
-// WithWait makes a duplicate that finds the key in progress wait up to max
-// for the first request's response (idempotent.WithWait) instead of getting
-// 409 at once. The wait holds the duplicate's invocation (billed time and
-// concurrency), so it is off by default.
-func WithWait(max time.Duration) Option { return WithCore(idempotent.WithWait(max)) }
-
-// WithLocalCache keeps up to size stored responses in a per-process LRU
-// cache (idempotent.WithLocalCache); adapters built from this Option value
-// share it.
-func WithLocalCache(size int) Option { return WithCore(idempotent.WithLocalCache(size)) }
-
-// WithName sets the key namespace (idempotent.WithName).
-func WithName(name string) Option { return WithCore(idempotent.WithName(name)) }
-
-// WithClock sets the clock for every time decision, Retry-After included
-// (idempotent.WithClock).
-func WithClock(now func() time.Time) Option {
-	return func(c *Config) {
-		if now == nil {
-			c.Fail("WithClock", errors.New("nil clock"))
-			return
-		}
-		c.Clock = now
-		c.Core = append(c.Core, idempotent.WithClock(now))
-	}
-}
-
-// WithLogger sets the logger of the adapter and the core (default
-// slog.Default()). A nil logger is ignored.
-func WithLogger(l *slog.Logger) Option {
-	return func(c *Config) {
-		if l == nil {
-			return
-		}
-		c.Logger = l
-		c.Core = append(c.Core, idempotent.WithLogger(l))
-	}
-}
-
-// WithCore passes options to idempotent.Do, e.g. idempotent.WithLease. The
-// adapter sets the key and the fingerprint itself: WithKeyPath, WithKeyFunc
-// and WithPayloadPath do not apply (every request is answered 500).
-func WithCore(opts ...idempotent.Option) Option {
-	return func(c *Config) { c.Core = append(c.Core, opts...) }
+// WithReplayHook passes a replay hook to idempotent.Do for every request
+// (idempotent.WithReplayHook); its type must take the adapter's response
+// type, or every replay is answered 500.
+func WithReplayHook(o idempotent.SharedOption) Option {
+	return func(c *Config) { c.Call = append(c.Call, o) }
 }
 
 // SetScope records an adapter's scope function (its WithScope); f must not

@@ -215,7 +215,7 @@ type view struct {
 
 func (c *ctl) view(info *idempotent.RecordInfo) view {
 	r := info.Record
-	v := view{ID: r.Key, Status: string(r.Status), Owner: r.Owner, Expiration: r.Expiration.UTC(),
+	v := view{ID: r.ID, Status: string(r.Status), Owner: r.Owner, Expiration: r.Expiration.UTC(),
 		StoredBytes: info.StoredBytes, Chunks: info.Chunks, HasFingerprint: r.Fingerprint != ""}
 	now := c.now()
 	switch {

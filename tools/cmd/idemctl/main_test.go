@@ -42,10 +42,10 @@ func TestInspectForgetRunsAgain(t *testing.T) {
 	runs := 0
 	order := func() {
 		t.Helper()
-		_, err := idempotent.Do(t.Context(), store, "charge", "order-42", func(context.Context) (string, error) {
+		_, err := idempotent.Do(t.Context(), idempotent.New(store, idempotent.WithName("payments")), "charge", "order-42", func(context.Context) (string, error) {
 			runs++
 			return "charged", nil
-		}, idempotent.WithName("payments"))
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -83,7 +83,7 @@ func TestForgetRefusesRunning(t *testing.T) {
 	store, table := env(t)
 	now := time.Now()
 	id := idempotent.RecordID("orders", "o-1")
-	rec := idempotent.Record{Key: id, Status: idempotent.StatusInProgress, Owner: "run-1",
+	rec := idempotent.Record{ID: id, Status: idempotent.StatusInProgress, Owner: "run-1",
 		Expiration: now.Add(time.Hour).Truncate(time.Second), LeaseExpiration: now.Add(10 * time.Minute).Truncate(time.Millisecond)}
 	if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
 		t.Fatal(ok, err)
@@ -106,11 +106,11 @@ func TestForgetRefusesRunning(t *testing.T) {
 func TestPurge(t *testing.T) {
 	store, table := env(t)
 	for _, k := range []string{"a", "b", "c"} {
-		if _, err := idempotent.Do(t.Context(), store, "s", k, func(context.Context) (int, error) { return 1, nil }, idempotent.WithName("fn")); err != nil {
+		if _, err := idempotent.Do(t.Context(), idempotent.New(store, idempotent.WithName("fn")), "s", k, func(context.Context) (int, error) { return 1, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if _, err := idempotent.Do(t.Context(), store, "s", "z", func(context.Context) (int, error) { return 1, nil }, idempotent.WithName("other")); err != nil {
+	if _, err := idempotent.Do(t.Context(), idempotent.New(store, idempotent.WithName("other")), "s", "z", func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
 	count := func(name string) int {
@@ -164,8 +164,7 @@ func TestRedisInspectForget(t *testing.T) {
 	runs := 0
 	order := func() {
 		t.Helper()
-		if _, err := idempotent.Do(t.Context(), store, "charge", "order-7", func(context.Context) (int, error) { runs++; return 1, nil },
-			idempotent.WithName("payments")); err != nil {
+		if _, err := idempotent.Do(t.Context(), idempotent.New(store, idempotent.WithName("payments")), "charge", "order-7", func(context.Context) (int, error) { runs++; return 1, nil }); err != nil {
 			t.Fatal(err)
 		}
 	}

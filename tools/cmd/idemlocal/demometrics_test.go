@@ -19,7 +19,7 @@ func TestEMFCollectorReadsEMFRecords(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted})
+	m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}

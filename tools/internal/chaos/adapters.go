@@ -10,7 +10,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
-	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/sqsbatch"
 )
@@ -66,16 +65,7 @@ func (c *container) httpHandler(w *workload, lease time.Duration) v2Handler {
 	if h, ok := c.paths.Load(key); ok {
 		return h.(v2Handler)
 	}
-	opts := []apigw.Option{
-		apigw.WithName("chaos-http"),
-		c.httpCache,
-		apigw.WithLogger(w.logger),
-		apigw.WithCore(idempotent.WithLease(lease)),
-	}
-	if c.wait {
-		opts = append(opts, apigw.WithWait(lease))
-	}
-	h := apigw.WrapV2(c.store, func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	h := apigw.WrapV2(c.guard("chaos-http", lease, w.logger), func(ctx context.Context, _ events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		p, err := w.handle(ctx, ctx.Value(attemptKey{}).(*attempt))
 		if err != nil {
 			// A 5xx is not stored: it releases the key.
@@ -87,7 +77,7 @@ func (c *container) httpHandler(w *workload, lease time.Duration) v2Handler {
 			Headers:    map[string]string{"Content-Type": "application/json"},
 			Body:       string(b),
 		}, nil
-	}, opts...)
+	})
 	actual, _ := c.paths.LoadOrStore(key, h)
 	return actual.(v2Handler)
 }
@@ -136,16 +126,12 @@ func (c *container) sqsHandler(w *workload, lease time.Duration) sqsHandler {
 	if h, ok := c.paths.Load(key); ok {
 		return h.(sqsHandler)
 	}
-	core := []idempotent.Option{idempotent.WithName("chaos-sqs"), idempotent.WithLease(lease), idempotent.WithLogger(w.logger), c.cache}
-	if c.wait {
-		core = append(core, idempotent.WithWait(lease))
-	}
-	h := sqsbatch.Wrap(c.store, func(ctx context.Context, _ events.SQSMessage) error {
+	h := sqsbatch.Wrap(c.guard("chaos-sqs", lease, w.logger), func(ctx context.Context, _ events.SQSMessage) error {
 		a := ctx.Value(attemptKey{}).(*attempt)
 		_, err := w.handle(ctx, a)
 		a.handlerOK = err == nil
 		return err
-	}, sqsbatch.WithBodyKey("orderId"), sqsbatch.WithLogger(w.logger), sqsbatch.WithCore(core...))
+	}, sqsbatch.WithBodyKey("orderId"))
 	actual, _ := c.paths.LoadOrStore(key, h)
 	return actual.(sqsHandler)
 }

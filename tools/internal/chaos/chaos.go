@@ -21,7 +21,6 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
-	"github.com/idemlambda/idemlambda/idempotent/apigw"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
 	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 	"github.com/idemlambda/idemlambda/tools/internal/chaos/faultproxy"
@@ -502,7 +501,7 @@ func (w *workload) call(ctx context.Context, a *attempt) ([]byte, error) {
 // idempotently by record key, misbehave as told, return a result that names
 // the run.
 func (w *workload) handle(ctx context.Context, a *attempt) (Payment, error) {
-	rk, ok := idempotent.KeyFromContext(ctx)
+	rk, ok := idempotent.RecordIDFromContext(ctx)
 	if !ok {
 		return Payment{}, errors.New("chaos: no record key in the handler's context")
 	}
@@ -597,15 +596,13 @@ func classify(err error, a *attempt, _ []byte) string {
 var errRetryable = errors.New("chaos: retryable answer")
 
 // container is one simulated Lambda container: its own SDK client, store
-// and local cache.
+// and guards (each with its local cache).
 type container struct {
-	id    int
-	store idempotent.Store
-	cache idempotent.Option
-	// httpCache is the HTTP adapter's local cache.
-	httpCache apigw.Option
-	wait      bool // duplicates wait for a running invocation instead of failing
-	paths     sync.Map
+	id     int
+	store  idempotent.Store
+	wait   bool // duplicates wait for a running invocation instead of failing
+	paths  sync.Map
+	guards sync.Map // name/lease → *idempotent.Guard
 }
 
 func newContainer(id int, store idempotent.Store, p Profile) *container {
@@ -613,26 +610,31 @@ func newContainer(id int, store idempotent.Store, p Profile) *container {
 		store = p.StoreHook(store)
 	}
 	return &container{
-		id:        id,
-		store:     store,
-		cache:     idempotent.WithLocalCache(256),
-		httpCache: apigw.WithLocalCache(256),
-		wait:      id%2 == 1,
+		id:    id,
+		store: store,
+		wait:  id%2 == 1,
 	}
 }
 
-// options are the core options of an attempt in c.
-func (c *container) options(lease time.Duration, logger *slog.Logger) []idempotent.Option {
+// guard is c's guard for the key namespace name and lease, built on first
+// use (with the logger of the workload that first asks) and kept, so its
+// local cache lives as long as the container.
+func (c *container) guard(name string, lease time.Duration, logger *slog.Logger) *idempotent.Guard {
+	key := name + "/" + lease.String()
+	if g, ok := c.guards.Load(key); ok {
+		return g.(*idempotent.Guard)
+	}
 	o := []idempotent.Option{
-		idempotent.WithName("chaos"),
-		c.cache,
+		idempotent.WithName(name),
+		idempotent.WithLocalCache(256),
 		idempotent.WithLease(lease),
 		idempotent.WithLogger(logger),
 	}
 	if c.wait {
 		o = append(o, idempotent.WithWait(lease))
 	}
-	return o
+	g, _ := c.guards.LoadOrStore(key, idempotent.New(c.store, o...))
+	return g.(*idempotent.Guard)
 }
 
 // newDynamoClient is a client whose retryer makes at most attempts tries

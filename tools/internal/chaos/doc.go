@@ -25,7 +25,7 @@
 //
 // Handlers append every side effect to a Ledger (key, attempt, run id,
 // container) and make their downstream "charge" idempotent with
-// idempotent.KeyFromContext, as the contract asks of handlers.
+// idempotent.RecordIDFromContext, as the contract asks of handlers.
 //
 // The checker's invariants, all of which must be zero:
 //

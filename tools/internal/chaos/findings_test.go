@@ -21,7 +21,7 @@ import (
 // fix: treat a body that is not valid UTF-8 as raw bytes (RFC 8259 §8.1
 // requires UTF-8), i.e. make CanonicalJSON return ok = false for it.
 func TestHTTPInvalidUTF8BodiesAreDifferentPayloads(t *testing.T) {
-	h := apigw.WrapV2(idempotent.NewMemoryStore(), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
+	h := apigw.WrapV2(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.APIGatewayV2HTTPRequest) (events.APIGatewayV2HTTPResponse, error) {
 		return events.APIGatewayV2HTTPResponse{StatusCode: http.StatusCreated, Body: `{"ok":true}`}, nil
 	})
 	req := func(body string) events.APIGatewayV2HTTPRequest {

@@ -8,7 +8,7 @@ import (
 type Effect struct {
 	// Key is the operation's idempotency key (before hashing).
 	Key string
-	// RecordKey is the record id the run got from idempotent.KeyFromContext.
+	// RecordKey is the record id the run got from idempotent.RecordIDFromContext.
 	RecordKey string
 	// Caller and Attempt identify the call: which client (or duplicate) and
 	// its how-manieth attempt.

@@ -45,10 +45,9 @@ type doPath struct{}
 func (doPath) name() string { return "do" }
 
 func (doPath) call(ctx context.Context, w *workload, a *attempt) ([]byte, bool, error) {
-	opts := append(a.container.options(a.lease, w.logger), idempotent.WithFingerprint(a.op.key+"/"+strconv.Itoa(a.op.amount)))
-	res, err := idempotent.Do(ctx, a.container.store, "payment", a.op.key, func(ctx context.Context) (Payment, error) {
+	res, err := idempotent.Do(ctx, a.container.guard("chaos", a.lease, w.logger), "payment", a.op.key, func(ctx context.Context) (Payment, error) {
 		return w.handle(ctx, a)
-	}, opts...)
+	}, idempotent.WithFingerprint(a.op.key+"/"+strconv.Itoa(a.op.amount)))
 	if err != nil {
 		return nil, false, err
 	}
@@ -86,10 +85,9 @@ func (c *container) wrapped(w *workload, lease time.Duration) wrapHandler {
 	if h, ok := c.paths.Load(key); ok {
 		return h.(wrapHandler)
 	}
-	opts := append(c.options(lease, w.logger), idempotent.WithKeyPath("paymentId"), idempotent.WithPayloadPath("[paymentId, amount]"))
-	h := idempotent.Wrap(c.store, func(ctx context.Context, _ PaymentEvent) (Payment, error) {
+	h := idempotent.Wrap(c.guard("chaos", lease, w.logger), func(ctx context.Context, _ PaymentEvent) (Payment, error) {
 		return w.handle(ctx, ctx.Value(attemptKey{}).(*attempt))
-	}, opts...)
+	}, idempotent.WithKeyPath("paymentId"), idempotent.WithPayloadPath("[paymentId, amount]"))
 	actual, _ := c.paths.LoadOrStore(key, h)
 	return actual.(wrapHandler)
 }

@@ -23,8 +23,8 @@ func emfMetrics(t *testing.T) (string, []string, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := idempotent.Do(context.Background(), idempotent.NewMemoryStore(), "s", "k",
-		func(context.Context) (int, error) { return 1, nil }, m.Option()); err != nil {
+	if _, err := idempotent.Do(context.Background(), idempotent.New(idempotent.NewMemoryStore(), m.Option()), "s", "k",
+		func(context.Context) (int, error) { return 1, nil }); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Flush(); err != nil {

@@ -81,7 +81,7 @@ func TestEMFRecordsPassLogLevelFiltering(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m.Observer().Call(context.Background(), idempotent.Event{Outcome: idempotent.OutcomeCompleted, Takeover: true})
+	m.Observer().Call(context.Background(), idempotent.Report{Outcome: idempotent.OutcomeCompleted, Takeover: true})
 	if err := m.Flush(); err != nil {
 		t.Fatal(err)
 	}
