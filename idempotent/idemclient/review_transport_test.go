@@ -432,3 +432,38 @@ func TestReviewInProgressThenReplay(t *testing.T) {
 		t.Fatalf("statuses %v, waits %v; want a transport error, 409, 201 and the 409's Retry-After of 1s", statuses, c.Sleeps())
 	}
 }
+
+// TestReviewBrokenBase: a base RoundTripper that returns neither a response
+// nor an error (net/http's Client reports that as an error) is a failed
+// attempt whose outcome is unknown: retried with the key, then an
+// *AttemptError; never a panic, never a success.
+func TestReviewBrokenBase(t *testing.T) {
+	var calls atomic.Int32
+	base := roundTripFunc(func(r *http.Request) (*http.Response, error) {
+		calls.Add(1)
+		if r.Body != nil {
+			r.Body.Close()
+		}
+		return nil, nil
+	})
+	c := newFakeClock()
+	rt := idemclient.NewTransport(base, idemclient.WithMaxAttempts(2), idemclient.WithLogger(quiet()),
+		idemclient.WithTestTime(c.Now, c.Sleep, func() float64 { return 1 }))
+	var err error
+	func() {
+		defer func() {
+			if p := recover(); p != nil {
+				t.Fatalf("RoundTrip panicked: %v", p)
+			}
+		}()
+		var resp *http.Response
+		resp, err = rt.RoundTrip(newRequest(t, t.Context(), http.MethodPost, "http://127.0.0.1:1/payments", "x"))
+		if resp != nil {
+			t.Fatalf("a response (%d) from a base that returned none", resp.StatusCode)
+		}
+	}()
+	var ae *idemclient.AttemptError
+	if !errors.As(err, &ae) || ae.Attempts != 2 || ae.Key == "" || calls.Load() != 2 {
+		t.Fatalf("err %v after %d calls; want *AttemptError after 2 attempts with the key", err, calls.Load())
+	}
+}

@@ -259,10 +259,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r.Body, r.GetBody, r.ContentLength = next, body.getBody, body.length
 		resp, lastErr = t.base.RoundTrip(r)
-		if lastErr != nil && resp != nil {
+		switch {
+		case lastErr != nil && resp != nil:
 			// A RoundTripper must not return both; keep the error.
 			drain(resp)
 			resp = nil
+		case lastErr == nil && resp == nil:
+			// Nor neither: the attempt failed, outcome unknown.
+			lastErr = errNoResponse
 		}
 		info := AttemptInfo{Method: req.Method, URL: req.URL.Redacted(), Key: key, Attempt: attempt, Err: lastErr}
 		if resp != nil {
@@ -336,6 +340,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 	}
 }
+
+// errNoResponse is the error of an attempt whose RoundTripper returned
+// neither a response nor an error (net/http's Client says the same).
+var errNoResponse = errors.New("idemclient: RoundTripper returned a nil *Response with a nil error")
 
 // finish returns the final outcome of a guarded request.
 func (t *transport) finish(r *http.Request, resp *http.Response, err error, key string, attempts int) (*http.Response, error) {
