@@ -467,3 +467,56 @@ func TestReviewBrokenBase(t *testing.T) {
 		t.Fatalf("err %v after %d calls; want *AttemptError after 2 attempts with the key", err, calls.Load())
 	}
 }
+
+// outerRetry is a RoundTripper stacked above the transport that sends a
+// request again, as it is, after a 503.
+type outerRetry struct{ next http.RoundTripper }
+
+func (o outerRetry) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := o.next.RoundTrip(r)
+	if err != nil || resp.StatusCode != http.StatusServiceUnavailable {
+		return resp, err
+	}
+	drainClose(resp)
+	if r.GetBody != nil {
+		if r.Body, err = r.GetBody(); err != nil {
+			return nil, err
+		}
+	}
+	return o.next.RoundTrip(r)
+}
+
+func drainClose(resp *http.Response) {
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+}
+
+// TestReviewHopSentAgainByAnOuterRoundTripper: a hop that a RoundTripper
+// above the transport sends again (the same request) is still the hop: it
+// carries the first hop's key, so the host that made the payment and lost
+// its answer replays it.
+func TestReviewHopSentAgainByAnOuterRoundTripper(t *testing.T) {
+	api := newPaymentsAPI(idempotent.NewMemoryStore())
+	var b *server
+	b = newServer(t, func(n int, w http.ResponseWriter, r *http.Request) {
+		if n == 1 {
+			api.serve(httptest.NewRecorder(), r, lastBody(b)) // made, answer lost behind a 503
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
+		api.serve(w, r, lastBody(b))
+	})
+	a := newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		redirectTo(w, r, b.URL+r.URL.Path, http.StatusTemporaryRedirect)
+	})
+	client := &http.Client{Transport: outerRetry{newTransport(t, newFakeClock(), idemclient.WithMaxAttempts(1))}}
+	resp, err := client.Do(newRequest(t, t.Context(), http.MethodPost, a.URL+"/payments", `{"amount":100}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := readBody(t, resp)
+	oneKey(t, append(a.Hits(), b.Hits()...))
+	if n := api.payments.Load(); n != 1 || body != `{"id":"p-1"}` {
+		t.Fatalf("%d payments, answer %s; want 1 payment, its replay", n, body)
+	}
+}

@@ -120,10 +120,10 @@ type logical struct {
 // hop belonged to, for the redirect hop net/http's Client may make of it.
 // It rides on the context of the response's Request.
 type link struct {
-	l        *logical
-	guarded  bool          // the hop carried l's key (false: a keyless hop after l)
-	req      *http.Request // the Request it was attached to
-	followed atomic.Bool   // a hop was made of the response
+	l       *logical
+	guarded bool                         // the hop carried l's key (false: a keyless hop after l)
+	req     *http.Request                // the Request it was attached to
+	hop     atomic.Pointer[http.Request] // the hop made of the response
 }
 
 type linkKey struct{}
@@ -149,9 +149,10 @@ func linkOf(r *http.Request) *link {
 // a first hop. net/http's Client sets Request.Response on every hop it
 // makes for a redirect to the response that caused it, whose Request the
 // transport linked to its logical request. Only a redirect response that
-// came from the transport is followed, and only once: a request built from
-// an earlier one (its Response field copied) is a first hop, with a key of
-// its own, and a Response/Request cycle is never walked.
+// came from the transport is followed, by one request only (sent again as
+// it is, by a RoundTripper stacked above, it is the same hop): a request
+// built from an earlier one (its Response field copied) is a first hop,
+// with a key of its own, and a Response/Request cycle is never walked.
 func origin(req *http.Request) *logical {
 	resp := req.Response
 	if resp == nil || resp.Request == nil {
@@ -164,7 +165,7 @@ func origin(req *http.Request) *logical {
 		return nil // net/http follows no other status
 	}
 	lk := linkOf(resp.Request)
-	if lk == nil || !lk.followed.CompareAndSwap(false, true) {
+	if lk == nil || !lk.hop.CompareAndSwap(nil, req) && lk.hop.Load() != req {
 		return nil
 	}
 	return lk.l
