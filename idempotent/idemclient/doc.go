@@ -24,10 +24,10 @@
 // hops; a 301, 302 or 303, which turns the request into a GET of another
 // resource, is sent with no key (not even the caller's) and once. A hop is
 // a request whose Response field is a redirect response the transport
-// returned, followed once; any other request, even one cloned from an
-// earlier hop, is a new logical request. The key goes with a 307 or 308 hop
-// to any host, also where net/http drops credentials: servers scope keys
-// by caller, and the body goes there anyway. Below it,
+// returned, followed by one request only; any other request, even one
+// cloned from an earlier hop, is a new logical request. The key goes with a
+// 307 or 308 hop to any host, also where net/http drops credentials:
+// servers scope keys by caller, and the body goes there anyway. Below it,
 // net/http's Transport also resends a request that carries an
 // Idempotency-Key when a reused keep-alive connection fails before the
 // answer; such resends carry the same key and are not counted as attempts.
