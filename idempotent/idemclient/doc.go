@@ -7,9 +7,9 @@
 // middleware, the apigw adapters, or any API that follows the IETF draft or
 // Stripe's convention) runs it at most once however many attempts reach
 // it. A request without the header gets a key, a UUID v4 from crypto/rand
-// made once per logical request; a caller's own header is validated (the
-// server's rules, contract §4; otherwise *InvalidKeyError and nothing is
-// sent) and sent as it is. Only what carries a key is retried: transport
+// made once per logical request; a caller's own header, under any spelling
+// of its name, is validated (the server's rules, contract §4; otherwise
+// *InvalidKeyError and nothing is sent) and sent as it is. Only what carries a key is retried: transport
 // errors (the request may or may not have reached the server) and 408,
 // 409, 425, 429, 500, 502, 503 and 504, with capped exponential backoff
 // and full jitter or the server's Retry-After (capped), within the request
@@ -22,7 +22,12 @@
 // without a CheckRedirect) are part of the logical request: a 307 or 308
 // hop carries the first hop's key, and the attempts bound counts over all
 // hops; a 301, 302 or 303, which turns the request into a GET of another
-// resource, is sent with no key (not even the caller's) and once. Below it,
+// resource, is sent with no key (not even the caller's) and once. A hop is
+// a request whose Response field is a redirect response the transport
+// returned, followed by one request only; any other request, even one
+// cloned from an earlier hop, is a new logical request. The key goes with a
+// 307 or 308 hop to any host, also where net/http drops credentials:
+// servers scope keys by caller, and the body goes there anyway. Below it,
 // net/http's Transport also resends a request that carries an
 // Idempotency-Key when a reused keep-alive connection fails before the
 // answer; such resends carry the same key and are not counted as attempts.

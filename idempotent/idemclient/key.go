@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
@@ -24,7 +25,7 @@ func KeyOf(resp *http.Response) string {
 	if resp == nil || resp.Request == nil {
 		return ""
 	}
-	k, err := httpidem.ParseKey(resp.Request.Header.Values(HeaderKey))
+	k, err := httpidem.ParseKey(keyValues(resp.Request.Header))
 	if err != nil {
 		return ""
 	}
@@ -35,7 +36,7 @@ func KeyOf(resp *http.Response) string {
 // caller's header is kept): the caller's header if req has one, else the
 // previous hop's of a redirect (prev), else a new key.
 func (t *transport) key(req *http.Request, prev *logical) (key string, header []string, err error) {
-	if vs := req.Header.Values(HeaderKey); len(vs) > 0 {
+	if vs := keyValues(req.Header); len(vs) > 0 {
 		k, err := httpidem.ParseKey(vs)
 		if err != nil {
 			var ke *httpidem.KeyError
@@ -54,6 +55,40 @@ func (t *transport) key(req *http.Request, prev *logical) (key string, header []
 		return k, []string{`"` + k + `"`}, nil
 	}
 	return k, []string{k}, nil
+}
+
+// keyValues returns every value of the Idempotency-Key header in h, under
+// any spelling of its name: a name set directly in the map
+// (h["idempotency-key"]) is sent as written, and the server reads every
+// spelling as the one header, so a caller's key under another spelling is
+// the caller's key.
+func keyValues(h http.Header) []string {
+	var out []string
+	for name, vs := range h {
+		if strings.EqualFold(name, HeaderKey) {
+			out = append(out, vs...)
+		}
+	}
+	return out
+}
+
+// hasKey says whether h has the Idempotency-Key header under any spelling.
+func hasKey(h http.Header) bool {
+	for name := range h {
+		if strings.EqualFold(name, HeaderKey) {
+			return true
+		}
+	}
+	return false
+}
+
+// delKey removes the Idempotency-Key header from h under every spelling.
+func delKey(h http.Header) {
+	for name := range h {
+		if strings.EqualFold(name, HeaderKey) {
+			delete(h, name)
+		}
+	}
 }
 
 // newKey returns a random (version 4) UUID in its canonical form.

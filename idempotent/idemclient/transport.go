@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 )
 
@@ -44,14 +45,16 @@ func NewClient(opts ...Option) *http.Client {
 //
 //   - a request without an Idempotency-Key header gets one, a UUID v4 made
 //     once per logical request and sent on every attempt; a caller's header
-//     is validated (contract §4; otherwise *InvalidKeyError, nothing sent)
-//     and sent as it is;
+//     (under any spelling of its name) is validated (contract §4; otherwise
+//     *InvalidKeyError, nothing sent) and sent as it is;
 //   - a redirect that keeps the method (307, 308) is the same logical
 //     request: every hop net/http's Client makes for it carries the key of
 //     the first hop, and attempts are counted over all hops; a redirect
 //     that turns it into a GET (301, 302, 303) is a request for another
 //     resource: that hop, and any later one, carries no key (not even the
-//     caller's) and is sent once;
+//     caller's) and is sent once; a hop is a request whose Response is a
+//     redirect response this transport returned, and only the first request
+//     made of it (any other is a new logical request, with a new key);
 //   - an attempt is retried after a transport error (the request may or may
 //     not have reached the server) or a 408, 409, 425, 429, 500, 502, 503 or
 //     504 response; any other response, and any response with
@@ -69,7 +72,8 @@ func NewClient(opts ...Option) *http.Client {
 // Requests with other methods go to base untouched. KeyOf and AttemptsOf
 // read the key and the attempt count from the response.
 //
-// The transport never modifies the caller's request and is safe for
+// A request without a URL or a Header fails at once (nothing sent). The
+// transport never modifies the caller's request and is safe for
 // concurrent use. An invalid option makes every RoundTrip fail with an
 // *idempotent.ConfigError.
 func NewTransport(base http.RoundTripper, opts ...Option) http.RoundTripper {
@@ -104,9 +108,7 @@ type transport struct {
 	o    *options
 }
 
-// logical is one logical request as its latest hop sent it. It rides on
-// the context of the Request of each guarded hop's final response, where the
-// next redirect hop finds it (origin).
+// logical is one logical request as its latest hop sent it.
 type logical struct {
 	method   string   // upper case
 	key      string   // unquoted
@@ -114,25 +116,59 @@ type logical struct {
 	attempts int      // attempts so far, over every hop
 }
 
-type logicalKey struct{}
+// link ties a response the transport returned to the logical request its
+// hop belonged to, for the redirect hop net/http's Client may make of it.
+// It rides on the context of the response's Request.
+type link struct {
+	l       *logical
+	guarded bool                         // the hop carried l's key (false: a keyless hop after l)
+	req     *http.Request                // the Request it was attached to
+	hop     atomic.Pointer[http.Request] // the hop made of the response
+}
 
-func logicalOf(r *http.Request) *logical {
-	l, _ := r.Context().Value(logicalKey{}).(*logical)
-	return l
+type linkKey struct{}
+
+// attach sets resp.Request to r (the request of the hop's last attempt)
+// linked to l, and returns resp.
+func attach(resp *http.Response, r *http.Request, l *logical, guarded bool) *http.Response {
+	lk := &link{l: l, guarded: guarded}
+	resp.Request = r.WithContext(context.WithValue(r.Context(), linkKey{}, lk))
+	lk.req = resp.Request
+	return resp
+}
+
+func linkOf(r *http.Request) *link {
+	lk, _ := r.Context().Value(linkKey{}).(*link)
+	if lk == nil || lk.req != r {
+		return nil // another request that took the context of a linked one
+	}
+	return lk
 }
 
 // origin returns the logical request a redirect hop belongs to, or nil for
 // a first hop. net/http's Client sets Request.Response on every hop it
-// makes for a redirect to the response that caused it, and that response's
-// Request is the previous hop, so the chain leads back to the guarded hop
-// (through hops that carried no key: a GET after a 303).
+// makes for a redirect to the response that caused it, whose Request the
+// transport linked to its logical request. Only a redirect response that
+// came from the transport is followed, by one request only (sent again as
+// it is, by a RoundTripper stacked above, it is the same hop): a request
+// built from an earlier one (its Response field copied) is a first hop,
+// with a key of its own, and a Response/Request cycle is never walked.
 func origin(req *http.Request) *logical {
-	for resp := req.Response; resp != nil && resp.Request != nil; resp = resp.Request.Response {
-		if l := logicalOf(resp.Request); l != nil {
-			return l
-		}
+	resp := req.Response
+	if resp == nil || resp.Request == nil {
+		return nil
 	}
-	return nil
+	switch resp.StatusCode {
+	case http.StatusMovedPermanently, http.StatusFound, http.StatusSeeOther,
+		http.StatusTemporaryRedirect, http.StatusPermanentRedirect:
+	default:
+		return nil // net/http follows no other status
+	}
+	lk := linkOf(resp.Request)
+	if lk == nil || !lk.hop.CompareAndSwap(nil, req) && lk.hop.Load() != req {
+		return nil
+	}
+	return lk.l
 }
 
 // AttemptsOf returns how many attempts the transport made for a response
@@ -144,8 +180,8 @@ func AttemptsOf(resp *http.Response) int {
 	if resp == nil || resp.Request == nil {
 		return 0
 	}
-	if l := logicalOf(resp.Request); l != nil {
-		return l.attempts
+	if lk := linkOf(resp.Request); lk != nil && lk.guarded {
+		return lk.l.attempts
 	}
 	return 0
 }
@@ -166,20 +202,25 @@ func (t *transport) guarded(m string) bool {
 // (301, 302 and 303 make a GET of it): a request for another resource, so
 // it carries no key (net/http copies the caller's headers onto every hop;
 // the key is removed from a copy) and is sent once, as other methods are.
-func (t *transport) keyless(req *http.Request) (*http.Response, error) {
-	if len(req.Header.Values(HeaderKey)) == 0 {
-		return t.base.RoundTrip(req)
+func (t *transport) keyless(req *http.Request, prev *logical) (*http.Response, error) {
+	r := req
+	if hasKey(req.Header) {
+		r = req.Clone(req.Context())
+		delKey(r.Header)
 	}
-	r := req.Clone(req.Context())
-	r.Header.Del(HeaderKey)
-	return t.base.RoundTrip(r)
+	resp, err := t.base.RoundTrip(r)
+	if err != nil || resp == nil {
+		return resp, err
+	}
+	// Linked, so that a later hop of the chain is keyless too.
+	return attach(resp, r, prev, false), nil
 }
 
 // RoundTrip implements http.RoundTripper.
 func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	prev := origin(req)
 	if prev != nil && method(req.Method) != prev.method {
-		return t.keyless(req)
+		return t.keyless(req, prev)
 	}
 	if !t.guarded(req.Method) {
 		return t.base.RoundTrip(req)
@@ -187,6 +228,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if t.o.err != nil {
 		closeBody(req)
 		return nil, t.o.err
+	}
+	if err := unsendable(req); err != nil {
+		closeBody(req)
+		return nil, err
 	}
 	key, header, err := t.key(req, prev)
 	if err != nil {
@@ -215,10 +260,14 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r.Body, r.GetBody, r.ContentLength = next, body.getBody, body.length
 		resp, lastErr = t.base.RoundTrip(r)
-		if lastErr != nil && resp != nil {
+		switch {
+		case lastErr != nil && resp != nil:
 			// A RoundTripper must not return both; keep the error.
 			drain(resp)
 			resp = nil
+		case lastErr == nil && resp == nil:
+			// Nor neither: the attempt failed, outcome unknown.
+			lastErr = errNoResponse
 		}
 		info := AttemptInfo{Method: req.Method, URL: req.URL.Redacted(), Key: key, Attempt: attempt, Err: lastErr}
 		if resp != nil {
@@ -293,17 +342,33 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 }
 
+// errNoResponse is the error of an attempt whose RoundTripper returned
+// neither a response nor an error (net/http's Client says the same).
+var errNoResponse = errors.New("idemclient: RoundTripper returned a nil *Response with a nil error")
+
 // finish returns the final outcome of a guarded request.
 func (t *transport) finish(r *http.Request, resp *http.Response, err error, key string, attempts int) (*http.Response, error) {
 	if err != nil {
 		return nil, &AttemptError{Key: key, Attempts: attempts, Err: err}
 	}
-	// resp.Request is the request of the last attempt (key header set);
-	// it also carries the logical request, for AttemptsOf and for the hop
-	// of a redirect of this response.
-	l := &logical{method: method(r.Method), key: key, header: slices.Clone(r.Header.Values(HeaderKey)), attempts: attempts}
-	resp.Request = r.WithContext(context.WithValue(r.Context(), logicalKey{}, l))
-	return resp, nil
+	// resp.Request is the request of the last attempt (key header set),
+	// linked to the logical request, for AttemptsOf and for the hop of a
+	// redirect of this response.
+	l := &logical{method: method(r.Method), key: key, header: keyValues(r.Header), attempts: attempts}
+	return attach(resp, r, l, true), nil
+}
+
+// unsendable returns the error net/http's Transport gives, before sending
+// anything, for a request without a URL or a Header: another attempt would
+// fail the same way (and the key could not be written into a nil Header).
+func unsendable(req *http.Request) error {
+	switch {
+	case req.URL == nil:
+		return errors.New("idemclient: nil Request.URL")
+	case req.Header == nil:
+		return errors.New("idemclient: nil Request.Header")
+	}
+	return nil
 }
 
 func (t *transport) report(info AttemptInfo) {
