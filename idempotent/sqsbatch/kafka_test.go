@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 
@@ -237,6 +238,31 @@ func TestKafkaEmptyBatch(t *testing.T) {
 	for _, ev := range []events.KafkaEvent{{}, {Records: map[string][]events.KafkaRecord{"t-0": {}}}} {
 		resp, err := h(context.Background(), ev)
 		wantJSON(t, "empty", resp, err, `{"batchItemFailures":[]}`)
+	}
+}
+
+// awsKafkaSchema is the partial batch response schema of AWS's page
+// "Configuring error handling controls for Kafka event sources"
+// (https://docs.aws.amazon.com/lambda/latest/dg/kafka-retry-configurations.html,
+// section PartialBatchResponse), compacted and with its "..." dropped.
+const awsKafkaSchema = `{"batchItemFailures":[{"itemIdentifier":{"partition":"topic-partition_number","offset":100}}]}`
+
+// TestKafkaResponseIsAWSSchema pins the response to the documented schema:
+// a failure at offset 100 of the fixture's partition marshals to exactly
+// AWS's example, its placeholder replaced by the records-map key (a string,
+// key name "partition"), the offset a JSON number. Lambda treats an
+// identifier it cannot match as a failure of the whole batch.
+func TestKafkaResponseIsAWSSchema(t *testing.T) {
+	ev := kafkaFixture(t)
+	ev.Records["AWSKafkaTopic-0"][0].Offset = 100
+	rec := newKafkaRec()
+	rec.fail["0/100"] = true
+	h := sqsbatch.WrapKafka(idempotent.NewMemoryStore(), rec.handle, sqsbatch.WithLogger(quiet))
+	resp, err := h(context.Background(), ev)
+	want := strings.Replace(awsKafkaSchema, "topic-partition_number", "AWSKafkaTopic-0", 1)
+	wantJSON(t, "documented schema", resp, err, want)
+	if ran := rec.ran(); !slices.Equal(ran, []string{"0/100"}) {
+		t.Errorf("ran %v", ran)
 	}
 }
 
