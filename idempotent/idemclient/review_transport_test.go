@@ -319,7 +319,7 @@ func TestReviewKeyCrossesHosts(t *testing.T) {
 func TestReviewConcurrentRequests(t *testing.T) {
 	const n = 24
 	var runs atomic.Int32
-	api := idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithLogger(quiet()))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet())))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		runs.Add(1)
 		w.WriteHeader(http.StatusCreated)
@@ -383,7 +383,7 @@ func TestReviewConcurrentRequests(t *testing.T) {
 func TestReviewInProgressThenReplay(t *testing.T) {
 	var payments atomic.Int32
 	started, release, finished := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	api := idemhttp.Middleware(idempotent.NewMemoryStore(), idemhttp.WithLogger(quiet()))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	api := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet())))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if payments.Load() == 0 {
 			close(started)
 			<-release

@@ -257,7 +257,7 @@ func TestKafkaResponseIsAWSSchema(t *testing.T) {
 	ev.Records["AWSKafkaTopic-0"][0].Offset = 100
 	rec := newKafkaRec()
 	rec.fail["0/100"] = true
-	h := sqsbatch.WrapKafka(idempotent.NewMemoryStore(), rec.handle, sqsbatch.WithLogger(quiet))
+	h := sqsbatch.WrapKafka(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet)), rec.handle)
 	resp, err := h(context.Background(), ev)
 	want := strings.Replace(awsKafkaSchema, "topic-partition_number", "AWSKafkaTopic-0", 1)
 	wantJSON(t, "documented schema", resp, err, want)
