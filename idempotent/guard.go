@@ -52,6 +52,11 @@ func New(store Store, opts ...Option) *Guard {
 		c.logger.Warn("idempotency switch is not a boolean and is ignored: idempotency stays on",
 			slog.String("env", DisabledEnv), slog.String("value", os.Getenv(DisabledEnv)))
 	}
+	if disabled {
+		// Said once, here: Wrap, Do and the adapters then run unguarded
+		// without a line per call.
+		c.logger.Warn("idempotency disabled by environment; every call through this guard runs unguarded", slog.String("env", DisabledEnv))
+	}
 	if c.cacheSize > 0 {
 		cache, err := newLocalCache(c.cacheSize, c.cacheBytes)
 		if err != nil {

@@ -166,3 +166,29 @@ func TestDisabledSwitchNotBoolean(t *testing.T) {
 		})
 	}
 }
+
+// TestDisabledWarnsOncePerGuard: with idempotency disabled by the
+// environment, building the guard warns once; its calls run unguarded (no
+// store call) without a warning each.
+func TestDisabledWarnsOncePerGuard(t *testing.T) {
+	t.Setenv(idempotent.DisabledEnv, "true")
+	var buf bytes.Buffer
+	store := newCounting(idempotent.NewMemoryStore())
+	g := idempotent.New(store, idempotent.WithLogger(slog.New(slog.NewJSONHandler(&buf, nil))))
+	h := idempotent.Wrap(g, func(_ context.Context, n int) (int, error) { return n, nil })
+	runs := 0
+	for range 3 {
+		if _, err := idempotent.Do(t.Context(), g, "step", "k", func(context.Context) (int, error) { runs++; return 1, nil }); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := h(t.Context(), 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if runs != 3 || store.calls() != 0 {
+		t.Fatalf("runs %d, store calls %d; want 3 unguarded runs", runs, store.calls())
+	}
+	if n := strings.Count(buf.String(), `"level":"WARN"`); n != 1 || !strings.Contains(buf.String(), "disabled by environment") {
+		t.Fatalf("%d warnings, want 1 naming the switch:\n%s", n, buf.String())
+	}
+}

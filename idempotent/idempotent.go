@@ -97,7 +97,6 @@ func Wrap[In, Out any](g *Guard, h func(context.Context, In) (Out, error), opts 
 	}
 	c := &g.c
 	if c.disabled {
-		c.logger.Warn("idempotency disabled by environment; handler runs unguarded", slog.String("env", DisabledEnv))
 		return h
 	}
 	validate, hook := w.payloadPath != nil, w.replayHook
@@ -162,7 +161,6 @@ func Do[T any](ctx context.Context, g *Guard, step, key string, fn func(context.
 	}
 	c := &g.c
 	if c.disabled {
-		c.logger.Warn("idempotency disabled by environment; function runs unguarded", slog.String("env", DisabledEnv))
 		return fn(ctx)
 	}
 	fp := ""
