@@ -102,11 +102,11 @@ var ErrRecordChanged = errors.New("idempotent: record changed since it was read;
 // RecordChangedError is returned (matching ErrRecordChanged) by
 // Deleter.Delete when the record is not the one given.
 type RecordChangedError struct {
-	// Key is the record id.
-	Key string
+	// RecordID is the record id.
+	RecordID string
 }
 
-func (e *RecordChangedError) Error() string { return detail(ErrRecordChanged, e.Key, nil) }
+func (e *RecordChangedError) Error() string { return detail(ErrRecordChanged, e.RecordID, nil) }
 
 // Is makes errors.Is(err, ErrRecordChanged) true.
 func (e *RecordChangedError) Is(target error) bool { return target == ErrRecordChanged }

@@ -51,11 +51,11 @@ func (e *NoKeyError) Unwrap() error { return e.Err }
 // PayloadMismatchError is returned (matching ErrPayloadMismatch) when a key
 // is presented with another payload than the one it was first used with.
 type PayloadMismatchError struct {
-	// Key is the record id.
-	Key string
+	// RecordID is the record id.
+	RecordID string
 }
 
-func (e *PayloadMismatchError) Error() string { return detail(ErrPayloadMismatch, e.Key, nil) }
+func (e *PayloadMismatchError) Error() string { return detail(ErrPayloadMismatch, e.RecordID, nil) }
 
 // Is makes errors.Is(err, ErrPayloadMismatch) true.
 func (e *PayloadMismatchError) Is(target error) bool { return target == ErrPayloadMismatch }
@@ -65,11 +65,11 @@ func (e *PayloadMismatchError) Is(target error) bool { return target == ErrPaylo
 // Stores may return it (or any error matching ErrLeaseLost) from Complete
 // and Release.
 type LeaseLostError struct {
-	// Key is the record id.
-	Key string
+	// RecordID is the record id.
+	RecordID string
 }
 
-func (e *LeaseLostError) Error() string { return detail(ErrLeaseLost, e.Key, nil) }
+func (e *LeaseLostError) Error() string { return detail(ErrLeaseLost, e.RecordID, nil) }
 
 // Is makes errors.Is(err, ErrLeaseLost) true.
 func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
@@ -78,13 +78,13 @@ func (e *LeaseLostError) Is(target error) bool { return target == ErrLeaseLost }
 // record or its data cannot be decoded. Stores report undecodable records
 // with it.
 type CorruptRecordError struct {
-	// Key is the record id.
-	Key string
+	// RecordID is the record id.
+	RecordID string
 	// Err says what is wrong with the record.
 	Err error
 }
 
-func (e *CorruptRecordError) Error() string { return detail(ErrCorruptRecord, e.Key, e.Err) }
+func (e *CorruptRecordError) Error() string { return detail(ErrCorruptRecord, e.RecordID, e.Err) }
 
 // Is makes errors.Is(err, ErrCorruptRecord) true.
 func (e *CorruptRecordError) Is(target error) bool { return target == ErrCorruptRecord }
@@ -124,11 +124,11 @@ func typed(err error, key string) error {
 		}
 	case errors.Is(err, ErrCorruptRecord):
 		if _, ok := errors.AsType[*CorruptRecordError](err); !ok {
-			return &CorruptRecordError{Key: key, Err: err}
+			return &CorruptRecordError{RecordID: key, Err: err}
 		}
 	case errors.Is(err, ErrLeaseLost):
 		if _, ok := errors.AsType[*LeaseLostError](err); !ok {
-			return &LeaseLostError{Key: key}
+			return &LeaseLostError{RecordID: key}
 		}
 	}
 	return err
@@ -137,15 +137,15 @@ func typed(err error, key string) error {
 // InProgressError is returned (wrapping ErrInProgress) when a duplicate finds
 // the key held by a running invocation.
 type InProgressError struct {
-	// Key is the record id.
-	Key string
+	// RecordID is the record id.
+	RecordID string
 	// LeaseExpiration is when the running invocation's lease ends; after it a
 	// retry may run again.
 	LeaseExpiration time.Time
 }
 
 func (e *InProgressError) Error() string {
-	return fmt.Sprintf("%v (record %s, lease ends %s)", ErrInProgress, e.Key, e.LeaseExpiration.UTC().Format(time.RFC3339Nano))
+	return fmt.Sprintf("%v (record %s, lease ends %s)", ErrInProgress, e.RecordID, e.LeaseExpiration.UTC().Format(time.RFC3339Nano))
 }
 
 // Is makes errors.Is(err, ErrInProgress) true.
@@ -171,14 +171,14 @@ func (e *InProgressError) RetryAfter(now time.Time) time.Duration {
 type StoreError struct {
 	// Op is the Store operation: "acquire", "get", "complete" or "release".
 	Op string
-	// Key is the record id (never the raw key).
-	Key string
+	// RecordID is the record id (never the raw key).
+	RecordID string
 	// Err is the underlying error.
 	Err error
 }
 
 func (e *StoreError) Error() string {
-	return fmt.Sprintf("idempotent: store %s %s: %v", e.Op, e.Key, e.Err)
+	return fmt.Sprintf("idempotent: store %s %s: %v", e.Op, e.RecordID, e.Err)
 }
 
 // Unwrap returns the underlying error.

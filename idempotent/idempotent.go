@@ -275,7 +275,7 @@ func cached[T any](k *call) (decision[T], bool) {
 		return decision[T]{}, false
 	}
 	if mismatch(k.fp, e.fingerprint) {
-		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 	}
 	out, err := decode[T](k.id, e.data)
 	return decision[T]{outcome: OutcomeCacheReplayed, out: out, err: err, replay: true}, true
@@ -287,7 +287,7 @@ func cached[T any](k *call) (decision[T], bool) {
 func acquire[T any](k *call) (d decision[T], done bool) {
 	owner, err := newOwner()
 	if err != nil {
-		return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: err}), true
+		return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", RecordID: k.id, Err: err}), true
 	}
 	k.owner = owner
 	k.backoff = firstPoll
@@ -377,7 +377,7 @@ func wait[T any](k *call, actx context.Context, existing *Record) (*Record, deci
 		d := min(k.backoff, c.wait-k.waited)
 		if err := sleep(actx, d); err != nil {
 			t.ev.LeaseEnd = existing.LeaseExpiration
-			return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+			return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{RecordID: k.id, LeaseExpiration: existing.LeaseExpiration}), true
 		}
 		k.waited += d
 		k.polls++
@@ -402,12 +402,12 @@ func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
 	c, t := k.c, &k.t
 	if existing == nil || existing.Free(c.clock()) {
 		if attempt >= maxAcquireAttempts+k.polls {
-			return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", Key: k.id, Err: errors.New("record kept changing between conditional write and read")}), true
+			return failed[T](OutcomeStoreError, &StoreError{Op: "acquire", RecordID: k.id, Err: errors.New("record kept changing between conditional write and read")}), true
 		}
 		return decision[T]{}, false
 	}
 	if mismatch(k.fp, existing.Fingerprint) {
-		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 	}
 	switch existing.Status {
 	case StatusCompleted:
@@ -424,9 +424,9 @@ func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
 		if k.waited > 0 {
 			o = OutcomeWaitTimedOut
 		}
-		return failed[T](o, &InProgressError{Key: k.id, LeaseExpiration: existing.LeaseExpiration}), true
+		return failed[T](o, &InProgressError{RecordID: k.id, LeaseExpiration: existing.LeaseExpiration}), true
 	default:
-		return failed[T](OutcomeCorruptRecord, &CorruptRecordError{Key: k.id, Err: fmt.Errorf("unknown status %q", existing.Status)}), true
+		return failed[T](OutcomeCorruptRecord, &CorruptRecordError{RecordID: k.id, Err: fmt.Errorf("unknown status %q", existing.Status)}), true
 	}
 }
 
@@ -478,7 +478,7 @@ func complete[T any](k *call, out T) decision[T] {
 	endComplete(err)
 	if err != nil {
 		if errors.Is(err, ErrLeaseLost) {
-			return failed[T](OutcomeLeaseLost, &LeaseLostError{Key: k.id})
+			return failed[T](OutcomeLeaseLost, &LeaseLostError{RecordID: k.id})
 		}
 		err = storeErr("complete", k.id, err)
 		return failed[T](storeOutcome(err), err)
@@ -641,7 +641,7 @@ func decode[T any](id string, data []byte) (T, error) {
 		return out, nil
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
-		return out, &CorruptRecordError{Key: id, Err: fmt.Errorf("stored result does not decode: %w", err)}
+		return out, &CorruptRecordError{RecordID: id, Err: fmt.Errorf("stored result does not decode: %w", err)}
 	}
 	return out, nil
 }
@@ -655,7 +655,7 @@ func storeErr(op, id string, err error) error {
 	if errors.As(err, &se) || errors.As(err, &ce) {
 		return err // a misconfigured store says so itself
 	}
-	return &StoreError{Op: op, Key: id, Err: err}
+	return &StoreError{Op: op, RecordID: id, Err: err}
 }
 
 // recordID is "<name>#<sha256 hex of key>", built in one allocation.

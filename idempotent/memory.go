@@ -85,7 +85,7 @@ func (m *MemoryStore) Complete(_ context.Context, rec Record) error {
 		return nil // a repeated Complete by the record's owner
 	}
 	if !ok || old.Status != StatusInProgress || old.Owner != rec.Owner {
-		return &LeaseLostError{Key: rec.ID}
+		return &LeaseLostError{RecordID: rec.ID}
 	}
 	old.Status = StatusCompleted
 	old.Data = bytes.Clone(rec.Data)
@@ -104,7 +104,7 @@ func (m *MemoryStore) Release(_ context.Context, key, owner string) error {
 	defer m.mu.Unlock()
 	old, ok := m.records[key]
 	if !ok || old.Status != StatusInProgress || old.Owner != owner {
-		return &LeaseLostError{Key: key}
+		return &LeaseLostError{RecordID: key}
 	}
 	delete(m.records, key)
 	return nil
@@ -204,7 +204,7 @@ func (m *MemoryStore) Delete(_ context.Context, rec Record) error {
 	defer m.mu.Unlock()
 	old, ok := m.records[rec.ID]
 	if !ok || !SameRecord(&old, &rec) {
-		return &RecordChangedError{Key: rec.ID}
+		return &RecordChangedError{RecordID: rec.ID}
 	}
 	delete(m.records, rec.ID)
 	return nil

@@ -96,7 +96,7 @@ func readFirst[T any](k *call) (decision[T], bool) {
 		return decision[T]{}, false
 	}
 	if mismatch(k.fp, rec.Fingerprint) {
-		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 	}
 	c.remember(rec)
 	out, err := decode[T](k.id, rec.Data)

@@ -84,7 +84,7 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 			ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 		})
 		if err != nil {
-			return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+			return nil, &idempotent.StoreError{Op: opList, RecordID: q.Name, Err: err}
 		}
 		items, last, scanned, cc = out.Items, out.LastEvaluatedKey, out.ScannedCount, out.ConsumedCapacity
 	} else {
@@ -95,7 +95,7 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 			ConsistentRead: aws.Bool(true), ReturnConsumedCapacity: types.ReturnConsumedCapacityTotal,
 		})
 		if err != nil {
-			return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+			return nil, &idempotent.StoreError{Op: opList, RecordID: q.Name, Err: err}
 		}
 		items, last, scanned, cc = out.Items, out.LastEvaluatedKey, out.ScannedCount, out.ConsumedCapacity
 	}
@@ -155,7 +155,7 @@ func (s *Store) Inspect(ctx context.Context, id string) (*idempotent.RecordInfo,
 				ProjectionExpression: proj, ExpressionAttributeNames: pn.names(),
 			})
 			if err != nil {
-				return nil, &idempotent.StoreError{Op: opInspect, Key: id, Err: err}
+				return nil, &idempotent.StoreError{Op: opInspect, RecordID: id, Err: err}
 			}
 			if b, ok := out.Item[s.opts.DataAttr].(*types.AttributeValueMemberB); ok {
 				info.StoredBytes += len(b.Value)
@@ -196,10 +196,10 @@ func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
 	})
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return &idempotent.RecordChangedError{Key: rec.ID}
+		return &idempotent.RecordChangedError{RecordID: rec.ID}
 	}
 	if err != nil {
-		return &idempotent.StoreError{Op: opDelete, Key: rec.ID, Err: err}
+		return &idempotent.StoreError{Op: opDelete, RecordID: rec.ID, Err: err}
 	}
 	if av, ok := out.Attributes[s.opts.ChunksAttr]; ok {
 		if man, err := s.decodeManifest(rec.ID, av); err == nil {

@@ -142,7 +142,7 @@ func corrupt(key, attr, format string, args ...any) error {
 	if key == "" {
 		key = "(unknown)"
 	}
-	return &idempotent.CorruptRecordError{Key: key, Err: fmt.Errorf("attribute %q: %s", attr, fmt.Sprintf(format, args...))}
+	return &idempotent.CorruptRecordError{RecordID: key, Err: fmt.Errorf("attribute %q: %s", attr, fmt.Sprintf(format, args...))}
 }
 
 // avType names the DynamoDB type of an attribute value for error messages.

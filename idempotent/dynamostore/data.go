@@ -265,7 +265,7 @@ func (s *Store) readChunks(ctx context.Context, op, key string, man *chunkManife
 		return nil, corruptErr
 	}
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: op, Key: key, Err: err}
+		return nil, &idempotent.StoreError{Op: op, RecordID: key, Err: err}
 	}
 	data := bytes.Join(parts, nil)
 	if sum := sha256.Sum256(data); !bytes.Equal(sum[:], man.digest) {

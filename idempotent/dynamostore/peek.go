@@ -45,7 +45,7 @@ func (s *Store) Peek(ctx context.Context, key string) (*idempotent.Record, error
 		Key:       s.itemKey(key),
 	})
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: opPeek, Key: key, Err: err}
+		return nil, &idempotent.StoreError{Op: opPeek, RecordID: key, Err: err}
 	}
 	if len(out.Item) == 0 {
 		return nil, nil
@@ -86,7 +86,7 @@ func (s *Store) PeekBatch(ctx context.Context, keys []string) (map[string]*idemp
 			RequestItems: map[string]types.KeysAndAttributes{*s.table: {Keys: chunk}},
 		})
 		if err != nil {
-			return &idempotent.StoreError{Op: opPeekBatch, Key: asked[0], Err: err}
+			return &idempotent.StoreError{Op: opPeekBatch, RecordID: asked[0], Err: err}
 		}
 		for _, k := range asked {
 			recs[k] = nil // absent unless returned or unprocessed

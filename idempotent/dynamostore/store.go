@@ -165,7 +165,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	}
 	item, err := s.encodeRecord(rec)
 	if err != nil {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 	}
 	put, err := s.client.PutItem(ctx, &dynamodb.PutItemInput{
 		TableName:                s.table,
@@ -188,7 +188,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if !errors.As(err, &ccf) {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 	}
 	item = ccf.Item
 	if len(item) == 0 {
@@ -276,7 +276,7 @@ func (s *Store) getItem(ctx context.Context, op, key string) (map[string]types.A
 		ConsistentRead: aws.Bool(true),
 	})
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: op, Key: key, Err: err}
+		return nil, &idempotent.StoreError{Op: op, RecordID: key, Err: err}
 	}
 	return out.Item, nil
 }
@@ -293,7 +293,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	}
 	st, err := s.encodeData(rec.Data)
 	if err != nil {
-		return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: err}
+		return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: err}
 	}
 	exp := rec.Expiration.Unix()
 	values := map[string]types.AttributeValue{
@@ -312,7 +312,7 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 		shape += shapeChunked
 		var man types.AttributeValue
 		if man, cleanup, err = s.writeChunks(ctx, rec.ID, rec.Owner, st, exp); err != nil {
-			return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: fmt.Errorf("write chunks: %w", err)}
+			return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: fmt.Errorf("write chunks: %w", err)}
 		}
 		values[":k"] = man
 	} else {
@@ -412,9 +412,9 @@ func (s *Store) fenced(op, key string, err error) error {
 	}
 	var ccf *types.ConditionalCheckFailedException
 	if errors.As(err, &ccf) {
-		return &idempotent.LeaseLostError{Key: key}
+		return &idempotent.LeaseLostError{RecordID: key}
 	}
-	return &idempotent.StoreError{Op: op, Key: key, Err: err}
+	return &idempotent.StoreError{Op: op, RecordID: key, Err: err}
 }
 
 // itemKey is the primary key of the item for record id key.

@@ -262,8 +262,8 @@ func TestErrors(t *testing.T) {
 			if !errors.As(err, &se) {
 				t.Fatalf("error = %v (%T), want *idempotent.StoreError", err, err)
 			}
-			if se.Op != tt.op || se.Key != testKey || !errors.Is(err, tt.wantStoreErr) {
-				t.Fatalf("StoreError = {Op %q, Key %q, Err %v}, want {%q, %q, %v}", se.Op, se.Key, se.Err, tt.op, testKey, tt.wantStoreErr)
+			if se.Op != tt.op || se.RecordID != testKey || !errors.Is(err, tt.wantStoreErr) {
+				t.Fatalf("StoreError = {Op %q, Key %q, Err %v}, want {%q, %q, %v}", se.Op, se.RecordID, se.Err, tt.op, testKey, tt.wantStoreErr)
 			}
 			if errors.Is(err, idempotent.ErrLeaseLost) {
 				t.Fatal("a store failure matches ErrLeaseLost")

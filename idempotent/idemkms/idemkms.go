@@ -184,7 +184,7 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 		return nil, err
 	}
 	if len(dk.blob) > 0xffff {
-		return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: encrypted data key of %d bytes", len(dk.blob))}
+		return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: encrypted data key of %d bytes", len(dk.blob))}
 	}
 	out := make([]byte, 0, headerLen+len(dk.blob)+12+len(data)+16)
 	out = append(out, magic0, magic1, version)
@@ -192,7 +192,7 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 	out = append(out, dk.blob...)
 	nonce := make([]byte, 12)
 	if _, err := rand.Read(nonce); err != nil {
-		return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: err}
+		return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: err}
 	}
 	out = append(out, nonce...)
 	return dk.aead.Seal(out, nonce, data, aad(version, id)), nil
@@ -218,11 +218,11 @@ func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 		EncryptionContext: s.o.EncryptionContext,
 	})
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: GenerateDataKey: %w", err)}
+		return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: GenerateDataKey: %w", err)}
 	}
 	aead, err := newAEAD(out.Plaintext)
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: GenerateDataKey: %w", err)}
+		return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: GenerateDataKey: %w", err)}
 	}
 	dk := &dataKey{aead: aead, blob: out.CiphertextBlob, created: now, uses: 1}
 	if caching {
@@ -253,7 +253,7 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	if rec.Status != idempotent.StatusCompleted {
 		return rec, nil
 	}
-	corrupt := func(err error) error { return &idempotent.CorruptRecordError{Key: rec.ID, Err: err} }
+	corrupt := func(err error) error { return &idempotent.CorruptRecordError{RecordID: rec.ID, Err: err} }
 	d := rec.Data
 	if len(d) < headerLen || d[0] != magic0 || d[1] != magic1 {
 		return nil, corrupt(errors.New("idemkms: stored result is not encrypted"))
@@ -298,13 +298,13 @@ func (s *Store) decryptKey(ctx context.Context, op, id string, blob []byte) (cip
 	})
 	if err != nil {
 		if undecryptable(err) {
-			return nil, &idempotent.CorruptRecordError{Key: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
+			return nil, &idempotent.CorruptRecordError{RecordID: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
 		}
-		return nil, &idempotent.StoreError{Op: op, Key: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
+		return nil, &idempotent.StoreError{Op: op, RecordID: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
 	}
 	aead, err := newAEAD(out.Plaintext)
 	if err != nil {
-		return nil, &idempotent.CorruptRecordError{Key: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
+		return nil, &idempotent.CorruptRecordError{RecordID: id, Err: fmt.Errorf("idemkms: Decrypt: %w", err)}
 	}
 	if s.plain != nil {
 		s.plain.Add(string(blob), aead)

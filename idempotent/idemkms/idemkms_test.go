@@ -287,7 +287,7 @@ func TestUnopenableRecordIsCorruptAndHandlerDoesNotRun(t *testing.T) {
 			for name, st := range map[string]idempotent.Store{"warm": s, "cold": cold} {
 				v, ran, err := run(t, st, "victim", "rerun")
 				var ce *idempotent.CorruptRecordError
-				if ran || !errors.As(err, &ce) || !errors.Is(err, idempotent.ErrCorruptRecord) || ce.Key != victim {
+				if ran || !errors.As(err, &ce) || !errors.Is(err, idempotent.ErrCorruptRecord) || ce.RecordID != victim {
 					t.Fatalf("%s: %q ran=%v err=%v, want a *CorruptRecordError for %s and no run", name, v, ran, err, victim)
 				}
 			}

@@ -268,7 +268,7 @@ func TestErrorTypeOnErrorSpans(t *testing.T) {
 }
 
 func TestErrorTypeValues(t *testing.T) {
-	store := &idempotent.StoreError{Op: "acquire", Key: "k", Err: errors.New("x")}
+	store := &idempotent.StoreError{Op: "acquire", RecordID: "k", Err: errors.New("x")}
 	tests := []struct {
 		name string
 		err  error

@@ -65,7 +65,7 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 	for {
 		got, n, err := sc.Scan(ctx, next, match, count).Result()
 		if err != nil {
-			return nil, &idempotent.StoreError{Op: opList, Key: q.Name, Err: err}
+			return nil, &idempotent.StoreError{Op: opList, RecordID: q.Name, Err: err}
 		}
 		keys, next = append(keys, got...), n
 		if next == 0 || int64(len(keys)) >= count {
@@ -105,7 +105,7 @@ func (s *Store) Inspect(ctx context.Context, id string) (*idempotent.RecordInfo,
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: opInspect, Key: id, Err: err}
+		return nil, &idempotent.StoreError{Op: opInspect, RecordID: id, Err: err}
 	}
 	arr, ok := reply.([]any)
 	if !ok || len(arr) != 2 {
@@ -148,10 +148,10 @@ func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
 	n, err := deleteScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
 		string(rec.Status), strconv.FormatInt(rec.Expiration.Unix(), 10), rec.Owner, lease).Int64()
 	if err != nil {
-		return &idempotent.StoreError{Op: opDelete, Key: rec.ID, Err: err}
+		return &idempotent.StoreError{Op: opDelete, RecordID: rec.ID, Err: err}
 	}
 	if n != 1 {
-		return &idempotent.RecordChangedError{Key: rec.ID}
+		return &idempotent.RecordChangedError{RecordID: rec.ID}
 	}
 	return nil
 }

@@ -62,7 +62,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		rec.Status = idempotent.StatusInProgress
 	}
 	if rec.Status != idempotent.StatusInProgress && rec.Status != idempotent.StatusCompleted {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unknown status %q", rec.Status)}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: fmt.Errorf("unknown status %q", rec.Status)}
 	}
 	nowMS := now.UnixMilli()
 	expMS := rec.Expiration.Unix() * 1000
@@ -76,7 +76,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if rec.Data != nil {
 		var err error
 		if data, format, err = s.encodeData(rec.Data); err != nil {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 		}
 		hasData = "1"
 	}
@@ -85,18 +85,18 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		string(rec.Status), rec.Expiration.Unix(), rec.LeaseExpiration.UnixMilli(),
 		rec.Owner, rec.Fingerprint, hasData, data, format).Result()
 	if err != nil {
-		return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: err}
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 	}
 	if n, ok := reply.(int64); ok {
 		if n != 1 {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unexpected script reply %d", n)}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: fmt.Errorf("unexpected script reply %d", n)}
 		}
 		return nil, true, nil
 	}
 	if arr, ok := reply.([]any); ok && len(arr) == 2 {
 		// {1, replaced}: a lease takeover.
 		if n, ok := arr[0].(int64); !ok || n != 1 {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, Key: rec.ID, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
+			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
 		}
 		return replaced(rec.ID, arr[1]), true, nil
 	}
@@ -128,7 +128,7 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 		return nil, nil
 	}
 	if err != nil {
-		return nil, &idempotent.StoreError{Op: opGet, Key: key, Err: err}
+		return nil, &idempotent.StoreError{Op: opGet, RecordID: key, Err: err}
 	}
 	return decodeRecord(key, reply)
 }
@@ -143,7 +143,7 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	data, format, err := s.encodeData(rec.Data)
 	if err != nil {
-		return &idempotent.StoreError{Op: opComplete, Key: rec.ID, Err: err}
+		return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: err}
 	}
 	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
 		rec.Owner, strconv.FormatInt(rec.Expiration.Unix(), 10), data, format).Int64()
@@ -163,12 +163,12 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 func fenced(op, key string, n int64, err error) error {
 	switch {
 	case err != nil:
-		return &idempotent.StoreError{Op: op, Key: key, Err: err}
+		return &idempotent.StoreError{Op: op, RecordID: key, Err: err}
 	case n == 0:
-		return &idempotent.LeaseLostError{Key: key}
+		return &idempotent.LeaseLostError{RecordID: key}
 	case n == 1 || n == 2:
 		return nil
 	default:
-		return &idempotent.StoreError{Op: op, Key: key, Err: fmt.Errorf("unexpected script reply %d", n)}
+		return &idempotent.StoreError{Op: op, RecordID: key, Err: fmt.Errorf("unexpected script reply %d", n)}
 	}
 }
