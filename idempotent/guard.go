@@ -146,3 +146,13 @@ func (g *Guard) Store() Store {
 func (g *Guard) Disabled() bool {
 	return g != nil && g.c.disabled
 }
+
+// Name is the guard's namespace of record ids (WithName, else
+// AWS_LAMBDA_FUNCTION_NAME, else "idempotent"), for tools that derive a
+// record id (RecordID, StepRecordID, idemhttp.RecordID) for it.
+func (g *Guard) Name() string {
+	if g == nil {
+		return ""
+	}
+	return g.c.name
+}

@@ -149,7 +149,7 @@ func TestRecordIDIsDos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := g.RecordID("charge", "order-1"); got != want {
+	if want := idempotent.StepRecordID(g.Name(), "charge", "order-1"); g.Name() != "svc" || got != want || g.RecordID("charge", "order-1") != want {
 		t.Errorf("Do's record id %q, RecordID %q", got, want)
 	}
 	if id := g.RecordID("charge", ""); id != "" {
