@@ -18,12 +18,20 @@ const (
 	HeaderReplayed = "Idempotent-Replayed"
 )
 
-// KeyOf returns the idempotency key a response's request carried (the
-// transport's generated key, or the caller's, unquoted), or "" when it
-// carried none or an invalid one.
+// KeyOf returns the idempotency key of the logical request a response
+// answers, unquoted: the key its request carried (the transport's generated
+// key, or the caller's) — or, for the GET that a 301, 302 or 303 made of a
+// guarded request, which carries no key, the key of that request. It is the
+// key to send the request again with: after a 303 whose GET failed, the
+// payment may have been made, and a resend under this key replays it
+// instead of paying again. "" when the request carried no key or an invalid
+// one.
 func KeyOf(resp *http.Response) string {
 	if resp == nil || resp.Request == nil {
 		return ""
+	}
+	if lk := linkOf(resp.Request); lk != nil {
+		return lk.l.key
 	}
 	k, err := httpidem.ParseKey(keyValues(resp.Request.Header))
 	if err != nil {

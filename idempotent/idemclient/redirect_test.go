@@ -164,9 +164,11 @@ func TestRedirectToGetCarriesNoKey(t *testing.T) {
 				if len(hits) != 1 || hits[0].method != http.MethodGet || hits[0].keys != nil {
 					t.Fatalf("result hops %+v, want one GET without a key", hits)
 				}
-				if resp.StatusCode != http.StatusServiceUnavailable || idemclient.KeyOf(resp) != "" || idemclient.AttemptsOf(resp) != 0 {
-					t.Fatalf("got %d, KeyOf %q, AttemptsOf %d; want the GET's answer as it came, not guarded",
-						resp.StatusCode, idemclient.KeyOf(resp), idemclient.AttemptsOf(resp))
+				// The GET's answer as it came, not guarded; KeyOf names the
+				// POST's key, to send the POST again with.
+				if resp.StatusCode != http.StatusServiceUnavailable || idemclient.KeyOf(resp) != key || idemclient.AttemptsOf(resp) != 0 {
+					t.Fatalf("got %d, KeyOf %q (POST's %q), AttemptsOf %d; want the GET's answer as it came, not guarded",
+						resp.StatusCode, idemclient.KeyOf(resp), key, idemclient.AttemptsOf(resp))
 				}
 			})
 		}
@@ -349,5 +351,44 @@ func TestNewClientRedirect(t *testing.T) {
 func TestHeadersAreTheServers(t *testing.T) {
 	if idemclient.HeaderKey != idemhttp.HeaderKey || idemclient.HeaderReplayed != idemhttp.HeaderReplayed {
 		t.Fatalf("client headers %q, %q; middleware %q, %q", idemclient.HeaderKey, idemclient.HeaderReplayed, idemhttp.HeaderKey, idemhttp.HeaderReplayed)
+	}
+}
+
+// TestResendAfterSeeOtherFailed: the payment is made and answered with a 303
+// to its result, whose GET fails (503). KeyOf of that answer is the POST's
+// key, so the caller's resend under it replays the payment: one payment,
+// where a resend under a new key (KeyOf "") would pay twice.
+func TestResendAfterSeeOtherFailed(t *testing.T) {
+	api := newPaymentsAPI(idempotent.NewMemoryStore())
+	result := newServer(t, status(http.StatusServiceUnavailable, http.StatusOK))
+	var a *server
+	a = newServer(t, func(_ int, w http.ResponseWriter, r *http.Request) {
+		rec := httptest.NewRecorder()
+		api.serve(rec, r, lastBody(a))
+		if rec.Code != http.StatusCreated {
+			w.WriteHeader(rec.Code)
+			return
+		}
+		redirectTo(w, r, result.URL+"/payments/p-1", http.StatusSeeOther)
+	})
+	client := &http.Client{Transport: newTransport(t, newFakeClock())}
+	resp, err := client.Do(newRequest(t, t.Context(), http.MethodPost, a.URL+"/payments", `{"amount":100}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	key := idemclient.KeyOf(resp)
+	if resp.StatusCode != http.StatusServiceUnavailable || key == "" || key != oneKey(t, a.Hits()) {
+		t.Fatalf("first: %d, KeyOf %q; want the GET's 503 and the POST's key", resp.StatusCode, key)
+	}
+	again := newRequest(t, t.Context(), http.MethodPost, a.URL+"/payments", `{"amount":100}`)
+	again.Header.Set(idemclient.HeaderKey, key)
+	resp, err = client.Do(again)
+	if err != nil {
+		t.Fatal(err)
+	}
+	readBody(t, resp)
+	if resp.StatusCode != http.StatusOK || api.payments.Load() != 1 {
+		t.Fatalf("resend: %d, %d payments; want the result and one payment", resp.StatusCode, api.payments.Load())
 	}
 }
