@@ -18,6 +18,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
 )
 
 // KMSAPI is the part of the KMS client the store calls; *kms.Client
@@ -44,7 +45,17 @@ type Options struct {
 	CacheSize int
 	// Clock is read for the data-key ages. Default time.Now.
 	Clock func() time.Time
+	// CompressThreshold is the result size in bytes from which a result is
+	// zstd-compressed before it is sealed, when that shrinks it (the stores'
+	// codec; sealed bytes do not compress, so the store's own compression
+	// finds nothing to gain). Default DefaultCompressThreshold; a negative
+	// value turns compression off.
+	CompressThreshold int
 }
+
+// DefaultCompressThreshold is the default Options.CompressThreshold, the
+// stores' default: below it a zstd frame saves too little to pay.
+const DefaultCompressThreshold = 512
 
 // DefaultContextKey and DefaultContextValue are the default encryption
 // context pair (the template's grant conditions on them).
@@ -84,6 +95,7 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 		MaxUses:           10_000,
 		CacheSize:         64,
 		Clock:             time.Now,
+		CompressThreshold: DefaultCompressThreshold,
 	}
 	for _, fn := range optFns {
 		fn(&o)
@@ -163,11 +175,17 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 	return s.next.Release(ctx, key, owner)
 }
 
-// Format: magic "IK" | version 1 | uint16 length of the encrypted data key |
-// encrypted data key | 12-byte nonce | AES-256-GCM ciphertext and tag.
+// Format: magic "IK" | format byte | uint16 length of the encrypted data key
+// | encrypted data key | 12-byte nonce | AES-256-GCM ciphertext and tag. The
+// format byte says what the ciphertext seals: formatPlain the result itself
+// (every record before compression existed, and results below the threshold
+// or that do not shrink), formatZstd a zstd frame of it (zdata, the stores'
+// codec). It is part of the GCM additional data, so flipping it does not
+// open.
 const (
 	magic0, magic1 = 'I', 'K'
-	version        = 1
+	formatPlain    = 1
+	formatZstd     = 2
 	headerLen      = 5
 )
 
@@ -182,6 +200,16 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 	dk, err := s.encryptKey(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	version := byte(formatPlain)
+	if s.o.CompressThreshold >= 0 {
+		z, f, err := zdata.Encode(data, s.o.CompressThreshold)
+		if err != nil {
+			return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: %w", err)}
+		}
+		if f == zdata.Zstd {
+			data, version = z, formatZstd
+		}
 	}
 	if len(dk.blob) > 0xffff {
 		return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: encrypted data key of %d bytes", len(dk.blob))}
@@ -258,8 +286,9 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	if len(d) < headerLen || d[0] != magic0 || d[1] != magic1 {
 		return nil, corrupt(errors.New("idemkms: stored result is not encrypted"))
 	}
-	if d[2] != version {
-		return nil, corrupt(fmt.Errorf("idemkms: unknown format version %d", d[2]))
+	version := d[2]
+	if version != formatPlain && version != formatZstd {
+		return nil, corrupt(fmt.Errorf("idemkms: unknown format version %d", version))
 	}
 	n := int(binary.BigEndian.Uint16(d[3:5]))
 	if len(d) < headerLen+n+12+16 || n == 0 {
@@ -275,6 +304,12 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	plain, err := aead.Open(nil, nonce, sealed, aad(version, rec.Key))
 	if err != nil {
 		return nil, corrupt(fmt.Errorf("idemkms: stored result does not authenticate under its record id: %w", err))
+	}
+	if version == formatZstd {
+		// Authenticated: only a writer holding the data key made this frame.
+		if plain, err = zdata.Decode(plain, zdata.Zstd); err != nil {
+			return nil, corrupt(fmt.Errorf("idemkms: %w", err))
+		}
 	}
 	out := *rec
 	out.Data = plain
