@@ -1,6 +1,7 @@
 package idemkms_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -75,6 +76,7 @@ func TestKMSErrorsOnTheWire(t *testing.T) {
 		{"InvalidCiphertextException", 400, true, 1},
 		{"IncorrectKeyException", 400, true, 1},
 		{"NotFoundException", 400, true, 1},
+		{"InvalidKeyUsageException", 400, true, 1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.code, func(t *testing.T) {
@@ -121,5 +123,36 @@ func TestGenerateDataKeyThrottledOnTheWire(t *testing.T) {
 	}
 	if len(inner.ids()) != 0 {
 		t.Fatal("a result was stored")
+	}
+}
+
+// TestDecryptTimeoutIsStoreError: a Decrypt that does not answer before the
+// invocation's deadline is a *StoreError (not a corrupt record), and the
+// handler does not run.
+func TestDecryptTimeoutIsStoreError(t *testing.T) {
+	inner := newSpy()
+	if _, _, err := run(t, wrap(t, inner, localKMS(t), aliasTest), "p", "v"); err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) })
+	c := kms.New(kms.Options{Region: "us-east-1", BaseEndpoint: aws.String(srv.URL),
+		Credentials: credentials.NewStaticCredentialsProvider("test", "test", "")})
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	ran := false
+	_, err := idempotent.Do(ctx, wrap(t, inner, c, aliasTest), "pay", "p", func(context.Context) (string, error) {
+		ran = true
+		return "rerun", nil
+	})
+	if _, ok := errors.AsType[*idempotent.StoreError](err); ran || !ok || errors.Is(err, idempotent.ErrCorruptRecord) {
+		t.Fatalf("ran=%v err=%v, want a *StoreError and no run", ran, err)
 	}
 }
