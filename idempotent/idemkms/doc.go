@@ -2,8 +2,9 @@
 // under a KMS key before any store sees it, and decrypts it when a record is
 // read back. It is a Store decorator, so it works with every store
 // (dynamostore, redisstore, the memory store; the tests run the memory store
-// and dynamostore on dynalite) and with the chunks a store makes from
-// Record.Data:
+// and dynamostore on dynalite here, and redisstore on a real redis-server in
+// tools/bench, which keeps go-redis out of this module) and with the chunks a
+// store makes from Record.Data:
 //
 //	kmsClient := kms.NewFromConfig(cfg)
 //	store, err := idemkms.Wrap(dynamostore.New(db, table), kmsClient, "alias/idempotency")
