@@ -32,7 +32,8 @@
 //
 // The encrypt side keeps one data key for at most Options.MaxAge and
 // Options.MaxUses records, so a warm container completes new records with no
-// KMS call; the decrypt side caches the ciphers of data keys by their
+// KMS call (concurrent callers that find no usable data key share one
+// GenerateDataKey); the decrypt side caches the ciphers of data keys by their
 // encrypted bytes (Options.CacheSize entries, each for at most MaxAge), so a
 // replay costs no KMS call either. A cache of zero size or age turns caching off
 // (one KMS call per record).

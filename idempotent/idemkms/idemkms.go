@@ -74,6 +74,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	current *dataKey
+	refresh chan struct{} // held (one slot) by the caller generating the next data key
 
 	plain *lru.LRU[string, cipher.AEAD]
 }
@@ -121,7 +122,7 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 		ctx[k] = v
 	}
 	o.EncryptionContext = ctx
-	s := &Store{next: next, kms: client, keyID: keyID, o: o}
+	s := &Store{next: next, kms: client, keyID: keyID, o: o, refresh: make(chan struct{}, 1)}
 	if o.CacheSize > 0 && o.MaxAge > 0 {
 		s.plain = lru.NewLRU[string, cipher.AEAD](o.CacheSize, nil, o.MaxAge)
 	}
@@ -227,18 +228,26 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 }
 
 // encryptKey returns the cached data key, or a new one when it is too old or
-// used up (or caching is off).
+// used up (or caching is off). One caller at a time generates the next data
+// key; concurrent callers wait for it (or for their context) instead of each
+// calling KMS.
 func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 	caching := s.o.MaxAge > 0 && s.o.MaxUses > 0
 	now := s.o.Clock()
 	if caching {
-		s.mu.Lock()
-		if dk := s.current; dk != nil && dk.uses < s.o.MaxUses && now.Sub(dk.created) < s.o.MaxAge {
-			dk.uses++
-			s.mu.Unlock()
+		if dk := s.take(now); dk != nil {
 			return dk, nil
 		}
-		s.mu.Unlock()
+		select {
+		case s.refresh <- struct{}{}:
+		case <-ctx.Done():
+			return nil, &idempotent.StoreError{Op: "complete", Key: id, Err: fmt.Errorf("idemkms: waiting for a data key: %w", ctx.Err())}
+		}
+		defer func() { <-s.refresh }()
+		now = s.o.Clock()
+		if dk := s.take(now); dk != nil { // generated while this call waited
+			return dk, nil
+		}
 	}
 	out, err := s.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
 		KeyId:             aws.String(s.keyID),
@@ -262,6 +271,18 @@ func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 		}
 	}
 	return dk, nil
+}
+
+// take returns the current data key, counting one use, when it may still
+// encrypt at now.
+func (s *Store) take(now time.Time) *dataKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if dk := s.current; dk != nil && dk.uses < s.o.MaxUses && now.Sub(dk.created) < s.o.MaxAge {
+		dk.uses++
+		return dk
+	}
+	return nil
 }
 
 func newAEAD(key []byte) (cipher.AEAD, error) {
