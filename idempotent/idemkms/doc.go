@@ -24,7 +24,10 @@
 // compressed with the stores' codec before sealing when that shrinks them
 // (format byte 2; 1 is the result itself, as every record before
 // compression). Both forms open. A compressible 20 KB JSON result is stored
-// in 4,751 bytes instead of 20,653. The KMS call carries a fixed encryption
+// in 4,751 bytes instead of 20,653. The stored length then depends on the
+// content (the CRIME side channel): when results mix caller input with
+// secrets and the table's readers are the adversary, set CompressThreshold
+// to -1. The KMS call carries a fixed encryption
 // context (Options.EncryptionContext, default purpose=idemlambda-idempotency-record)
 // which the key policy and the role's grant can require.
 //
