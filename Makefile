@@ -66,7 +66,7 @@ demo: dynamo-install rie-install ## the whole contract, live, with the store cal
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
 	$(IDEMLOCAL) demo $(if $(URL),-url $(URL))
 
-bench: dynamo-install ## compare idemlambda, Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
+bench: dynamo-install kms-install ## compare idemlambda (plain and encrypted with idemkms on local-kms), Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
 	tools/bench/run.sh
 
 SEED     ?= 1

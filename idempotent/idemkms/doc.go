@@ -2,8 +2,9 @@
 // under a KMS key before any store sees it, and decrypts it when a record is
 // read back. It is a Store decorator, so it works with every store
 // (dynamostore, redisstore, the memory store; the tests run the memory store
-// and dynamostore on dynalite) and with the chunks a store makes from
-// Record.Data:
+// and dynamostore on dynalite here, and redisstore on a real redis-server in
+// tools/bench, which keeps go-redis out of this module) and with the chunks a
+// store makes from Record.Data:
 //
 //	kmsClient := kms.NewFromConfig(cfg)
 //	store, err := idemkms.Wrap(dynamostore.New(db, table), kmsClient, "alias/idempotency")
@@ -14,9 +15,19 @@
 // Complete seals Record.Data with AES-256-GCM under a data key that KMS
 // generated (GenerateDataKey) and returns encrypted under the KMS key; the
 // stored Data is a small header, that encrypted data key, a random 96-bit
-// nonce and the sealed result. The record id and the format version are the
-// GCM additional data, so a record copied to another id (or a blob moved
-// between records) fails to open. The KMS call carries a fixed encryption
+// nonce and the sealed result. The record id and the header's format byte are
+// the GCM additional data, so a record copied to another id (or a blob moved
+// between records) fails to open.
+//
+// Sealed bytes do not compress, so the stores' own zstd finds nothing to
+// gain: results of at least Options.CompressThreshold bytes (512) are
+// compressed with the stores' codec before sealing when that shrinks them
+// (format byte 2; 1 is the result itself, as every record before
+// compression). Both forms open. A compressible 20 KB JSON result is stored
+// in 4,751 bytes instead of 20,653. The stored length then depends on the
+// content (the CRIME side channel): when results mix caller input with
+// secrets and the table's readers are the adversary, set CompressThreshold
+// to -1. The KMS call carries a fixed encryption
 // context (Options.EncryptionContext, default purpose=idemlambda-idempotency-record)
 // which the key policy and the role's grant can require.
 //
@@ -24,7 +35,8 @@
 //
 // The encrypt side keeps one data key for at most Options.MaxAge and
 // Options.MaxUses records, so a warm container completes new records with no
-// KMS call; the decrypt side caches the ciphers of data keys by their
+// KMS call (concurrent callers that find no usable data key share one
+// GenerateDataKey); the decrypt side caches the ciphers of data keys by their
 // encrypted bytes (Options.CacheSize entries, each for at most MaxAge), so a
 // replay costs no KMS call either. A cache of zero size or age turns caching off
 // (one KMS call per record).

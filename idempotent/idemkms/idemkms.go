@@ -18,6 +18,7 @@ import (
 	lru "github.com/hashicorp/golang-lru/v2/expirable"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
 )
 
 // KMSAPI is the part of the KMS client the store calls; *kms.Client
@@ -44,7 +45,17 @@ type Options struct {
 	CacheSize int
 	// Clock is read for the data-key ages. Default time.Now.
 	Clock func() time.Time
+	// CompressThreshold is the result size in bytes from which a result is
+	// zstd-compressed before it is sealed, when that shrinks it (the stores'
+	// codec; sealed bytes do not compress, so the store's own compression
+	// finds nothing to gain). Default DefaultCompressThreshold; a negative
+	// value turns compression off.
+	CompressThreshold int
 }
+
+// DefaultCompressThreshold is the default Options.CompressThreshold, the
+// stores' default: below it a zstd frame saves too little to pay.
+const DefaultCompressThreshold = 512
 
 // DefaultContextKey and DefaultContextValue are the default encryption
 // context pair (the template's grant conditions on them).
@@ -63,6 +74,7 @@ type Store struct {
 
 	mu      sync.Mutex
 	current *dataKey
+	refresh chan struct{} // held (one slot) by the caller generating the next data key
 
 	plain *lru.LRU[string, cipher.AEAD]
 }
@@ -84,6 +96,7 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 		MaxUses:           10_000,
 		CacheSize:         64,
 		Clock:             time.Now,
+		CompressThreshold: DefaultCompressThreshold,
 	}
 	for _, fn := range optFns {
 		fn(&o)
@@ -109,7 +122,7 @@ func Wrap(next idempotent.Store, client KMSAPI, keyID string, optFns ...func(*Op
 		ctx[k] = v
 	}
 	o.EncryptionContext = ctx
-	s := &Store{next: next, kms: client, keyID: keyID, o: o}
+	s := &Store{next: next, kms: client, keyID: keyID, o: o, refresh: make(chan struct{}, 1)}
 	if o.CacheSize > 0 && o.MaxAge > 0 {
 		s.plain = lru.NewLRU[string, cipher.AEAD](o.CacheSize, nil, o.MaxAge)
 	}
@@ -163,11 +176,17 @@ func (s *Store) Release(ctx context.Context, key, owner string) error {
 	return s.next.Release(ctx, key, owner)
 }
 
-// Format: magic "IK" | version 1 | uint16 length of the encrypted data key |
-// encrypted data key | 12-byte nonce | AES-256-GCM ciphertext and tag.
+// Format: magic "IK" | format byte | uint16 length of the encrypted data key
+// | encrypted data key | 12-byte nonce | AES-256-GCM ciphertext and tag. The
+// format byte says what the ciphertext seals: formatPlain the result itself
+// (every record before compression existed, and results below the threshold
+// or that do not shrink), formatZstd a zstd frame of it (zdata, the stores'
+// codec). It is part of the GCM additional data, so flipping it does not
+// open.
 const (
 	magic0, magic1 = 'I', 'K'
-	version        = 1
+	formatPlain    = 1
+	formatZstd     = 2
 	headerLen      = 5
 )
 
@@ -182,6 +201,16 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 	dk, err := s.encryptKey(ctx, id)
 	if err != nil {
 		return nil, err
+	}
+	version := byte(formatPlain)
+	if s.o.CompressThreshold >= 0 {
+		z, f, err := zdata.Encode(data, s.o.CompressThreshold)
+		if err != nil {
+			return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: %w", err)}
+		}
+		if f == zdata.Zstd {
+			data, version = z, formatZstd
+		}
 	}
 	if len(dk.blob) > 0xffff {
 		return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: encrypted data key of %d bytes", len(dk.blob))}
@@ -199,18 +228,26 @@ func (s *Store) seal(ctx context.Context, id string, data []byte) ([]byte, error
 }
 
 // encryptKey returns the cached data key, or a new one when it is too old or
-// used up (or caching is off).
+// used up (or caching is off). One caller at a time generates the next data
+// key; concurrent callers wait for it (or for their context) instead of each
+// calling KMS.
 func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 	caching := s.o.MaxAge > 0 && s.o.MaxUses > 0
 	now := s.o.Clock()
 	if caching {
-		s.mu.Lock()
-		if dk := s.current; dk != nil && dk.uses < s.o.MaxUses && now.Sub(dk.created) < s.o.MaxAge {
-			dk.uses++
-			s.mu.Unlock()
+		if dk := s.take(now); dk != nil {
 			return dk, nil
 		}
-		s.mu.Unlock()
+		select {
+		case s.refresh <- struct{}{}:
+		case <-ctx.Done():
+			return nil, &idempotent.StoreError{Op: "complete", RecordID: id, Err: fmt.Errorf("idemkms: waiting for a data key: %w", ctx.Err())}
+		}
+		defer func() { <-s.refresh }()
+		now = s.o.Clock()
+		if dk := s.take(now); dk != nil { // generated while this call waited
+			return dk, nil
+		}
 	}
 	out, err := s.kms.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
 		KeyId:             aws.String(s.keyID),
@@ -236,6 +273,18 @@ func (s *Store) encryptKey(ctx context.Context, id string) (*dataKey, error) {
 	return dk, nil
 }
 
+// take returns the current data key, counting one use, when it may still
+// encrypt at now.
+func (s *Store) take(now time.Time) *dataKey {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if dk := s.current; dk != nil && dk.uses < s.o.MaxUses && now.Sub(dk.created) < s.o.MaxAge {
+		dk.uses++
+		return dk
+	}
+	return nil
+}
+
 func newAEAD(key []byte) (cipher.AEAD, error) {
 	if len(key) != 32 {
 		return nil, fmt.Errorf("data key of %d bytes, want 32", len(key))
@@ -258,8 +307,9 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	if len(d) < headerLen || d[0] != magic0 || d[1] != magic1 {
 		return nil, corrupt(errors.New("idemkms: stored result is not encrypted"))
 	}
-	if d[2] != version {
-		return nil, corrupt(fmt.Errorf("idemkms: unknown format version %d", d[2]))
+	version := d[2]
+	if version != formatPlain && version != formatZstd {
+		return nil, corrupt(fmt.Errorf("idemkms: unknown format version %d", version))
 	}
 	n := int(binary.BigEndian.Uint16(d[3:5]))
 	if len(d) < headerLen+n+12+16 || n == 0 {
@@ -275,6 +325,12 @@ func (s *Store) open(ctx context.Context, op string, rec *idempotent.Record) (*i
 	plain, err := aead.Open(nil, nonce, sealed, aad(version, rec.ID))
 	if err != nil {
 		return nil, corrupt(fmt.Errorf("idemkms: stored result does not authenticate under its record id: %w", err))
+	}
+	if version == formatZstd {
+		// Authenticated: only a writer holding the data key made this frame.
+		if plain, err = zdata.Decode(plain, zdata.Zstd); err != nil {
+			return nil, corrupt(fmt.Errorf("idemkms: %w", err))
+		}
 	}
 	out := *rec
 	out.Data = plain

@@ -22,7 +22,9 @@ const batchSize = 10
 // batcher is a side that runs the batch-redelivery scenario.
 type batcher interface{ batches() bool }
 
-func (o *ours) batches() bool { return !o.readFirst } // one idemlambda row: the look-up is the same
+// One idemlambda row: the look-up is the same (readfirst), and the encrypted
+// side's rows are new and replay.
+func (o *ours) batches() bool { return !o.readFirst && o.encrypted == nil }
 
 func (f *floor) batches() bool { return true }
 

@@ -24,6 +24,7 @@ var (
 	palette = map[string]color.RGBA{
 		"idemlambda":           {0, 114, 178, 255},
 		"idemlambda-readfirst": {0, 158, 115, 255},
+		"idemlambda-kms":       {204, 121, 167, 255},
 		"powertools-ts":        {230, 159, 0, 255},
 		"floor":                {120, 120, 120, 255},
 		// The Redis sides (-impls idemlambda-redis,floor-redis).

@@ -11,7 +11,11 @@
 // latency and the throughput. It writes tools/bench/results.json and
 // tools/bench/results.png and prints a markdown table.
 //
-//	dynalite/ctl.sh run -- go run ./tools/bench     (tools/bench/run.sh does this)
+//	kms/ctl.sh run -- dynalite/ctl.sh run -- go run ./tools/bench     (tools/bench/run.sh does this)
+//
+// idemlambda-kms (kms.go) is idemlambda with its results encrypted by
+// idemkms under a key of the local-kms that run.sh starts (kms/ctl.sh), with
+// a warm data-key cache; its rows also report their KMS calls.
 //
 // Two more implementations run on Redis (redis.go), on request only:
 // -impls idemlambda-redis,floor-redis.
@@ -51,6 +55,7 @@ import (
 
 	"github.com/idemlambda/idemlambda/idempotent"
 	"github.com/idemlambda/idemlambda/idempotent/dynamostore"
+	"github.com/idemlambda/idemlambda/idempotent/idemkms"
 	"github.com/idemlambda/idemlambda/internal/benchdata"
 	"github.com/idemlambda/idemlambda/internal/dynamocost"
 	"github.com/idemlambda/idemlambda/tools/internal/redisserver"
@@ -70,6 +75,9 @@ type Row struct {
 	P99Ms           *float64 `json:"p99_ms"`
 	OpsPerS         float64  `json:"ops_per_s"`
 	Error           string   `json:"error,omitempty"`
+
+	// KMSCalls is the KMS calls of the measured rounds (idemlambda-kms only).
+	KMSCalls *int `json:"kms_calls,omitempty"`
 }
 
 // spec is one round of one implementation in one row.
@@ -105,7 +113,7 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
-	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
+	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,idemlambda-kms,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
 	flagProxy = flag.String("serve-proxy", "", "internal: serve the counting proxy to this endpoint and print its address (the bench starts itself so, in a process of its own)")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides; the counting proxy runs in a process of its own) to this file")
 	flagPlot  = flag.Bool("replot", false, "only redraw results.png and print the table from an existing results.json")
@@ -189,6 +197,12 @@ func run() error {
 			impls = append(impls, &ours{client: client, table: table})
 		case "idemlambda-readfirst":
 			impls = append(impls, &ours{client: client, table: table, readFirst: true})
+		case "idemlambda-kms":
+			o, err := newOursKMS(ctx, client, table, "warm-"+runID)
+			if err != nil {
+				return err
+			}
+			impls = append(impls, o)
 		case "floor":
 			impls = append(impls, &floor{client: client, table: table})
 		case "store":
@@ -273,6 +287,7 @@ func runRow(ctx context.Context, meter meter, impls []impl, runID, scenario stri
 		calls   int
 		units   int
 		runits  float64
+		kms     *int
 		ops     int
 		elapsed time.Duration
 		dead    bool
@@ -331,6 +346,13 @@ func runRow(ctx context.Context, meter meter, impls []impl, runID, scenario stri
 			if isCounted {
 				rc.trips().Store(0)
 			}
+			var kmsN *atomic.Int64
+			if kc, ok := impls[i].(kmsCounted); ok {
+				kmsN = kc.kmsCalls()
+			}
+			if kmsN != nil {
+				kmsN.Store(0)
+			}
 			out, err := impls[i].run(ctx, s)
 			if err != nil {
 				a.row.Error = err.Error()
@@ -345,6 +367,9 @@ func runRow(ctx context.Context, meter meter, impls []impl, runID, scenario stri
 				a.units += st.WriteUnits
 				a.runits += st.ReadUnits
 			}
+			if kmsN != nil {
+				a.kms = ptr(deref(a.kms) + int(kmsN.Load()))
+			}
 			a.lat = append(a.lat, out.lat...)
 			a.ops += len(out.lat) + out.errors
 			a.elapsed += out.elapsed
@@ -358,6 +383,7 @@ func runRow(ctx context.Context, meter meter, impls []impl, runID, scenario stri
 	for i, a := range accs {
 		row := a.row
 		row.Ops = a.ops
+		row.KMSCalls = a.kms
 		if a.errs > 0 && row.Error == "" {
 			row.Error = fmt.Sprintf("%d of %d invocations failed: %s", a.errs, a.ops, a.errMsg)
 		}
@@ -383,6 +409,9 @@ func summary(r Row) string {
 	if r.P50Ms != nil {
 		s += fmt.Sprintf(", p50 %.2f ms, p99 %.2f ms, %.0f ops/s", *r.P50Ms, *r.P99Ms, r.OpsPerS)
 	}
+	if r.KMSCalls != nil {
+		s += fmt.Sprintf(", %d KMS calls", *r.KMSCalls)
+	}
 	if r.Error != "" {
 		s += " — " + r.Error
 	}
@@ -397,6 +426,13 @@ func quantile(sorted []time.Duration, q float64) time.Duration {
 func ms(d time.Duration) float64 { return round2(float64(d) / float64(time.Millisecond)) }
 func round2(f float64) float64   { return float64(int64(f*100+0.5)) / 100 }
 func ptr[T any](v T) *T          { return &v }
+
+func deref(p *int) int {
+	if p == nil {
+		return 0
+	}
+	return *p
+}
 
 func ints(s string) []int {
 	var out []int
@@ -592,6 +628,11 @@ type ours struct {
 	client    *dynamodb.Client
 	table     string
 	readFirst bool // idemlambda-readfirst: WithReadFirst
+
+	// idemlambda-kms (kms.go): idemkms over dynamostore, one Store for the
+	// whole run (a warm container), and its KMS calls.
+	encrypted *idemkms.Store
+	kms       *kmsCounter
 }
 
 type event struct {
@@ -599,8 +640,11 @@ type event struct {
 }
 
 func (o *ours) name() string {
-	if o.readFirst {
+	switch {
+	case o.readFirst:
 		return "idemlambda-readfirst"
+	case o.encrypted != nil:
+		return "idemlambda-kms"
 	}
 	return "idemlambda"
 }
@@ -614,7 +658,10 @@ func (o *ours) opts() []idempotent.Option {
 }
 
 func (o *ours) handler(s spec) func(context.Context, event) (json.RawMessage, error) {
-	store := dynamostore.New(o.client, o.table)
+	var store idempotent.Store = dynamostore.New(o.client, o.table)
+	if o.encrypted != nil {
+		store = o.encrypted
+	}
 	result := json.RawMessage(s.payload)
 	return idempotent.Wrap(idempotent.New(store, o.opts()...), func(context.Context, event) (json.RawMessage, error) {
 		return result, nil
