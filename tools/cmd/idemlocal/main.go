@@ -260,6 +260,9 @@ func setUp(ctx context.Context, tpl *samtemplate.Template, o options, ids []stri
 		logs = os.Stderr
 	}
 	resolver := localResolver(tpl, o)
+	if u := os.Getenv("REDIS_URL"); u != "" {
+		log.Info("idempotency records are kept in Redis (make run STORE=redis); the DynamoDB tables hold the examples' own items", "redis", u)
+	}
 	var mu sync.Mutex
 	for _, fn := range fns {
 		vars := map[string]string{}
