@@ -118,7 +118,10 @@ func (s *Store) Inspect(ctx context.Context, id string) (*idempotent.RecordInfo,
 	case string:
 		stored = len(r) - strings.IndexByte(r, '\n') - 1
 	case []any:
-		if inner, ok := r[0].([]any); ok && len(r) == 2 {
+		if len(r) != 2 {
+			break
+		}
+		if inner, ok := r[0].([]any); ok {
 			reply = inner
 			n, _ := r[1].(int64)
 			stored = int(n)
