@@ -91,11 +91,17 @@ func (s *Store) List(ctx context.Context, q idempotent.ListQuery) (*idempotent.L
 	return page, nil
 }
 
-// inspectScript returns the record array and the stored size of its data.
-var inspectScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if type(r) ~= 'table' then return r end
-return {r, redis.call('HSTRLEN', KEYS[1], 'data')}
+// inspectScript returns the record and, for a legacy record, the stored
+// size of its data: the record string, nil, {record array, size} or
+// {0, type} for a foreign key.
+var inspectScript = redis.NewScript(legacy + `
+local k = KEYS[1]
+local v = redis.pcall('GET', k)
+if type(v) ~= 'table' then return v end
+if not wrongtype(v) then return v end
+local r = legacy(k)
+if #r ~= 7 then return r end
+return {r, redis.call('HSTRLEN', k, 'data')}
 `)
 
 // Inspect implements idempotent.Lister with one script run.
@@ -107,46 +113,64 @@ func (s *Store) Inspect(ctx context.Context, id string) (*idempotent.RecordInfo,
 	if err != nil {
 		return nil, &idempotent.StoreError{Op: opInspect, RecordID: id, Err: err}
 	}
-	arr, ok := reply.([]any)
-	if !ok || len(arr) != 2 {
-		_, err := decodeRecord(id, reply) // a foreign key's type name
-		if err == nil {
-			err = corrupt(id, "", "unexpected script reply %T", reply)
+	stored := 0
+	switch r := reply.(type) {
+	case string:
+		stored = len(r) - strings.IndexByte(r, '\n') - 1
+	case []any:
+		if len(r) != 2 {
+			break
 		}
-		return nil, err
+		if inner, ok := r[0].([]any); ok {
+			reply = inner
+			n, _ := r[1].(int64)
+			stored = int(n)
+		}
 	}
-	rec, err := decodeRecord(id, arr[0])
+	rec, err := decodeReply(id, reply)
 	if err != nil {
 		return nil, err
 	}
-	n, _ := arr[1].(int64)
 	rec.Data = nil
-	return &idempotent.RecordInfo{Record: *rec, StoredBytes: int(n)}, nil
+	return &idempotent.RecordInfo{Record: *rec, StoredBytes: stored}, nil
 }
 
 // deleteScript deletes the record if it is the one given.
 //
-//	ARGV[1] status  ARGV[2] expiration (s)  ARGV[3] owner ("" for none)
+//	ARGV[1] status letter (I, C)  ARGV[2] expiration (s)  ARGV[3] owner, escaped
 //	ARGV[4] lease end (ms), or "" to not compare it
+//	ARGV[5] status name (INPROGRESS, COMPLETED)  ARGV[6] owner ("" for none):
+//	the same for a legacy record
 //
 // Reply: 1 deleted, 0 changed or gone.
-var deleteScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if type(r) ~= 'table' then return 0 end
-if r[1] ~= ARGV[1] or r[2] ~= ARGV[2] or (r[4] or '') ~= ARGV[3] then return 0 end
+var deleteScript = redis.NewScript(legacy + `
+local k = KEYS[1]
+local v = redis.pcall('GET', k)
+if type(v) == 'string' then
+  local st, exp, lease, owner = string.match(v, ` + header + `)
+  if not st or st ~= ARGV[1] or exp ~= ARGV[2] or owner ~= ARGV[3] then return 0 end
+  if ARGV[4] ~= '' and lease ~= ARGV[4] then return 0 end
+  return redis.call('DEL', k)
+end
+if not v then return 0 end
+if not wrongtype(v) then return v end
+local r = legacy(k)
+if #r ~= 7 then return 0 end
+if r[1] ~= ARGV[5] or r[2] ~= ARGV[2] or (r[4] or '') ~= ARGV[6] then return 0 end
 if ARGV[4] ~= '' and r[3] ~= ARGV[4] then return 0 end
-return redis.call('DEL', KEYS[1])
+return redis.call('DEL', k)
 `)
 
 // Delete implements idempotent.Deleter with one script run, conditional on
 // the status, expiration, owner and (in progress) lease end of rec.
 func (s *Store) Delete(ctx context.Context, rec idempotent.Record) error {
-	lease := ""
+	lease, letter := "", string(statusDone)
 	if rec.Status == idempotent.StatusInProgress {
-		lease = strconv.FormatInt(rec.LeaseExpiration.UnixMilli(), 10)
+		lease, letter = strconv.FormatInt(rec.LeaseExpiration.UnixMilli(), 10), string(statusIn)
 	}
 	n, err := deleteScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
-		string(rec.Status), strconv.FormatInt(rec.Expiration.Unix(), 10), rec.Owner, lease).Int64()
+		letter, strconv.FormatInt(rec.Expiration.Unix(), 10), escape(rec.Owner), lease,
+		string(rec.Status), rec.Owner).Int64()
 	if err != nil {
 		return &idempotent.StoreError{Op: opDelete, RecordID: rec.ID, Err: err}
 	}

@@ -4,27 +4,30 @@
 //
 // # Operations
 //
-// Each idempotency key is one hash, and each operation is one Lua script run
-// atomically by the server (EVALSHA, falling back to EVAL the first time a
-// server sees the script), so every decision is a compare-and-set on the
-// record itself, never a decision on a stale read:
+// Each idempotency key is one Redis string, and each operation is one Lua
+// script run atomically by the server (EVALSHA, falling back to EVAL the
+// first time a server sees the script), so every decision is a
+// compare-and-set on the record itself, never a decision on a stale read:
 //
-//   - Acquire writes the in-progress record only if there is no record, the
-//     record is expired (expiration <= now, epoch seconds), or it is in
-//     progress and its lease has ended (in_progress_expiration <= now, epoch
-//     milliseconds); otherwise it returns the record holding the key in the
-//     same reply. A new key costs 2 round trips (Acquire, Complete), a
-//     replay 1, a replay from the core's local cache 0.
-//   - Complete is fenced by status = INPROGRESS and owner = me; Release
+//   - Acquire is one SET NX GET: it writes the in-progress record only if
+//     there is no record, or — one SET more — the record is expired
+//     (expiration <= now, epoch seconds) or it is in progress and its lease
+//     has ended (lease end <= now, epoch milliseconds); otherwise the reply is
+//     the record holding the key, as stored. A new key costs 2 round trips
+//     (Acquire, Complete), a replay 1, a replay from the core's local cache 0.
+//   - Complete is fenced by status = in progress and owner = me; Release
 //     deletes the record under the same fence. A fencing failure is
 //     idempotent.ErrLeaseLost and changes nothing.
 //   - Get reads the record from the primary.
+//
+// No script reads a clock, builds a table or decodes JSON: each reads the
+// record's header with one anchored pattern and writes with one SET.
 //
 // Lost answers: go-redis resends a command whose connection broke before the
 // reply came (MaxRetries, 3 by default), so a script can run twice. A resent
 // Acquire finds the in-progress record under its own owner token and reports
 // the key acquired; a resent Complete finds the record completed by its own
-// token with the same data and expiration and reports success. (A resent
+// token, byte for byte as it would write it, and reports success. (A resent
 // Release finds no record and reports ErrLeaseLost, which the core only
 // logs.) Owner tokens are random 128-bit values, one per invocation.
 //
@@ -33,39 +36,65 @@
 // The store reads no clock; every decision uses the caller's now (the core's
 // WithClock), as the contract requires, so library and server agree at every
 // boundary. The key's time to live is a garbage collector only, never a
-// judge: the record's own expiration and lease fields decide. Acquire sets it
-// to max(expiration, lease end) - now with PEXPIRE, relative to the caller's
-// now — an in-progress key never disappears before its lease ends.
-// Complete moves it to the new expiration without a clock: the remaining PTTL
-// of the in-progress key tells how far the server is from that key's
-// max(expiration, lease end), so the completed key lives PTTL + (new
-// expiration - old max) more milliseconds — the TTL of the core from the
-// completion, measured in the server's elapsed time. Absolute PEXPIREAT
-// times are never used: a caller clock that differs from the server's (or the
-// fixed clock of a test) would make the server delete live claims, or keep
-// dead ones.
+// judge: the record's own expiration and lease decide. Acquire sets it to
+// max(expiration, lease end) - now with PX, relative to the caller's now, plus
+// one hour for an in-progress record — an in-progress key never disappears
+// before its lease ends, and a crashed run's key stays an hour longer, so the
+// retry that takes it over is reported as a lease takeover even when the TTL
+// is shorter than the lease. Complete moves it to the new expiration without
+// a clock: the remaining PTTL of the in-progress key tells how far the server
+// is from that key's end, so the completed key lives PTTL + (new expiration -
+// old end) more milliseconds — the TTL of the core from the completion,
+// measured in the server's elapsed time. Absolute PEXPIREAT times are never
+// used: a caller clock that differs from the server's (or the fixed clock of
+// a test) would make the server delete live claims, or keep dead ones.
 //
 // # Keys and clusters
 //
 // The record of id lives at KeyPrefix + "{" + id + "}" (default prefix
-// "idempotency:"), with the fields of the contract's record: status,
-// expiration, in_progress_expiration, owner, validation, data, data_format.
-// Every script touches exactly that one key, passed in KEYS, and the braces
-// are a hash tag, so the store runs unchanged on Redis Cluster, ElastiCache
-// (including Serverless) and MemoryDB: pass a *redis.ClusterClient or any
-// redis.UniversalClient. The store only needs Client (redis.Scripter).
+// "idempotency:"). Every script touches exactly that one key, passed in
+// KEYS, and the braces are a hash tag, so the store runs unchanged on Redis
+// Cluster, ElastiCache (including Serverless) and MemoryDB: pass a
+// *redis.ClusterClient or any redis.UniversalClient. The store only needs
+// Client (redis.Scripter).
+//
+// # Layout
+//
+// A record is one string: a header line with the contract's attributes
+// (§2), then the stored data.
+//
+//	1I 1800003600 1800000030250 <owner> <validation> -\n
+//	1C 1800003600  <owner> <validation> zstd\n<data>
+//
+// The leading 1 is the layout's version; I or C the status (in progress,
+// completed); then expiration (epoch seconds), lease end (epoch milliseconds,
+// empty once completed), owner token, validation (the payload fingerprint,
+// or empty) and the data's format ("" plain, zstd, "-" none); owner and
+// validation are %XX-escaped where they hold a space, a control byte or "%"
+// (the core's tokens and fingerprints never do). Earlier versions kept a
+// hash per record, one field per attribute (status, expiration,
+// in_progress_expiration, owner, validation, data, data_format); such records
+// are still read — Get, Inspect, replays, conflicts, takeovers and expired
+// records acquired over, Delete — and any write over one stores this layout.
+// Complete and Release on a hash record report ErrLeaseLost: only the process
+// that acquired a record completes or releases it, and it wrote the record
+// in its own layout. The converse does not hold: a process of an earlier
+// version reads a string record as a foreign key and fails closed with
+// ErrCorruptRecord (no handler runs), so during a gradual deployment a key
+// first claimed by the new version fails on the old one until it is gone.
 //
 // # Results of any size
 //
 // Results of at least Options.CompressThreshold bytes (512) are stored
-// zstd-compressed when that makes them smaller, tagged by the data_format
-// field, as in dynamostore. No chunking is needed: a Redis string holds 512
+// zstd-compressed when that makes them smaller, tagged by the header's
+// format, as in dynamostore. No chunking is needed: a Redis string holds 512
 // MB, and Lambda's largest response (6 MB) travels as one script argument;
 // the tests replay 6 MB byte for byte (a 6 MB JSON result is stored in about
 // 155 KB). A record the store cannot decode — a key of another type, a
-// missing or non-numeric field, an unknown status or format, data that does
-// not decompress — is reported as idempotent.ErrCorruptRecord and is never
-// taken over.
+// string that is not a record (or of another layout version), a missing or
+// non-numeric field, an unknown status or format, data that does not
+// decompress — is reported as idempotent.ErrCorruptRecord and is never taken
+// over.
 //
 // # What it guarantees, and what it does not
 //
@@ -103,17 +132,13 @@
 //     to about a second of them on a kill -9 or power loss — a claim, or a
 //     completion whose caller was already answered. FLUSHALL/FLUSHDB or an
 //     operator's DEL: the records are gone.
-//   - A takeover report, with a TTL shorter than the lease. The key's time
-//     to live ends at max(expiration, lease end); the in-progress record's
-//     expiration is max(now + TTL, lease end), so with a TTL (WithTTL) no
-//     longer than the lease (WithLease, or the invocation's deadline) Redis
-//     deletes a crashed run's key within a second of its lease ending. A
-//     retry after that finds no record: it runs, correctly, but as a new
-//     key — Report.Takeover is false, the LeaseTakeovers metric and the
-//     "took over a lease" warning stay silent, so the earlier run's possible
-//     effects are not reported. With a TTL longer than the lease, a retry
-//     before the TTL ends is reported as a takeover. Keep the TTL well
-//     above the lease where that report matters.
+//   - A takeover report more than an hour after a crashed run's record
+//     ended. An in-progress key lives until max(expiration, lease end) plus
+//     one hour; a retry after that finds no record and runs, correctly, but
+//     as a new key: Report.Takeover is false, the LeaseTakeovers metric and
+//     the "took over a lease" warning stay silent, so the earlier run's
+//     possible effects are not reported. (DynamoDB keeps such items until
+//     its TTL deletion, up to days later.)
 //   - Clock: the caller's clocks decide leases and expiry, as on DynamoDB;
 //     the server's elapsed time only bounds how long keys are kept.
 //

@@ -2,31 +2,54 @@ package redisstore
 
 import "github.com/redis/go-redis/v9"
 
-// The record's hash fields: the contract's attribute names (§2),
-// so a record reads the same in Redis as in DynamoDB.
-const (
-	fieldStatus     = "status"
-	fieldExpiration = "expiration"             // epoch seconds
-	fieldLease      = "in_progress_expiration" // epoch milliseconds
-	fieldOwner      = "owner"
-	fieldValidation = "validation"
-	fieldData       = "data"
-	fieldFormat     = "data_format" // absent: plain bytes; "zstd": a zstd frame
-)
+// A record is one Redis string (layout 1, codec.go):
+//
+//	"1" status " " expiration " " lease " " owner " " validation " " format "\n" data
+//
+// so an acquire is one SET NX GET, a replay returns the string as it is, and
+// no script builds a table or reads a clock. The scripts read only the
+// header's first fields, with one anchored pattern. Records of the hash
+// layout that came before (one field per attribute) are still read: a
+// string command on such a key fails with WRONGTYPE, and only then does a
+// script look at the hash (legacy below).
+//
+// Every script that writes does it with one SET. A server out of memory
+// under noeviction refuses a script's first memory-growing write, so a full
+// server refuses the whole operation — a *StoreError, the record untouched —
+// rather than running part of it (TestOutOfMemory). Errors a script meets
+// through redis.pcall (OOM, a read-only replica, ...) are returned as they are:
+// only WRONGTYPE is a record question.
 
-// load is the prelude of every script: the record at KEYS[1] as the array
-// {status, expiration, in_progress_expiration, owner, validation, data,
-// data_format} (false for a missing field), nil when there is no key, or the
-// name of the key's type when it is not a hash (a foreign key, reported as
-// corrupt). The reply of a script that returns this array is decoded by
-// decodeFields, in this order.
-const load = `
-local function load(k)
+// header is the Lua pattern that reads a layout-1 record's status,
+// expiration (s), lease end (ms, empty on a completed record), owner and
+// validation. A string it does not match is not a record (corrupt, never
+// taken over).
+const header = `'^1([IC]) (%-?%d+) (%-?%d*) ([^ ]*) ([^ ]*) '`
+
+// graceMS is how long an in-progress key outlives max(expiration, lease
+// end): one hour, in milliseconds. It keeps a crashed run's record after its
+// lease ended, so that a retry in that hour is reported as a lease takeover
+// even when the record's TTL is shorter than its lease. A completed or
+// released key does not keep it: Complete moves the key's time to live to the
+// new expiration (subtracting the grace with the anchor), Release deletes it.
+const graceMS = 3_600_000
+
+const graceLua = `3600000`
+
+// legacy is the prelude of the scripts that read records of the hash layout:
+// the record at k as the array {status, expiration, in_progress_expiration,
+// owner, validation, data, data_format} (false for a missing field), or
+// {0, type} for a key that is neither a string nor a hash (foreign). It runs
+// only after a string command met WRONGTYPE.
+const legacy = `
+local function legacy(k)
   local t = redis.call('TYPE', k)['ok']
-  if t == 'none' then return nil end
-  if t ~= 'hash' then return t end
+  if t ~= 'hash' then return {0, t} end
   return redis.call('HMGET', k, 'status', 'expiration', 'in_progress_expiration',
     'owner', 'validation', 'data', 'data_format')
+end
+local function wrongtype(e)
+  return type(e) == 'table' and e.err and string.find(e.err, 'WRONGTYPE', 1, true) == 1
 end
 `
 
@@ -35,61 +58,63 @@ end
 //
 //	KEYS[1]  the record key
 //	ARGV[1]  now, epoch seconds        ARGV[2]  now, epoch milliseconds
-//	ARGV[3]  key time to live in ms, relative to now: max(expiration, lease end) - now
-//	ARGV[4]  status  ARGV[5] expiration (s)  ARGV[6] lease end (ms)
-//	ARGV[7]  owner   ARGV[8] validation (or "")
-//	ARGV[9]  "1" when ARGV[10] holds data (format ARGV[11], or "")
+//	ARGV[3]  the key's time to live in ms, relative to now
+//	ARGV[4]  the record (layout 1)     ARGV[5]  its owner, escaped ("" none)
 //
-// Reply: 1 when written; {1, the replaced record array, without its data}
-// when written over an in-progress record that was free by its lease's end or
-// its expiration (a lease takeover, which Acquire reports — not a repeated
-// acquire by the lease's owner); the record array when the key is held; a
-// type name for a foreign key. Every script writes with HSET before it removes
-// fields: a server out of memory under noeviction refuses a script's first
-// memory-growing write (and lets a script that already wrote finish), so with
-// HSET first a full server refuses the whole operation — a *StoreError, the
-// record untouched — rather than running it. TestOutOfMemory checks it. The key is free when it has no record, the record is
-// expired (expiration <= now_s), or it is in progress and its lease has ended
-// (lease <= now_ms) — or when it is in progress under the caller's own owner
-// token: then this very write landed before and its answer was lost (the
-// client retried it), and it is written again unchanged. A record with a
-// missing or non-numeric time is never free: it is returned, and decoded as
-// corrupt.
-var acquireScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if type(r) == 'string' then return r end
+// Reply: 1 when written; {1, the replaced record} when written over an
+// in-progress record that was free by its lease's end or its expiration (a
+// lease takeover, which Acquire reports — not a repeated acquire by the
+// lease's owner); the record (a string, or a legacy array) when the key is
+// held; {0, type} for a foreign key. The key is free when it has no record,
+// the record is expired (expiration <= now_s), or it is in progress and its
+// lease has ended (lease <= now_ms) — or when it is in progress under the
+// caller's own owner token: then this very write landed before and its
+// answer was lost (the client resent it), and it is acquired without a write.
+// A record that does not parse is never free: it is returned, and decoded as
+// corrupt. A new key costs one SET NX GET; a held key the same (its value is
+// the reply); a free one one SET more.
+var acquireScript = redis.NewScript(legacy + `
+local k = KEYS[1]
+local v = redis.pcall('SET', k, ARGV[4], 'NX', 'GET', 'PX', ARGV[3])
+if not v then return 1 end
 local took = false
-if r then
-  local exp = tonumber(r[2])
-  local free = false
-  if exp and exp <= tonumber(ARGV[1]) then
-    free = true
-    took = r[1] == 'INPROGRESS'
-  elseif exp and r[1] == 'INPROGRESS' then
-    local lease = tonumber(r[3])
-    if lease and lease <= tonumber(ARGV[2]) then
-      free, took = true, true
-    elseif lease and ARGV[7] ~= '' and r[4] == ARGV[7] then
-      free = true
+if type(v) == 'string' then
+  local st, exp, lease, owner = string.match(v, ` + header + `)
+  exp = tonumber(exp)
+  if not exp then return v end
+  if exp <= tonumber(ARGV[1]) then
+    took = st == 'I'
+  elseif st == 'I' then
+    lease = tonumber(lease)
+    if not lease then return v end
+    if lease <= tonumber(ARGV[2]) then
+      took = true
+    elseif ARGV[5] ~= '' and owner == ARGV[5] then
+      return 1
+    else
+      return v
     end
+  else
+    return v
   end
-  if not free then return r end
+else
+  if not wrongtype(v) then return v end
+  v = legacy(k)
+  if #v ~= 7 then return v end
+  local exp = tonumber(v[2])
+  if exp and exp <= tonumber(ARGV[1]) then
+    took = v[1] == 'INPROGRESS'
+  elseif exp and v[1] == 'INPROGRESS' then
+    local lease = tonumber(v[3])
+    if not (lease and lease <= tonumber(ARGV[2])) then return v end
+    took = true
+  else
+    return v
+  end
+  v[6], v[7] = false, false
 end
-local f, gone = {'status', ARGV[4], 'expiration', ARGV[5], 'in_progress_expiration', ARGV[6]}, {}
-local function put(name, v, set)
-  if set then f[#f+1] = name; f[#f+1] = v else gone[#gone+1] = name end
-end
-put('owner', ARGV[7], ARGV[7] ~= '')
-put('validation', ARGV[8], ARGV[8] ~= '')
-put('data', ARGV[10], ARGV[9] == '1')
-put('data_format', ARGV[11], ARGV[9] == '1' and ARGV[11] ~= '')
-redis.call('HSET', KEYS[1], unpack(f))
-if r and #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
-redis.call('PEXPIRE', KEYS[1], ARGV[3])
-if took then
-  r[6], r[7] = false, false
-  return {1, r}
-end
+redis.call('SET', k, ARGV[4], 'PX', ARGV[3])
+if took then return {1, v} end
 return 1
 `)
 
@@ -97,64 +122,82 @@ return 1
 // completed one (§3.6).
 //
 //	KEYS[1]  the record key
-//	ARGV[1]  owner  ARGV[2] expiration (s)  ARGV[3] data  ARGV[4] format (or "")
+//	ARGV[1]  owner, escaped   ARGV[2] expiration (s)
+//	ARGV[3]  the completed record (layout 1) with validation ARGV[4]
 //
-// Reply: 1 when written; 2 when the record is already completed by this owner
-// with this very expiration and data (this write landed before and its answer
-// was lost); 0 when the record is missing, foreign, not in progress or held by
-// another owner — nothing is changed then.
+// The stored validation is kept: when it differs from ARGV[4] (a caller of
+// the Store that completes with another fingerprint) the script writes
+// ARGV[3] with the stored one spliced in. Reply: 1 when written; 2 when the
+// record is already completed by this owner, byte for byte as this call
+// would write it (this write landed before and its answer was lost); 0 when
+// the record is missing, foreign, of the legacy layout, not in progress or
+// held by another owner — nothing is changed then.
 //
 // The key's time to live moves from the lease to the new expiration without
 // reading a clock: the in-progress key was set to live until
-// anchor = max(expiration, lease end) on the caller's clock, and PTTL says how
-// long that still is, so the new expiration is PTTL + (expiration - anchor)
-// from now. A key without a time to live keeps none.
-var completeScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if type(r) ~= 'table' or ARGV[1] == '' or r[4] ~= ARGV[1] then return 0 end
-if r[1] == 'COMPLETED' then
-  if r[2] == ARGV[2] and r[6] == ARGV[3] and (r[7] or '') == ARGV[4] then return 2 end
+// anchor = max(expiration, lease end) + grace on the caller's clock, and PTTL
+// says how long that still is, so the new expiration is
+// PTTL + (expiration - anchor) from now. A key without a time to live keeps
+// none.
+var completeScript = redis.NewScript(legacy + `
+local k = KEYS[1]
+local v = redis.pcall('GET', k)
+if type(v) ~= 'string' then
+  if v and not wrongtype(v) then return v end
   return 0
 end
-if r[1] ~= 'INPROGRESS' then return 0 end
-local anchor = math.max((tonumber(r[2]) or 0) * 1000, tonumber(r[3]) or 0)
-local pttl = redis.call('PTTL', KEYS[1])
-local f = {'status', 'COMPLETED', 'expiration', ARGV[2], 'data', ARGV[3]}
-if ARGV[4] ~= '' then f[#f+1] = 'data_format'; f[#f+1] = ARGV[4] end
-redis.call('HSET', KEYS[1], unpack(f))
-if ARGV[4] == '' then
-  redis.call('HDEL', KEYS[1], 'in_progress_expiration', 'data_format')
-else
-  redis.call('HDEL', KEYS[1], 'in_progress_expiration')
+local st, exp, lease, owner, val = string.match(v, ` + header + `)
+if not st or ARGV[1] == '' or owner ~= ARGV[1] then return 0 end
+local rec = ARGV[3]
+if val ~= ARGV[4] then
+  local pre = '1C ' .. ARGV[2] .. '  ' .. ARGV[1] .. ' '
+  rec = pre .. val .. string.sub(rec, #pre + #ARGV[4] + 1)
 end
-if pttl >= 0 then
-  local ttl = tonumber(ARGV[2]) * 1000 - anchor + pttl
-  if ttl < 1 then ttl = 1 end
-  redis.call('PEXPIRE', KEYS[1], string.format('%.0f', ttl))
+if st == 'C' then
+  if v == rec then return 2 end
+  return 0
 end
+local anchor = math.max(tonumber(exp) * 1000, tonumber(lease) or 0) + ` + graceLua + `
+local pttl = redis.call('PTTL', k)
+if pttl < 0 then
+  redis.call('SET', k, rec)
+  return 1
+end
+local ttl = tonumber(ARGV[2]) * 1000 - anchor + pttl
+if ttl < 1 then ttl = 1 end
+redis.call('SET', k, rec, 'PX', string.format('%.0f', ttl))
 return 1
 `)
 
 // releaseScript deletes the in-progress record held by the caller
 // (§3.7).
 //
-//	KEYS[1]  the record key    ARGV[1]  owner
+//	KEYS[1]  the record key    ARGV[1]  owner, escaped
 //
-// Reply: 1 when deleted, 0 when the record is missing, foreign, not in
-// progress or held by another owner (nothing is changed then).
-var releaseScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if type(r) ~= 'table' or ARGV[1] == '' or r[1] ~= 'INPROGRESS' or r[4] ~= ARGV[1] then return 0 end
-redis.call('DEL', KEYS[1])
+// Reply: 1 when deleted, 0 when the record is missing, foreign, of the legacy
+// layout, not in progress or held by another owner (nothing is changed then).
+var releaseScript = redis.NewScript(legacy + `
+local k = KEYS[1]
+local v = redis.pcall('GET', k)
+if type(v) ~= 'string' then
+  if v and not wrongtype(v) then return v end
+  return 0
+end
+local st, exp, lease, owner = string.match(v, ` + header + `)
+if st ~= 'I' or ARGV[1] == '' or owner ~= ARGV[1] then return 0 end
+redis.call('DEL', k)
 return 1
 `)
 
-// getScript reads the record: the record array, nil (no key), or the type
-// name of a foreign key. It is a script rather than HMGET so that Get needs
-// the same narrow client interface and tells a foreign key from a missing
-// one in the same round trip.
-var getScript = redis.NewScript(load + `
-local r = load(KEYS[1])
-if r == nil then return false end
-return r
+// getScript reads the record: the record (a string, or a legacy array), nil
+// (no key), or {0, type} for a foreign key. It is a script rather than GET so
+// that Get needs the same narrow client interface and reads the legacy layout
+// in the same round trip.
+var getScript = redis.NewScript(legacy + `
+local v = redis.pcall('GET', KEYS[1])
+if type(v) == 'table' then
+  if not wrongtype(v) then return v end
+  return legacy(KEYS[1])
+end
+return v
 `)

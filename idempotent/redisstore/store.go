@@ -56,7 +56,9 @@ func (s *Store) Key(id string) string {
 //
 // The key's time to live is max(rec.Expiration, rec.LeaseExpiration) - now,
 // set relative to the caller's now, so the key never disappears before the
-// record's own expiration or its lease, whatever the server's clock says.
+// record's own expiration or its lease, whatever the server's clock says; an
+// in-progress key lives an hour more (graceMS), so that a takeover after a
+// crash is seen as one even when the record's TTL is shorter than its lease.
 func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Time) (*idempotent.Record, bool, error) {
 	if rec.Status == "" {
 		rec.Status = idempotent.StatusInProgress
@@ -67,23 +69,24 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	nowMS := now.UnixMilli()
 	expMS := rec.Expiration.Unix() * 1000
 	ttl := max(expMS, rec.LeaseExpiration.UnixMilli()) - nowMS
+	if rec.Status == idempotent.StatusInProgress {
+		ttl += graceMS
+	}
 	if ttl < 1 {
 		// Already dead at now (a caller bug, or a clock far behind): the
 		// key lives a millisecond, like an item whose TTL has passed.
 		ttl = 1
 	}
-	hasData, data, format := "0", []byte(nil), ""
+	var data []byte
+	format := ""
 	if rec.Data != nil {
 		var err error
 		if data, format, err = s.encodeData(rec.Data); err != nil {
 			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 		}
-		hasData = "1"
 	}
 	reply, err := acquireScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
-		now.Unix(), nowMS, ttl,
-		string(rec.Status), rec.Expiration.Unix(), rec.LeaseExpiration.UnixMilli(),
-		rec.Owner, rec.Fingerprint, hasData, data, format).Result()
+		now.Unix(), nowMS, ttl, encodeRecord(rec, rec.Data != nil, data, format), escape(rec.Owner)).Result()
 	if err != nil {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 	}
@@ -94,13 +97,12 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		return nil, true, nil
 	}
 	if arr, ok := reply.([]any); ok && len(arr) == 2 {
-		// {1, replaced}: a lease takeover.
-		if n, ok := arr[0].(int64); !ok || n != 1 {
-			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: fmt.Errorf("unexpected script reply %v", arr[0])}
+		if n, ok := arr[0].(int64); ok && n == 1 {
+			// {1, replaced}: a lease takeover.
+			return replaced(rec.ID, arr[1]), true, nil
 		}
-		return replaced(rec.ID, arr[1]), true, nil
 	}
-	existing, err := decodeRecord(rec.ID, reply)
+	existing, err := decodeReply(rec.ID, reply)
 	if err != nil {
 		return nil, false, err
 	}
@@ -112,7 +114,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 // The acquire has succeeded whatever this finds, so an undecodable record is
 // reported as none, as dynamostore does.
 func replaced(key string, reply any) *idempotent.Record {
-	r, err := decodeRecord(key, reply)
+	r, err := decodeReply(key, reply)
 	if err != nil || r.Status != idempotent.StatusInProgress {
 		return nil
 	}
@@ -130,7 +132,7 @@ func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error)
 	if err != nil {
 		return nil, &idempotent.StoreError{Op: opGet, RecordID: key, Err: err}
 	}
-	return decodeRecord(key, reply)
+	return decodeReply(key, reply)
 }
 
 // Complete implements idempotent.Store with one script run fenced by
@@ -145,15 +147,17 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	if err != nil {
 		return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: err}
 	}
+	rec.Status = idempotent.StatusCompleted
 	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
-		rec.Owner, strconv.FormatInt(rec.Expiration.Unix(), 10), data, format).Int64()
+		escape(rec.Owner), strconv.FormatInt(rec.Expiration.Unix(), 10), encodeRecord(rec, true, data, format),
+		escape(rec.Fingerprint)).Int64()
 	return fenced(opComplete, rec.ID, n, err)
 }
 
 // Release implements idempotent.Store with one script run that deletes the
 // record only when it is in progress under owner.
 func (s *Store) Release(ctx context.Context, key, owner string) error {
-	n, err := releaseScript.Run(ctx, s.client, []string{s.Key(key)}, owner).Int64()
+	n, err := releaseScript.Run(ctx, s.client, []string{s.Key(key)}, escape(owner)).Int64()
 	return fenced(opRelease, key, n, err)
 }
 

@@ -11,8 +11,9 @@ import (
 
 // TestKeyTTL checks the time to live each write gives the key, measured
 // against the caller's clock (here years away from the server's): an
-// in-progress key lives until max(expiration, lease end), never less than its
-// lease; a completed key until its new expiration. PTTL only falls between
+// in-progress key lives until max(expiration, lease end) plus an hour (so a
+// takeover after a crash is still seen as one), never less than its lease; a
+// completed key until its new expiration. PTTL only falls between
 // the write and the read, so each check allows it to have fallen by up to
 // slack (the time two local commands take, by a wide margin) and never to
 // exceed the expected value.
@@ -47,11 +48,11 @@ func TestKeyTTL(t *testing.T) {
 		completeAt time.Duration
 		wantDone   time.Duration
 	}{
-		{name: "expiration after the lease", rec: held("owner-1"), want: time.Hour - 250*time.Millisecond,
+		{name: "expiration after the lease", rec: held("owner-1"), want: 2*time.Hour - 250*time.Millisecond,
 			completeAt: 0, wantDone: 6*time.Hour - 250*time.Millisecond},
-		{name: "lease after the expiration", rec: leaseBeyond, want: 2 * time.Hour,
+		{name: "lease after the expiration", rec: leaseBeyond, want: 3 * time.Hour,
 			completeAt: 0, wantDone: 6*time.Hour - 250*time.Millisecond},
-		{name: "completed later on the caller's clock", rec: held("owner-1"), want: time.Hour - 250*time.Millisecond,
+		{name: "completed later on the caller's clock", rec: held("owner-1"), want: 2*time.Hour - 250*time.Millisecond,
 			completeAt: 10 * time.Minute, wantDone: 6*time.Hour + 10*time.Minute - 250*time.Millisecond},
 	}
 	for _, tt := range tests {
@@ -82,10 +83,10 @@ func TestKeyTTL(t *testing.T) {
 		}
 	})
 
-	t.Run("a record dead at now lives a millisecond", func(t *testing.T) {
+	t.Run("a record dead at now, and an hour before, lives a millisecond", func(t *testing.T) {
 		client.Del(t.Context(), key)
 		rec := held("owner-1")
-		rec.Expiration, rec.LeaseExpiration = now.Add(-time.Hour), now.Add(-time.Hour)
+		rec.Expiration, rec.LeaseExpiration = now.Add(-2*time.Hour), now.Add(-2*time.Hour)
 		if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
 			t.Fatalf("Acquire = %v, %v", ok, err)
 		}
@@ -95,8 +96,9 @@ func TestKeyTTL(t *testing.T) {
 	})
 }
 
-// TestKeyLayout: the record of id lives in one hash at prefix{id}, so every
-// script touches one key, in the slot of the id alone.
+// TestKeyLayout: the record of id lives in one string at prefix{id} (layout
+// 1: a header line, then the data), so every script touches one key, in the
+// slot of the id alone.
 func TestKeyLayout(t *testing.T) {
 	client := testredis.Client(t)
 	store := redisstore.New(client, redisstore.WithKeyPrefix("app1:idem:"))
@@ -110,23 +112,16 @@ func TestKeyLayout(t *testing.T) {
 	if _, ok, err := store.Acquire(t.Context(), held("owner-1"), now); err != nil || !ok {
 		t.Fatalf("Acquire = %v, %v", ok, err)
 	}
-	fields, err := client.HGetAll(t.Context(), store.Key(testKey)).Result()
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
-		"status":                 "INPROGRESS",
-		"expiration":             "1800003600",
-		"in_progress_expiration": "1800000030250",
-		"owner":                  "owner-1",
-		"validation":             "fp",
-	}
-	if len(fields) != len(want) {
-		t.Fatalf("fields = %v, want %v", fields, want)
-	}
-	for k, v := range want {
-		if fields[k] != v {
-			t.Fatalf("field %s = %q, want %q (all: %v)", k, fields[k], v, fields)
+	check := func(want string) {
+		t.Helper()
+		got, err := client.Get(t.Context(), store.Key(testKey)).Result()
+		if err != nil || got != want {
+			t.Fatalf("the key holds %q, %v; want %q", got, err, want)
 		}
 	}
+	check("1I 1800003600 1800000030250 owner-1 fp -\n")
+	if err := store.Complete(t.Context(), done(held("owner-1"), []byte(`{"id":1}`), now.Add(time.Hour))); err != nil {
+		t.Fatal(err)
+	}
+	check("1C 1800003600  owner-1 fp \n" + `{"id":1}`)
 }

@@ -1,0 +1,186 @@
+package redisstore_test
+
+import (
+	"bufio"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore"
+	"github.com/idemlambda/idemlambda/idempotent/redisstore/internal/testredis"
+)
+
+// BenchmarkServerCPU reports what each script costs the server: the
+// microseconds of server CPU per EVALSHA (INFO commandstats, reset before
+// each case), for each operation of the store, next to the plain commands of
+// the floor (SET NX GET, SET, GET). The client's time is not in it.
+//
+//	cd idempotent/redisstore && go test -run '^$' -bench ServerCPU -benchtime 5000x
+func BenchmarkServerCPU(b *testing.B) {
+	client := testredis.Client(b)
+	store := redisstore.New(client, redisstore.WithKeyPrefix(testredis.Prefix(b)))
+	ctx := b.Context()
+	data := jsonData(200)
+	big := jsonData(20 << 10)
+	must := func(err error) {
+		b.Helper()
+		if err != nil {
+			b.Fatal(err)
+		}
+	}
+	rec := func(key, owner string) idempotent.Record {
+		r := held(owner)
+		r.ID = key
+		return r
+	}
+	// Teach the server every script and seed the records the cases read.
+	for _, k := range []string{"replayed", "replayed-20k"} {
+		_, _, err := store.Acquire(ctx, rec(k, "owner-1"), now)
+		must(err)
+		d := data
+		if k == "replayed-20k" {
+			d = big
+		}
+		must(store.Complete(ctx, done(rec(k, "owner-1"), d, now.Add(time.Hour))))
+	}
+	_, _, err := store.Acquire(ctx, rec("running", "owner-1"), now)
+	must(err)
+	_, err = store.Get(ctx, "replayed")
+	must(err)
+	_ = store.Release(ctx, "nothing", "owner-1")
+	must(client.Set(ctx, "floor:{floor-set-0}", data, time.Hour).Err())
+
+	key := func(c string, i int) string { return c + "-" + strconv.Itoa(i) }
+	acquire := func(k, owner string, at time.Time) error {
+		_, _, err := store.Acquire(ctx, rec(k, owner), at)
+		return err
+	}
+	// Each case's setup writes, before the server's counters are reset, the
+	// records its n operations need.
+	cases := []struct {
+		name  string
+		cmd   string // the command whose server time is reported
+		setup func(c string, n int)
+		op    func(c string, i int) error
+	}{
+		{name: "acquire-new", cmd: "evalsha", op: func(c string, i int) error {
+			_, ok, err := store.Acquire(ctx, rec(key(c, i), "owner-1"), now)
+			if err == nil && !ok {
+				b.Fatal("not acquired")
+			}
+			return err
+		}},
+		{name: "complete", cmd: "evalsha",
+			setup: func(c string, n int) {
+				for i := range n {
+					must(acquire(key(c, i), "owner-1", now))
+				}
+			},
+			op: func(c string, i int) error {
+				return store.Complete(ctx, done(rec(key(c, i), "owner-1"), data, now.Add(time.Hour)))
+			}},
+		{name: "acquire-replay-200B", cmd: "evalsha", op: func(string, int) error {
+			return acquire("replayed", "owner-2", now)
+		}},
+		{name: "acquire-replay-20KB", cmd: "evalsha", op: func(string, int) error {
+			return acquire("replayed-20k", "owner-2", now)
+		}},
+		{name: "acquire-in-progress", cmd: "evalsha", op: func(string, int) error {
+			return acquire("running", "owner-2", now)
+		}},
+		{name: "acquire-takeover", cmd: "evalsha",
+			setup: func(c string, n int) {
+				for i := range n {
+					must(acquire(key(c, i), "owner-1", now))
+				}
+			},
+			op: func(c string, i int) error {
+				// The lease of owner-1 has ended: a takeover.
+				return acquire(key(c, i), "owner-2", now.Add(time.Minute))
+			}},
+		{name: "release", cmd: "evalsha",
+			setup: func(c string, n int) {
+				for i := range n {
+					must(acquire(key(c, i), "owner-1", now))
+				}
+			},
+			op: func(c string, i int) error {
+				return store.Release(ctx, key(c, i), "owner-1")
+			}},
+		{name: "get", cmd: "evalsha", op: func(string, int) error {
+			_, err := store.Get(ctx, "replayed")
+			return err
+		}},
+		{name: "floor-set-nx-get", cmd: "set", op: func(c string, i int) error {
+			err := client.SetArgs(ctx, "floor:{"+key(c, i)+"}", "INPROGRESS", redis.SetArgs{Mode: "NX", Get: true, TTL: time.Hour}).Err()
+			if err == redis.Nil {
+				err = nil
+			}
+			return err
+		}},
+		{name: "floor-set", cmd: "set", op: func(c string, i int) error {
+			return client.Set(ctx, "floor:{"+key(c, i)+"}", data, time.Hour).Err()
+		}},
+		{name: "floor-get", cmd: "get", op: func(string, int) error {
+			return client.Get(ctx, "floor:{floor-set-0}").Err()
+		}},
+	}
+	runs := 0
+	for _, c := range cases {
+		b.Run(c.name, func(b *testing.B) {
+			runs++
+			tag := c.name + "-" + strconv.Itoa(runs)
+			if c.setup != nil {
+				c.setup(tag, b.N)
+			}
+			must(client.ConfigResetStat(ctx).Err())
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if err := c.op(tag, i); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			calls, usec := commandStat(b, client, c.cmd)
+			if calls < int64(b.N) {
+				b.Fatalf("%s: server counted %d calls for %d operations", c.cmd, calls, b.N)
+			}
+			b.ReportMetric(usec/float64(calls), "server-µs/op")
+		})
+	}
+	client.FlushDB(ctx)
+}
+
+// commandStat reads calls and usec of cmd from INFO commandstats.
+func commandStat(b *testing.B, client *redis.Client, cmd string) (int64, float64) {
+	b.Helper()
+	info, err := client.Info(b.Context(), "commandstats").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "cmdstat_"+cmd+":")
+		if !ok {
+			continue
+		}
+		var calls int64
+		var usec float64
+		for _, kv := range strings.Split(line, ",") {
+			k, v, _ := strings.Cut(kv, "=")
+			switch k {
+			case "calls":
+				calls, _ = strconv.ParseInt(v, 10, 64)
+			case "usec":
+				usec, _ = strconv.ParseFloat(v, 64)
+			}
+		}
+		return calls, usec
+	}
+	b.Fatalf("INFO commandstats has no %s", cmd)
+	return 0, 0
+}
