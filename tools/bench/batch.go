@@ -26,6 +26,10 @@ func (o *ours) batches() bool { return !o.readFirst } // one idemlambda row: the
 
 func (f *floor) batches() bool { return true }
 
+// powertools-ts runs the batch through @aws-lambda-powertools/batch
+// (driver.mjs); its Redis side has no batch row, as ours has none.
+func (p *powertools) batches() bool { return p.impl == "powertools-ts" }
+
 // sqsEvent is the batch of keys, delivered for the receive-th time.
 func sqsEvent(keys []string, receive int) events.SQSEvent {
 	var ev events.SQSEvent

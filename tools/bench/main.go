@@ -105,6 +105,7 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
+	flagScen  = flag.String("scenarios", "new,replay,batch-redelivery", "scenarios, in order")
 	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
 	flagProxy = flag.String("serve-proxy", "", "internal: serve the counting proxy to this endpoint and print its address (the bench starts itself so, in a process of its own)")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides; the counting proxy runs in a process of its own) to this file")
@@ -213,7 +214,13 @@ func run() error {
 
 	var rows []Row
 	start := time.Now()
-	for _, scenario := range []string{"new", "replay", "batch-redelivery"} {
+	scenarios := strings.Split(*flagScen, ",")
+	for _, sc := range scenarios {
+		if sc != "new" && sc != "replay" && sc != "batch-redelivery" {
+			return fmt.Errorf("unknown scenario %q (new, replay, batch-redelivery)", sc)
+		}
+	}
+	for _, scenario := range scenarios {
 		for _, workers := range ints(*flagWork) {
 			for _, size := range ints(*flagSizes) {
 				payload := benchdata.JSON(size, 1)
@@ -833,7 +840,7 @@ func (p *powertools) call(cmd map[string]any, out any) error {
 
 func (p *powertools) seed(_ context.Context, s spec) error {
 	var ok struct{ OK bool }
-	return p.call(map[string]any{"op": "seed", "table": s.table, "keys": s.keys, "payloadFile": s.file}, &ok)
+	return p.call(map[string]any{"op": "seed", "table": s.table, "scenario": s.scenario, "keys": s.keys, "payloadFile": s.file}, &ok)
 }
 
 func (p *powertools) run(_ context.Context, s spec) (outcome, error) {
