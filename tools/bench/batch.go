@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -18,6 +19,9 @@ import (
 // all completed before, delivered again (ApproximateReceiveCount 2). Its
 // rows count per batch: calls_per_op is requests per batch.
 const batchSize = 10
+
+// flagScen selects the scenarios of a run (batch-redelivery alone, say).
+var flagScen = flag.String("scenarios", "new,replay,batch-redelivery", "scenarios, in order")
 
 // batcher is a side that runs the batch-redelivery scenario.
 type batcher interface{ batches() bool }

@@ -105,7 +105,6 @@ var (
 	flagOut   = flag.String("out", filepath.Join("tools", "bench"), "folder for results.json and results.png")
 	flagSizes = flag.String("sizes", "200,20480,307200,1048576", "result sizes in bytes")
 	flagWork  = flag.String("workers", "1,8", "concurrent workers")
-	flagScen  = flag.String("scenarios", "new,replay,batch-redelivery", "scenarios, in order")
 	flagImpls = flag.String("impls", "idemlambda,idemlambda-readfirst,powertools-ts,floor", "implementations, in order (also: store, idemlambda-redis, powertools-ts-redis, floor-redis)")
 	flagProxy = flag.String("serve-proxy", "", "internal: serve the counting proxy to this endpoint and print its address (the bench starts itself so, in a process of its own)")
 	flagProf  = flag.String("cpuprofile", "", "write a CPU profile of the run (the Go sides; the counting proxy runs in a process of its own) to this file")
