@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -19,6 +20,9 @@ import (
 // rows count per batch: calls_per_op is requests per batch.
 const batchSize = 10
 
+// flagScen selects the scenarios of a run (batch-redelivery alone, say).
+var flagScen = flag.String("scenarios", "new,replay,batch-redelivery", "scenarios, in order")
+
 // batcher is a side that runs the batch-redelivery scenario.
 type batcher interface{ batches() bool }
 
@@ -27,6 +31,10 @@ type batcher interface{ batches() bool }
 func (o *ours) batches() bool { return !o.readFirst && o.encrypted == nil }
 
 func (f *floor) batches() bool { return true }
+
+// powertools-ts runs the batch through @aws-lambda-powertools/batch
+// (driver.mjs); its Redis side has no batch row, as ours has none.
+func (p *powertools) batches() bool { return p.impl == "powertools-ts" }
 
 // sqsEvent is the batch of keys, delivered for the receive-th time.
 func sqsEvent(keys []string, receive int) events.SQSEvent {

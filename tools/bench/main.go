@@ -227,7 +227,13 @@ func run() error {
 
 	var rows []Row
 	start := time.Now()
-	for _, scenario := range []string{"new", "replay", "batch-redelivery"} {
+	scenarios := strings.Split(*flagScen, ",")
+	for _, sc := range scenarios {
+		if sc != "new" && sc != "replay" && sc != "batch-redelivery" {
+			return fmt.Errorf("unknown scenario %q (new, replay, batch-redelivery)", sc)
+		}
+	}
+	for _, scenario := range scenarios {
 		for _, workers := range ints(*flagWork) {
 			for _, size := range ints(*flagSizes) {
 				payload := benchdata.JSON(size, 1)
@@ -880,7 +886,7 @@ func (p *powertools) call(cmd map[string]any, out any) error {
 
 func (p *powertools) seed(_ context.Context, s spec) error {
 	var ok struct{ OK bool }
-	return p.call(map[string]any{"op": "seed", "table": s.table, "keys": s.keys, "payloadFile": s.file}, &ok)
+	return p.call(map[string]any{"op": "seed", "table": s.table, "scenario": s.scenario, "keys": s.keys, "payloadFile": s.file}, &ok)
 }
 
 func (p *powertools) run(_ context.Context, s spec) (outcome, error) {
