@@ -117,11 +117,16 @@ func redisRaw(t *testing.T) rawStore {
 		name:  "redis",
 		store: st,
 		stored: func(t *testing.T, id string) []byte {
-			b, err := rc.HGet(t.Context(), st.Key(id), "data").Bytes()
+			// One string per record: a header line, then the stored bytes.
+			b, err := rc.Get(t.Context(), st.Key(id)).Bytes()
 			if err != nil {
-				t.Fatalf("HGET %s data: %v", st.Key(id), err)
+				t.Fatalf("GET %s: %v", st.Key(id), err)
 			}
-			return b
+			_, data, ok := bytes.Cut(b, []byte("\n"))
+			if !ok {
+				t.Fatalf("GET %s: no header line in %q", st.Key(id), b)
+			}
+			return data
 		},
 		copy: func(t *testing.T, from, to string) { // as a dump restored under another key
 			if ok, err := rc.Copy(t.Context(), st.Key(from), st.Key(to), 0, false).Result(); err != nil || ok != 1 {
