@@ -67,8 +67,8 @@ type flight struct {
 	next    *flight       // the successor, when the waiters go round
 
 	// Written by the leader before done is closed; read by waiters after.
-	seen    Record // the completed record the leader stored or found
-	hasSeen bool
+	seen        Record // the completed record the leader stored or found
+	hasSeen     bool
 	result      landing
 	outcome     Outcome
 	err         error
