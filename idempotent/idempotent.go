@@ -61,9 +61,11 @@ type runInfo struct {
 // replay. Concurrency: the returned handler is safe for concurrent use, and
 // any number of handlers in any number of processes sharing one Store
 // coordinate through it — one run holds a key at a time, and a duplicate
-// either replays, waits (WithWait) or fails with ErrInProgress. A run that
-// returns an error or panics releases its key so a retry runs again; a run
-// that crashes holds it until its lease ends. Store failures fail closed: h
+// either replays, waits (WithWait) or fails with ErrInProgress. Duplicates
+// that meet in one process over one Store value coalesce: they wait in
+// memory for the first call and replay its result (docs/concurrency.md). A
+// run that returns an error or panics releases its key so a retry runs
+// again; a run that crashes holds it until its lease ends. Store failures fail closed: h
 // does not run and the call returns a *StoreError.
 //
 // The options are checked here, once. A mistake in them, or in the guard's
