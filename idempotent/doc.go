@@ -49,6 +49,9 @@
 //
 // A duplicate that arrives while the first run is still going gets
 // ErrInProgress (an *InProgressError), or waits for the result with WithWait.
+// Duplicates that meet in one process over one Store value coalesce instead:
+// they wait in memory for the first call, with no store call
+// (OutcomeCoalesced; docs/concurrency.md).
 // The same key with a different payload gets ErrPayloadMismatch when payload
 // validation is on (WithPayloadPath, WithFingerprint).
 //

@@ -22,11 +22,12 @@ func TestTTLShorterThanLease(t *testing.T) {
 	clk := newClock()
 	clk.Advance(300 * time.Millisecond) // the lease end falls inside a second
 	store := idempotent.NewMemoryStore()
-	g := idempotent.New(store, idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Second), idempotent.WithLease(10*time.Second))
+	opts := []idempotent.Option{idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Second), idempotent.WithLease(10 * time.Second)}
+	g := idempotent.New(store, opts...)
 	started, finish := make(chan struct{}), make(chan struct{})
 	firstErr := make(chan error, 1)
 	go func() {
-		_, err := idempotent.Do(context.Background(), g, "step", "k", func(context.Context) (string, error) {
+		_, err := idempotent.Do(context.Background(), idempotent.New(elsewhere(store), opts...), "step", "k", func(context.Context) (string, error) {
 			close(started)
 			<-finish
 			return "first", nil

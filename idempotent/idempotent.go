@@ -47,6 +47,7 @@ func LeaseEndFromContext(ctx context.Context) (time.Time, bool) {
 type runInfo struct {
 	id       string
 	leaseEnd time.Time
+	parent   *runInfo // the enclosing guarded run's, if any
 }
 
 // Wrap returns a handler that runs h at most once per idempotency key within
@@ -60,9 +61,11 @@ type runInfo struct {
 // replay. Concurrency: the returned handler is safe for concurrent use, and
 // any number of handlers in any number of processes sharing one Store
 // coordinate through it — one run holds a key at a time, and a duplicate
-// either replays, waits (WithWait) or fails with ErrInProgress. A run that
-// returns an error or panics releases its key so a retry runs again; a run
-// that crashes holds it until its lease ends. Store failures fail closed: h
+// either replays, waits (WithWait) or fails with ErrInProgress. Duplicates
+// that meet in one process over one Store value coalesce: they wait in
+// memory for the first call and replay its result (docs/concurrency.md). A
+// run that returns an error or panics releases its key so a retry runs
+// again; a run that crashes holds it until its lease ends. Store failures fail closed: h
 // does not run and the call returns a *StoreError.
 //
 // The options are checked here, once. A mistake in them, or in the guard's
@@ -181,8 +184,9 @@ func stepKey(step, key string) string {
 }
 
 // execute is the state machine of the contract, §3 (docs/contract.md), in
-// phases: the local cache, acquire (with the wait and the decision on a
-// conflict), run, complete. Each phase returns a decision; finish, the one
+// phases: the local cache, read first, coalescing with a duplicate in this
+// process, acquire (with the wait and the decision on a conflict), run,
+// complete. Each phase returns a decision; finish, the one
 // exit, reports it. (A panic in fn is reported by runGuarded before it goes
 // on: a panicking call never reaches finish.)
 func execute[T any](ctx context.Context, c *config, store Store, key, fingerprint string, validate bool, hook any, fn func(context.Context) (T, error)) (T, error) {
@@ -206,6 +210,16 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	d, done := cached[T](&k)
 	if !done {
 		d, done = readFirst[T](&k)
+	}
+	if !done {
+		var fl *flight
+		fl, d, done = coalesce[T](&k)
+		if fl != nil {
+			// The leader: its store calls go through the flight, and its
+			// outcome lands it, after finish or on a panic (flight.go).
+			k.store = fl
+			defer fl.land(k.ctx, &k.t)
+		}
 	}
 	if !done {
 		d, done = acquire[T](&k)
@@ -553,7 +567,8 @@ func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner st
 			t.end(ctx, OutcomePanicked, release(ctx, c, store, id, owner, t))
 		}
 	}()
-	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd}))
+	parent, _ := ctx.Value(ctxKey{}).(*runInfo)
+	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd, parent: parent}))
 	finished = true
 	t.handlerSince(start)
 	endRun(err)

@@ -108,11 +108,12 @@ func TestLocalCacheNeverHoldsInProgressOrExpired(t *testing.T) {
 	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
 	opts := []any{idempotent.WithKeyPath("id"), idempotent.WithLocalCache(16), idempotent.WithClock(clk.Now), idempotent.WithTTL(time.Minute)}
 	wrapped := wrapWith(store, h.handle, opts...)
+	other := wrapWith(elsewhere(store), h.handle, opts...) // another container
 
 	done := make(chan error, 1)
-	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
+	go func() { _, err := other(context.Background(), order{ID: "o-1"}); done <- err }()
 	<-h.start
-	// While in progress, a duplicate in the same container must reach the store.
+	// While another container runs it, a duplicate here must reach the store.
 	store.reset()
 	_, err := wrapped(context.Background(), order{ID: "o-1"})
 	if !errors.Is(err, idempotent.ErrInProgress) || store.acquire.Load() != 1 {
@@ -138,9 +139,10 @@ func TestInProgressDuplicate(t *testing.T) {
 	store := idempotent.NewMemoryStore()
 	h := &handler{block: make(chan struct{}), start: make(chan struct{}, 1)}
 	wrapped := idempotent.Wrap(idempotent.New(store, idempotent.WithClock(clk.Now), idempotent.WithLease(30*time.Second)), h.handle, idempotent.WithKeyPath("id"))
+	other := idempotent.Wrap(idempotent.New(elsewhere(store), idempotent.WithClock(clk.Now), idempotent.WithLease(30*time.Second)), h.handle, idempotent.WithKeyPath("id")) // another container
 
 	done := make(chan error, 1)
-	go func() { _, err := wrapped(context.Background(), order{ID: "o-1"}); done <- err }()
+	go func() { _, err := other(context.Background(), order{ID: "o-1"}); done <- err }()
 	<-h.start
 	_, err := wrapped(context.Background(), order{ID: "o-1"})
 	var ip *idempotent.InProgressError
@@ -547,7 +549,7 @@ func TestWaitForRunningDuplicate(t *testing.T) {
 	}
 	first := make(chan int64, 1)
 	go func() {
-		v, _ := idempotent.Do(context.Background(), idempotent.New(store), "step", "k", fn)
+		v, _ := idempotent.Do(context.Background(), idempotent.New(elsewhere(store)), "step", "k", fn)
 		first <- v
 	}()
 	<-started
@@ -582,7 +584,7 @@ func TestWaitGivesUp(t *testing.T) {
 	hold := make(chan struct{})
 	started := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
+		_, _ = idempotent.Do(context.Background(), idempotent.New(elsewhere(store)), "step", "k", func(context.Context) (int, error) { close(started); <-hold; return 1, nil })
 	}()
 	<-started
 	defer close(hold)
@@ -608,7 +610,7 @@ func TestWaitThenRunAfterRelease(t *testing.T) {
 	started := make(chan struct{})
 	fail := make(chan struct{})
 	go func() {
-		_, _ = idempotent.Do(context.Background(), idempotent.New(store), "step", "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
+		_, _ = idempotent.Do(context.Background(), idempotent.New(elsewhere(store)), "step", "k", func(context.Context) (int, error) { close(started); <-fail; return 0, errBoom })
 	}()
 	<-started
 	res := make(chan int, 1)

@@ -57,6 +57,10 @@ const (
 	// OutcomeCorruptRecord: the stored record or result could not be read
 	// (ErrCorruptRecord); the function did not run.
 	OutcomeCorruptRecord
+	// OutcomeCoalesced: a call of the same record in this process held it;
+	// the call waited in memory for that call and replayed the result it
+	// stored or found, making no store call (docs/concurrency.md).
+	OutcomeCoalesced
 )
 
 var outcomeNames = [...]string{
@@ -75,6 +79,7 @@ var outcomeNames = [...]string{
 	OutcomeLeaseLost:       "lease_lost",
 	OutcomeStoreError:      "store_error",
 	OutcomeCorruptRecord:   "corrupt_record",
+	OutcomeCoalesced:       "coalesced",
 }
 
 // String is the outcome's stable snake_case name, as logged and exported.
@@ -88,7 +93,7 @@ func (o Outcome) String() string {
 // Replay reports whether the caller got a stored result without the
 // function running.
 func (o Outcome) Replay() bool {
-	return o == OutcomeReplayed || o == OutcomeCacheReplayed || o == OutcomeWaitReplayed
+	return o == OutcomeReplayed || o == OutcomeCacheReplayed || o == OutcomeWaitReplayed || o == OutcomeCoalesced
 }
 
 // Report is the report of one guarded call (one Wrap invocation, one Do).
@@ -475,6 +480,7 @@ var eventMessages = [...]string{
 	OutcomeLeaseLost:       "idempotency lease lost before completion; result not stored",
 	OutcomeStoreError:      "idempotency store failed",
 	OutcomeCorruptRecord:   "corrupt idempotency record",
+	OutcomeCoalesced:       "idempotent replay of a concurrent duplicate in this process",
 }
 
 // Stable field names of the log records. Dashboards and queries may rely on

@@ -246,22 +246,28 @@ func iotestErr(err error) io.Reader { return errReader{err} }
 // read to its end completes it before the last Read returns.
 func TestStreamingHoldsTheKeyUntilTheEnd(t *testing.T) {
 	var runs atomic.Int64
-	w := apigw.WrapURLStreaming(idempotent.New(idempotent.NewMemoryStore()), func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
+	store := idempotent.NewMemoryStore()
+	h := func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error) {
 		runs.Add(1)
 		return &events.LambdaFunctionURLStreamingResponse{StatusCode: 201, Body: strings.NewReader("0123456789")}, nil
-	})
+	}
+	w := apigw.WrapURLStreaming(idempotent.New(store), h)
+	// Another environment over the same records: a duplicate in this one
+	// would wait in memory for the stream (coalescing) instead of a 409.
+	other := apigw.WrapURLStreaming(idempotent.New(&struct{ idempotent.Store }{store}), h)
 	var ev events.LambdaFunctionURLRequest
 	if err := json.Unmarshal(urlEvent(t, "k-hold"), &ev); err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	open := func() *events.LambdaFunctionURLStreamingResponse {
+	openOn := func(w func(context.Context, events.LambdaFunctionURLRequest) (*events.LambdaFunctionURLStreamingResponse, error)) *events.LambdaFunctionURLStreamingResponse {
 		r, err := w(ctx, ev)
 		if err != nil {
 			t.Fatal(err)
 		}
 		return r
 	}
+	open := func() *events.LambdaFunctionURLStreamingResponse { return openOn(w) }
 	status := func(r *events.LambdaFunctionURLStreamingResponse) int {
 		b, err := io.ReadAll(r)
 		if err != nil {
@@ -275,7 +281,7 @@ func TestStreamingHoldsTheKeyUntilTheEnd(t *testing.T) {
 	if _, err := io.ReadFull(first, make([]byte, 3)); err != nil { // the prelude has begun, the body has not ended
 		t.Fatal(err)
 	}
-	if got := status(open()); got != 409 {
+	if got := status(openOn(other)); got != 409 {
 		t.Fatalf("duplicate while streaming: %d, want 409", got)
 	}
 	if err := first.Close(); err != nil { // cut short: released

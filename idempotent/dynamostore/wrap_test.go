@@ -140,8 +140,12 @@ func TestWrapStateMachineOnServer(t *testing.T) {
 		}
 		return chargeRes{Charge: "ch_" + r.ID, Run: n}, nil
 	}
-	w := idempotent.Wrap(idempotent.New(store,
-		idempotent.WithClock(clock), idempotent.WithLease(10*time.Second), idempotent.WithTTL(time.Hour)), h, idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount"))
+	guardOpts := []idempotent.Option{idempotent.WithClock(clock), idempotent.WithLease(10 * time.Second), idempotent.WithTTL(time.Hour)}
+	wrapOpts := []idempotent.WrapOption{idempotent.WithKeyPath("id"), idempotent.WithPayloadPath("amount")}
+	w := idempotent.Wrap(idempotent.New(store, guardOpts...), h, wrapOpts...)
+	// Another process over the same table: the slow run happens there, so
+	// its duplicates here meet it in the table, not in memory.
+	other := idempotent.Wrap(idempotent.New(elsewhere(store), guardOpts...), h, wrapOpts...)
 	ctx := context.Background()
 
 	fail.Store(true)
@@ -159,7 +163,7 @@ func TestWrapStateMachineOnServer(t *testing.T) {
 
 	late := make(chan error, 1)
 	runs.Store(0)
-	go func() { _, err := w(ctx, chargeReq{ID: "slow"}); late <- err }()
+	go func() { _, err := other(ctx, chargeReq{ID: "slow"}); late <- err }()
 	<-started
 	if _, err := w(ctx, chargeReq{ID: "slow"}); !errors.Is(err, idempotent.ErrInProgress) {
 		t.Fatalf("duplicate during the lease: %v, want ErrInProgress", err)

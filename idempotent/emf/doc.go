@@ -19,7 +19,7 @@
 //
 // The metrics (unit Count unless stated): one per outcome of a guarded call —
 // Completed, Failed, Panicked, Replayed, CacheReplayed, InProgress,
-// WaitReplayed, WaitTimedOut, PayloadMismatch, Unguarded, NoKey, LeaseLost,
+// WaitReplayed, Coalesced, WaitTimedOut, PayloadMismatch, Unguarded, NoKey, LeaseLost,
 // StoreErrors (and StoreErrorsAcquire, StoreErrorsGet, StoreErrorsComplete,
 // StoreErrorsRelease), CorruptRecords —, LeaseTakeovers, Calls, StoreTime and
 // HandlerTime (Milliseconds, summed over the invocation's calls), HTTP2xx,

@@ -362,6 +362,7 @@ var outcomeMetric = [...]metric{
 	idempotent.OutcomeLeaseLost:       mLeaseLost,
 	idempotent.OutcomeStoreError:      mStoreErrors,
 	idempotent.OutcomeCorruptRecord:   mCorruptRecords,
+	idempotent.OutcomeCoalesced:       mCoalesced,
 }
 
 func (b *counts) addEvent(e *idempotent.Report) {
@@ -425,6 +426,7 @@ const (
 	mBatchRecords
 	mBatchFailures
 	mBatchReplays
+	mCoalesced
 	nMetrics
 )
 
@@ -464,6 +466,7 @@ var metrics = func() [nMetrics]metricDef {
 		mBatchRecords:        {name: "BatchRecords"},
 		mBatchFailures:       {name: "BatchFailures"},
 		mBatchReplays:        {name: "BatchReplays"},
+		mCoalesced:           {name: "Coalesced"},
 	}
 	for i := range defs {
 		if defs[i].unit == "" {

@@ -249,7 +249,7 @@ func TestEveryMetricFitsOneDirective(t *testing.T) {
 	m := newMetrics(t, &out)
 	o := m.Observer()
 	ctx := context.Background()
-	for oc := idempotent.OutcomeCompleted; oc <= idempotent.OutcomeCorruptRecord; oc++ {
+	for oc := idempotent.OutcomeCompleted; oc <= idempotent.OutcomeCoalesced; oc++ {
 		o.Call(ctx, idempotent.Report{Outcome: oc, StoreTime: time.Millisecond, HandlerTime: 2 * time.Millisecond})
 	}
 	for _, op := range []string{"acquire", "get", "complete", "release"} {
@@ -269,10 +269,10 @@ func TestEveryMetricFitsOneDirective(t *testing.T) {
 	}
 	got := metricsOf(docs[0])
 	want := map[string]float64{
-		"Calls": 19, "Completed": 2, "Failed": 1, "Panicked": 1, "Replayed": 1, "CacheReplayed": 1, "InProgress": 1,
+		"Calls": 20, "Completed": 2, "Failed": 1, "Panicked": 1, "Replayed": 1, "CacheReplayed": 1, "InProgress": 1,
 		"WaitReplayed": 1, "WaitTimedOut": 1, "PayloadMismatch": 1, "Unguarded": 1, "NoKey": 1, "LeaseLost": 1,
 		"LeaseTakeovers": 1, "StoreErrors": 5, "StoreErrorsAcquire": 1, "StoreErrorsGet": 1, "StoreErrorsComplete": 1,
-		"StoreErrorsRelease": 1, "CorruptRecords": 1, "StoreTime": 14, "HandlerTime": 28,
+		"StoreErrorsRelease": 1, "CorruptRecords": 1, "Coalesced": 1, "StoreTime": 15, "HandlerTime": 30,
 		"HTTP2xx": 1, "HTTP3xx": 1, "HTTP4xx": 1, "HTTP5xx": 2, "BatchRecords": 10, "BatchFailures": 2, "BatchReplays": 3,
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {

@@ -158,7 +158,9 @@ type holder struct {
 }
 
 // hold starts an invocation of a handler built with opts that takes the keys
-// of msgs and blocks; it returns once every record has started.
+// of msgs and blocks; it returns once every record has started. The
+// invocation runs in another process: over another Store value on the same
+// records, so that calls on store meet it in the store, not in memory.
 func hold(t *testing.T, store idempotent.Store, msgs []events.SQSMessage, opts ...sqsbatch.Option) *holder {
 	t.Helper()
 	h := &holder{release: make(chan struct{}), done: make(chan struct{})}
@@ -168,7 +170,8 @@ func hold(t *testing.T, store idempotent.Store, msgs []events.SQSMessage, opts .
 		<-h.release
 		return nil
 	}
-	wrapped := sqsbatch.Wrap(guardOf(store), fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
+	elsewhere := &struct{ idempotent.Store }{store}
+	wrapped := sqsbatch.Wrap(guardOf(elsewhere), fn, append(opts, sqsbatch.WithConcurrency(len(msgs)))...)
 	go func() {
 		defer close(h.done)
 		_, _ = wrapped(context.Background(), batch(msgs...))

@@ -570,6 +570,19 @@ func serveProxy(target string) error {
 	return http.Serve(ln, mux)
 }
 
+// environments returns n handlers from build, each over a store of its own,
+// to be taken for one invocation and put back: concurrent invocations then
+// never share a store value, as Lambda functions with one invocation per
+// execution environment do not (duplicates in one process would coalesce
+// in memory, docs/concurrency.md, and the bench measures the store's cost).
+func environments[H any](n int, build func() H) chan H {
+	envs := make(chan H, n)
+	for range n {
+		envs <- build()
+	}
+	return envs
+}
+
 // loop runs op for keys from s on s.workers goroutines until s.dur has passed
 // (and at least s.minOps ran) or s.maxOps ran.
 func loop(ctx context.Context, s spec, op func(ctx context.Context, key string) error) outcome {
@@ -691,8 +704,10 @@ func (o *ours) run(ctx context.Context, s spec) (outcome, error) {
 	if s.scenario == "batch-redelivery" {
 		return o.runBatch(ctx, s)
 	}
-	h := o.handler(s)
+	envs := environments(s.workers, func() func(context.Context, event) (json.RawMessage, error) { return o.handler(s) })
 	return loop(ctx, s, func(ctx context.Context, key string) error {
+		h := <-envs
+		defer func() { envs <- h }()
 		out, err := h(ctx, event{ID: key})
 		if err == nil && len(out) != len(s.payload) {
 			err = fmt.Errorf("got %d bytes, want %d", len(out), len(s.payload))

@@ -115,8 +115,10 @@ func (o *oursRedis) seed(ctx context.Context, s spec) error {
 }
 
 func (o *oursRedis) run(ctx context.Context, s spec) (outcome, error) {
-	h := o.handler(s)
+	envs := environments(s.workers, func() func(context.Context, event) (json.RawMessage, error) { return o.handler(s) })
 	out := loop(ctx, s, func(ctx context.Context, key string) error {
+		h := <-envs
+		defer func() { envs <- h }()
 		out, err := h(ctx, event{ID: key})
 		if err == nil && len(out) != len(s.payload) {
 			err = fmt.Errorf("got %d bytes, want %d", len(out), len(s.payload))

@@ -427,10 +427,15 @@ func TestMatrix(t *testing.T) {
 					once.Do(func() { close(started); <-release })
 					return h.handle(ctx, r)
 				}
-				send := a.build(t, idempotent.NewMemoryStore(), hold, opts{clock: newClock().Now})
+				mem := idempotent.NewMemoryStore()
+				clk := newClock().Now
+				send := a.build(t, mem, hold, opts{clock: clk})
+				// The first request runs in another environment: in this
+				// one, the duplicate would wait for it in memory.
+				other := a.build(t, elsewhere(mem), hold, opts{clock: clk})
 				done := make(chan resp)
 				go func() {
-					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
+					r, _ := other(context.Background(), req{Key: ptr("k"), Body: body})
 					done <- r
 				}()
 				<-started
@@ -465,10 +470,12 @@ func TestMatrix(t *testing.T) {
 					return h.handle(ctx, r)
 				}
 				store := &pollSignal{Store: idempotent.NewMemoryStore(), polled: make(chan struct{})}
-				send := a.build(t, store, hold, opts{clock: newClock().Now, wait: time.Minute})
+				clk := newClock().Now
+				send := a.build(t, store, hold, opts{clock: clk, wait: time.Minute})
+				other := a.build(t, elsewhere(store), hold, opts{clock: clk, wait: time.Minute}) // another environment
 				first := make(chan resp, 1)
 				go func() {
-					r, _ := send(context.Background(), req{Key: ptr("k"), Body: body})
+					r, _ := other(context.Background(), req{Key: ptr("k"), Body: body})
 					first <- r
 				}()
 				<-started
@@ -521,4 +528,10 @@ func TestMatrix(t *testing.T) {
 			})
 		})
 	}
+}
+
+// elsewhere is store as another process sees it: the same records, another
+// Store value, so no in-process coalescing with calls on store.
+func elsewhere(store idempotent.Store) idempotent.Store {
+	return &struct{ idempotent.Store }{store}
 }
