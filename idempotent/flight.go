@@ -152,7 +152,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 			// The leader holds the record with another payload: the
 			// store's answer to this call now.
 			flights.mu.Unlock()
-			return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+			return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 		}
 		if f.done == nil {
 			f.done = make(chan struct{})
@@ -171,7 +171,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 				// timeout gives.
 				end := f.leaseEnd()
 				k.t.ev.LeaseEnd = end
-				return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{Key: k.id, LeaseExpiration: end}), true
+				return nil, failed[T](OutcomeWaitTimedOut, &InProgressError{RecordID: k.id, LeaseExpiration: end}), true
 			}
 			// The leader outlived its lease: it is no longer the record's
 			// holder. Take it off the board; one waiter leads (and takes
@@ -187,7 +187,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 		switch f.result {
 		case landRecord:
 			if mismatch(k.fp, f.seen.Fingerprint) {
-				return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{Key: k.id}), true
+				return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 			}
 			k.c.remember(&f.seen)
 			out, err := decode[T](k.id, f.seen.Data)
