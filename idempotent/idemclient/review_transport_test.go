@@ -383,18 +383,24 @@ func TestReviewConcurrentRequests(t *testing.T) {
 func TestReviewInProgressThenReplay(t *testing.T) {
 	var payments atomic.Int32
 	started, release, finished := make(chan struct{}), make(chan struct{}), make(chan struct{})
-	api := idemhttp.Middleware(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithLogger(quiet())))(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	pay := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if payments.Load() == 0 {
 			close(started)
 			<-release
 		}
 		w.WriteHeader(http.StatusCreated)
 		fmt.Fprintf(w, `{"id":"p-%d"}`, payments.Add(1))
-	}))
+	})
+	// The retries reach another instance of the service sharing the store
+	// (another Store value: within one process duplicates coalesce in
+	// memory instead of getting 409).
+	store := idempotent.NewMemoryStore()
+	api := idemhttp.Middleware(idempotent.New(store, idempotent.WithLogger(quiet())))(pay)
+	other := idemhttp.Middleware(idempotent.New(&struct{ idempotent.Store }{store}, idempotent.WithLogger(quiet())))(pay)
 	var attempts atomic.Int32
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if attempts.Add(1) > 1 {
-			api.ServeHTTP(w, r)
+			other.ServeHTTP(w, r)
 			return
 		}
 		r2 := r.WithContext(context.WithoutCancel(r.Context()))
