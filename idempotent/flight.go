@@ -102,16 +102,15 @@ func storeKey(store Store, id string) (k flightKey, ok bool) {
 	return flightKey{store: store, id: id}, true
 }
 
-// reentrant reports whether ctx belongs to a guarded run of record id (or
-// to a run nested in one): a call there must not wait for its own flight.
-func reentrant(ctx context.Context, id string) bool {
+// nested reports whether ctx belongs to a guarded run (any record): a call
+// made from inside a run does not wait in memory. Waiting there could close
+// a cycle no flight can see — the run's own record, or run A waiting for B
+// while run B waits for A — which would hold both until their leases end and
+// then run a record twice. Such a call goes to the store, which answers a
+// held record with ErrInProgress at once (or WithWait polls), as before.
+func nested(ctx context.Context) bool {
 	r, _ := ctx.Value(ctxKey{}).(*runInfo)
-	for ; r != nil; r = r.parent {
-		if r.id == id {
-			return true
-		}
-	}
-	return false
+	return r != nil
 }
 
 // coalesce is phase 2c: it joins the call to the flight of its record in
@@ -120,10 +119,10 @@ func reentrant(ctx context.Context, id string) bool {
 // store and fl.land deferred. A later call waits in memory for the leader
 // and returns its own decision (done true) — or, when the leader's outcome
 // is not its answer, goes round again and may lead itself. A call whose
-// context has ended, a re-entrant call and a store that cannot be a map key
+// context has ended, a call from inside a guarded run and a store that cannot be a map key
 // do not coalesce (fl nil, done false).
 func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
-	if k.ctx.Err() != nil || reentrant(k.ctx, k.id) {
+	if k.ctx.Err() != nil || nested(k.ctx) {
 		return nil, d, false
 	}
 	key, ok := storeKey(k.store, k.id)

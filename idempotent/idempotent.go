@@ -47,7 +47,6 @@ func LeaseEndFromContext(ctx context.Context) (time.Time, bool) {
 type runInfo struct {
 	id       string
 	leaseEnd time.Time
-	parent   *runInfo // the enclosing guarded run's, if any
 }
 
 // Wrap returns a handler that runs h at most once per idempotency key within
@@ -567,8 +566,7 @@ func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner st
 			t.end(ctx, OutcomePanicked, release(ctx, c, store, id, owner, t))
 		}
 	}()
-	parent, _ := ctx.Value(ctxKey{}).(*runInfo)
-	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd, parent: parent}))
+	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd}))
 	finished = true
 	t.handlerSince(start)
 	endRun(err)
