@@ -547,8 +547,8 @@ func (c *config) logEvent(ctx context.Context, e *Report) {
 type Replay struct {
 	// Name is the key namespace, Record the record id.
 	Name, Record string
-	// Outcome is OutcomeReplayed, OutcomeCacheReplayed or
-	// OutcomeWaitReplayed.
+	// Outcome is OutcomeReplayed, OutcomeCacheReplayed,
+	// OutcomeWaitReplayed or OutcomeCoalesced.
 	Outcome Outcome
 }
 

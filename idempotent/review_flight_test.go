@@ -26,6 +26,9 @@ func TestReviewCrossRecordNestedDoubleRun(t *testing.T) {
 	g := idempotent.New(store, idempotent.WithLease(lease))
 	var runsA, runsB atomic.Int32
 	startedA, startedB := make(chan struct{}), make(chan struct{})
+	// Neither outer run ends before both nested calls have answered, so
+	// both are made while both records are held.
+	nestedA, nestedB := make(chan struct{}), make(chan struct{})
 	var onceA, onceB sync.Once
 	var nestedErrA, nestedErrB error
 	var nestedTookA, nestedTookB time.Duration
@@ -43,6 +46,8 @@ func TestReviewCrossRecordNestedDoubleRun(t *testing.T) {
 			s := time.Now()
 			_, nestedErrA = idempotent.Do(ctx, g, "s", "B", func(context.Context) (int, error) { runsB.Add(1); return 0, nil })
 			nestedTookA = time.Since(s)
+			close(nestedA)
+			<-nestedB
 			return 1, nil
 		})
 	}()
@@ -58,6 +63,8 @@ func TestReviewCrossRecordNestedDoubleRun(t *testing.T) {
 			_, nestedErrA2 := idempotent.Do(ctx, g, "s", "A", func(context.Context) (int, error) { runsA.Add(1); return 0, nil })
 			nestedErrB = nestedErrA2
 			nestedTookB = time.Since(s)
+			close(nestedB)
+			<-nestedA
 			return 1, nil
 		})
 	}()
