@@ -24,7 +24,7 @@ LAMBDA_BUILD  := CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -tags lambda.
 
 .DEFAULT_GOAL := help
 .PHONY: help build test lint run invoke demo deploy clean bench chaos fuzz \
-	dynamo-install dynamo-start dynamo-stop redis-install kms-install rie-install build-PaymentsFunction build-OrdersFunction
+	dynamo-install dynamo-start dynamo-stop redis-install kms-install rie-install powertools-install build-PaymentsFunction build-OrdersFunction
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-22s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,9 +39,9 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 	$(MAKE) build-PaymentsFunction ARTIFACTS_DIR=.build/PaymentsFunction
 	$(MAKE) build-OrdersFunction ARTIFACTS_DIR=.build/OrdersFunction
 
-test: dynamo-install redis-install kms-install rie-install ## run every test under -race against a local dynalite and local-kms, in a private network namespace (kms/ctl.sh); the Redis store's tests start private redis-servers
+test: dynamo-install redis-install kms-install rie-install powertools-install ## run every test under -race against a local dynalite and local-kms, in a private network namespace (kms/ctl.sh); the Redis store's tests start private redis-servers; tools/bench's Powertools-side count tests run (BENCH_POWERTOOLS_REQUIRED: they fail, not skip)
 	@$(GO) list -deps -test $(PKGS) >/dev/null # fetch every module first: the namespace has no network
-	$(KMS) run -- $(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
+	BENCH_POWERTOOLS_REQUIRED=1 $(KMS) run -- $(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, the library's lean dependency graph, and cfn-lint on template.yaml when installed
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -66,7 +66,7 @@ demo: dynamo-install rie-install ## the whole contract, live, with the store cal
 	@$(GO) build -o $(IDEMLOCAL) ./tools/cmd/idemlocal
 	$(IDEMLOCAL) demo $(if $(URL),-url $(URL))
 
-bench: dynamo-install kms-install ## compare idemlambda (plain and encrypted with idemkms on local-kms), Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
+bench: dynamo-install kms-install powertools-install ## compare idemlambda (plain and encrypted with idemkms on local-kms), Powertools (TypeScript) and the floor on a local dynalite; writes tools/bench/results.{json,png}
 	tools/bench/run.sh
 
 SEED     ?= 1
@@ -104,6 +104,9 @@ dynamo-start: dynamo-install ## start dynalite on 127.0.0.1:DYNAMO_PORT (default
 
 dynamo-stop: ## stop the dynalite that dynamo-start started
 	@$(DYNAMO) stop
+
+powertools-install: ## install the pinned Powertools for AWS Lambda (TypeScript) side of make bench into tools/bench/powertools (npm ci, once)
+	@tools/bench/powertools/install.sh
 
 redis-install: ## install Debian's redis-server (Redis 7) when missing; the Redis store's tests start their own
 	@$(REDIS) install

@@ -8,7 +8,6 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -30,13 +29,8 @@ import (
 // BatchGetItem (5 RRU); Powertools ten failed conditional PutItems and, as
 // dynalite ignores ALL_OLD, ten consistent GetItems (10 WRU, 10 RRU).
 func TestBatchRedeliveryRows(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
 	t.Chdir("../..") // the driver's paths are from the repository root
-	if _, err := os.Stat("tools/bench/powertools/node_modules/@aws-lambda-powertools/batch"); err != nil {
-		t.Skip("tools/bench/powertools is not installed (npm ci there, as tools/bench/run.sh does)")
-	}
+	needPowertools(t, "@aws-lambda-powertools/batch")
 	target, err := url.Parse(testdynamo.Endpoint(t))
 	if err != nil {
 		t.Fatal(err)

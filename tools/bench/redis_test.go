@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -71,13 +70,8 @@ func TestRedisSidesRoundTrips(t *testing.T) {
 // only this side sends here): Powertools' cache layer sends SET NX and SET for
 // a new key, SET NX and GET for a replay.
 func TestPowertoolsRedisRoundTrips(t *testing.T) {
-	if _, err := exec.LookPath("node"); err != nil {
-		t.Skip("node is not installed")
-	}
 	t.Chdir("../..") // the driver's paths are from the repository root
-	if _, err := os.Stat("tools/bench/powertools/node_modules/@aws-lambda-powertools/idempotency"); err != nil {
-		t.Skip("tools/bench/powertools is not installed (npm ci there, as tools/bench/run.sh does)")
-	}
+	needPowertools(t, "@aws-lambda-powertools/idempotency")
 	rs, err := redisserver.Start()
 	if err != nil {
 		t.Fatal(err)
