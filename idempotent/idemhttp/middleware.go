@@ -21,6 +21,11 @@ import (
 const (
 	// HeaderKey is the request header that carries the idempotency key.
 	HeaderKey = httpidem.HeaderKey
+	// HeaderAttempt, with a number of 2 or more, marks a request as a retry
+	// of one sent before with the same key (idemclient sends it on every
+	// retry); such a request reads its record before writing, so a replay
+	// costs a read. It changes no outcome.
+	HeaderAttempt = httpidem.HeaderAttempt
 	// HeaderReplayed is set to "true" on every replayed response.
 	HeaderReplayed = httpidem.HeaderReplayed
 	// ContentTypeProblem is the media type of the library's error responses

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
@@ -132,6 +134,22 @@ func inProgressRetryAfter(leaseEnd, now time.Time) time.Duration {
 	return InProgressRetry
 }
 
+// Retried reports whether the values of an Idempotency-Attempt header mark
+// a retry: the first value is a decimal attempt number of 2 or more.
+// Anything else (absent, malformed, 1) is not a retry; the header is a cost
+// hint and never refused.
+func Retried(values []string) bool {
+	if len(values) == 0 {
+		return false
+	}
+	v := strings.TrimSpace(values[0])
+	if i := strings.IndexByte(v, ','); i >= 0 {
+		v = strings.TrimSpace(v[:i])
+	}
+	n, err := strconv.Atoi(v)
+	return err == nil && n >= 2
+}
+
 // serve is Serve before the report (observe.go).
 func serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Request, codec Codec[R], run func(context.Context) (R, error)) (R, error) {
 	log := c.Logger
@@ -184,6 +202,9 @@ func serve[R any](ctx context.Context, c *Config, g *idempotent.Guard, req Reque
 	fp := fingerprint(method, path, req.Query(), body, c.FingerprintHeaders, req.Header)
 	opts := append(slices.Clip(c.Call), idempotent.WithFingerprint(fp))
 
+	if Retried(req.Header(HeaderAttempt)) {
+		ctx = idempotent.ReadFirstContext(ctx)
+	}
 	ran := false
 	var handlerErr error
 	// The lease end of the run tells a 503 "outcome unknown" when the key

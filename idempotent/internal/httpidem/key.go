@@ -11,6 +11,13 @@ import (
 const (
 	// HeaderKey is the request header that carries the idempotency key.
 	HeaderKey = "Idempotency-Key"
+	// HeaderAttempt, when a request carries it with a number of 2 or more,
+	// says the request is a retry of one sent before with the same key (the
+	// attempt number of the logical request; idemclient sends it on every
+	// retry). The engine then reads the record first (idempotent.ReadFirstContext):
+	// a retry is likely a duplicate, and a read is the cheaper replay. It is
+	// a hint about cost only: any value, or none, leaves the outcome the same.
+	HeaderAttempt = "Idempotency-Attempt"
 	// HeaderReplayed is set to "true" on every replayed response.
 	HeaderReplayed = "Idempotent-Replayed"
 	// ContentTypeProblem is the media type of the library's error responses.

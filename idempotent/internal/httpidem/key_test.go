@@ -171,3 +171,27 @@ func TestDefaultStored(t *testing.T) {
 		}
 	}
 }
+
+func TestRetried(t *testing.T) {
+	for _, tt := range []struct {
+		values []string
+		want   bool
+	}{
+		{nil, false},
+		{[]string{""}, false},
+		{[]string{"1"}, false},
+		{[]string{"0"}, false},
+		{[]string{"-2"}, false},
+		{[]string{"two"}, false},
+		{[]string{"2.0"}, false},
+		{[]string{"2"}, true},
+		{[]string{" 17 "}, true},
+		{[]string{"3, 4"}, true},
+		{[]string{"1", "2"}, false}, // the first value counts
+		{[]string{"99999999999999999999"}, false},
+	} {
+		if got := Retried(tt.values); got != tt.want {
+			t.Errorf("Retried(%q) = %v, want %v", tt.values, got, tt.want)
+		}
+	}
+}
