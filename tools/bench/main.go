@@ -849,7 +849,7 @@ type powertools struct {
 func startPowertools(endpoint, table, redisURL string) (*powertools, error) {
 	script := filepath.Join("tools", "bench", "powertools", "driver.mjs")
 	if _, err := os.Stat(filepath.Join("tools", "bench", "powertools", "node_modules", "@aws-lambda-powertools", "idempotency")); err != nil {
-		return nil, errors.New("tools/bench/powertools is not installed: run npm ci there (tools/bench/run.sh does)")
+		return nil, errors.New("tools/bench/powertools is not installed: run make powertools-install (tools/bench/run.sh does)")
 	}
 	cmd := exec.Command("node", script)
 	cmd.Env = append(os.Environ(), "BENCH_ENDPOINT="+endpoint, "AWS_LAMBDA_FUNCTION_NAME=bench", "NODE_NO_WARNINGS=1")

@@ -9,10 +9,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "${root}"
-if [ ! -d tools/bench/powertools/node_modules/@aws-lambda-powertools/idempotency ] ||
-	[ tools/bench/powertools/package-lock.json -nt tools/bench/powertools/node_modules/.package-lock.json ]; then
-	(cd tools/bench/powertools && npm ci --no-audit --no-fund --loglevel=error)
-fi
+tools/bench/powertools/install.sh
 export DYNAMO_PORT="${BENCH_DYNAMO_PORT:-8123}"
 bin="$(mktemp -d)/bench"
 trap 'rm -rf "$(dirname "${bin}")"' EXIT
