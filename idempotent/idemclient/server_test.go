@@ -678,3 +678,29 @@ func (s *failOnce) Complete(ctx context.Context, rec idempotent.Record) error {
 	}
 	return s.MemoryStore.Complete(ctx, rec)
 }
+
+// TestServerCutProblemBody: a permanent problem whose body is cut short
+// (the connection closes before Content-Length bytes) is returned as it
+// is; the caller reads the part that came and then the read error, never
+// a clean end of a short body.
+func TestServerCutProblemBody(t *testing.T) {
+	head := fmt.Sprintf(`{"type":%q,"status":500}`, httpidem.TypeConfig)
+	srv := newServer(t, func(n int, w http.ResponseWriter, _ *http.Request) {
+		c, buf, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			panic(err)
+		}
+		fmt.Fprintf(buf, "HTTP/1.1 500 Internal Server Error\r\nContent-Type: application/problem+json\r\nContent-Length: %d\r\n\r\n%s", len(head)+100, head)
+		buf.Flush()
+		c.Close()
+	})
+	resp, err := newTransport(t, newFakeClock()).RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL, `{}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if string(b) != head || !errors.Is(err, io.ErrUnexpectedEOF) || len(srv.Hits()) != 1 {
+		t.Fatalf("read %q, %v after %d attempt(s); want %q, then io.ErrUnexpectedEOF, after 1", b, err, len(srv.Hits()), head)
+	}
+}
