@@ -606,6 +606,47 @@ func TestServerRetryTable(t *testing.T) {
 			t.Fatalf("got %d %s after %d attempt(s), want 400 invalid-body after 1", resp.StatusCode, body, len(srv.Hits()))
 		}
 	})
+	t.Run("413 body-too-large: not retried", func(t *testing.T) {
+		pay := &payments{}
+		srv := apiServer(t, idemhttp.Middleware(guard(idempotent.NewMemoryStore()), idemhttp.WithMaxBody(8))(pay))
+		resp, err := newTransport(t, newFakeClock()).RoundTrip(newRequest(t, t.Context(), http.MethodPost, srv.URL+"/payments", `{"amount":1250}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		body := readBody(t, resp)
+		if p := problemOf(t, resp, body); resp.StatusCode != 413 || p.Type != httpidem.TypeBodyTooLarge || len(srv.Hits()) != 1 || pay.runs.Load() != 0 {
+			t.Fatalf("got %d %s after %d attempt(s), want 413 body-too-large after 1", resp.StatusCode, body, len(srv.Hits()))
+		}
+	})
+	t.Run("410 response-not-stored: not retried", func(t *testing.T) {
+		var runs atomic.Int32
+		big := strings.Repeat("r", 64)
+		h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			runs.Add(1)
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, big) // over the limit: streamed, not stored
+		})
+		srv := apiServer(t, idemhttp.Middleware(guard(idempotent.NewMemoryStore()), idemhttp.WithMaxBody(32))(h))
+		rt := newTransport(t, newFakeClock())
+		for i, want := range []int{201, 410} {
+			req := newRequest(t, t.Context(), http.MethodPost, srv.URL+"/payments", `{}`)
+			req.Header.Set(idemclient.HeaderKey, "k-streamed")
+			resp, err := rt.RoundTrip(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body := readBody(t, resp)
+			if resp.StatusCode != want || idemclient.AttemptsOf(resp) != 1 {
+				t.Fatalf("request %d: %d %q after %d attempt(s), want %d after 1", i+1, resp.StatusCode, body, idemclient.AttemptsOf(resp), want)
+			}
+			if want == 410 && problemOf(t, resp, body).Type != httpidem.TypeNotStored {
+				t.Fatalf("got %s, want response-not-stored", body)
+			}
+		}
+		if n := len(srv.Hits()); n != 2 || runs.Load() != 1 {
+			t.Fatalf("%d requests reached the server, %d runs; want 2, 1", n, runs.Load())
+		}
+	})
 
 	handler5xx := []struct {
 		name     string

@@ -65,18 +65,25 @@ func NewClient(opts ...Option) *http.Client {
 //     made of it (any other is a new logical request, with a new key);
 //   - an attempt is retried after a transport error (the request may or may
 //     not have reached the server) or a 408, 409, 425, 429, 500, 502, 503 or
-//     504 response; any other response, and any response with
-//     Idempotent-Replayed: true, is final;
-//   - the wait is Retry-After (seconds or HTTP date, capped) or else capped
-//     exponential backoff with full jitter; no wait that would end at or
-//     after the request context's deadline is started, no attempt after the
-//     context is done, no more than the attempts bound, and no retry the
-//     shared budget refuses (*BudgetError);
+//     504 response; any other response, any response with
+//     Idempotent-Replayed: true, and a 500 that our server marks permanent
+//     (problem types configuration-error, unidentified-caller and
+//     corrupt-record, read from the first 4 KB of the body, which the
+//     caller still gets whole; AttemptInfo.Problem) is final;
+//   - the wait is Retry-After (seconds or HTTP date; over the cap,
+//     WithMaxRetryAfter, no retry) or else capped exponential backoff with
+//     full jitter; no wait that would end at or after the request context's
+//     deadline is started, no attempt after the context is done, no more
+//     than the attempts bound, and no retry the shared budget refuses
+//     (*BudgetError);
 //   - the body is sent again from GetBody or from a buffer (WithRewindLimit);
 //     a discarded response's body is drained (up to 16 KB) and closed.
 //
-// When it gives up on a retryable response, that last response is returned
-// as it is (except for the budget); on a transport error, an *AttemptError.
+// A final response, and the last retryable one when the transport gives up
+// (except for the budget), is returned as it is; on a transport error, an
+// *AttemptError. Every key the transport reports (KeyOf, the errors'
+// Key, AttemptInfo.Key) is a header value that sends the same logical
+// request again.
 // Requests with other methods go to base untouched. KeyOf and AttemptsOf
 // read the key and the attempt count from the response.
 //
