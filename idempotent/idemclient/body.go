@@ -86,3 +86,41 @@ func (w *rewinder) again() (io.ReadCloser, error) {
 	}
 	return w.getBody()
 }
+
+// peek reads up to n bytes of resp's body and puts them back in front of
+// the rest, so that whoever reads the body next gets all of it (and the
+// error that ended the read, if one did). It returns what it read.
+func peek(resp *http.Response, n int64) []byte {
+	if resp.Body == nil || resp.Body == http.NoBody {
+		return nil
+	}
+	b, err := io.ReadAll(io.LimitReader(resp.Body, n))
+	if err == nil && int64(len(b)) < n {
+		err = io.EOF // the whole body
+	}
+	resp.Body = &peeked{head: b, err: err, rc: resp.Body}
+	return b
+}
+
+// peeked is a body whose head was read ahead: the head, then err if the
+// read ahead ended with one (io.EOF: the head is the whole body), else the
+// rest of rc.
+type peeked struct {
+	head []byte
+	err  error
+	rc   io.ReadCloser
+}
+
+func (p *peeked) Read(b []byte) (int, error) {
+	if len(p.head) > 0 {
+		n := copy(b, p.head)
+		p.head = p.head[n:]
+		return n, nil
+	}
+	if p.err != nil {
+		return 0, p.err
+	}
+	return p.rc.Read(b)
+}
+
+func (p *peeked) Close() error { return p.rc.Close() }

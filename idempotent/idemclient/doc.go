@@ -12,11 +12,14 @@
 // *InvalidKeyError and nothing is sent) and sent as it is. Only what carries a key is retried: transport
 // errors (the request may or may not have reached the server) and 408,
 // 409, 425, 429, 500, 502, 503 and 504, with capped exponential backoff
-// and full jitter or the server's Retry-After (capped), within the request
-// context's deadline, a bounded number of attempts and an optional
-// RetryBudget shared by a fleet. The body is sent again from GetBody or a
-// bounded buffer. A replayed answer (Idempotent-Replayed: true) is final.
-// Other methods pass through untouched, even with a key.
+// and full jitter or the server's Retry-After (one over the cap ends the
+// retries), within the request context's deadline, a bounded number of
+// attempts and an optional RetryBudget shared by a fleet. The body is sent
+// again from GetBody or a bounded buffer. A replayed answer
+// (Idempotent-Replayed: true) is final, and so is a 500 that our server
+// marks permanent (a misconfigured endpoint, an unidentified caller, a
+// corrupt record): it is returned as it is. Other methods pass through
+// untouched, even with a key.
 //
 // Redirects followed by an http.Client (NewClient's or your own, with or
 // without a CheckRedirect) are part of the logical request: a 307 or 308

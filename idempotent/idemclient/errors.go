@@ -24,7 +24,13 @@ func (e *InvalidKeyError) Error() string {
 // The request may or may not have reached the server: send it again later
 // with Key to learn its outcome.
 type AttemptError struct {
-	// Key is the idempotency key of every attempt.
+	// Key is the idempotency key of every attempt, as a value to put back
+	// in the Idempotency-Key header to send the same logical request again:
+	// the key itself, or, for a key that can only be sent quoted (one with
+	// a space or a comma, that starts with a double quote, or with
+	// surrounding spaces), its RFC 8941 quoted string. A caller's key that
+	// was sent quoted but needs no quotes ("abc") is given bare (abc): the
+	// server reads both as the same key.
 	Key string
 	// Attempts made, over every redirect hop.
 	Attempts int
@@ -45,7 +51,8 @@ func (e *AttemptError) Unwrap() error { return e.Err }
 // closed), or its transport error Err. The request may or may not have
 // taken effect: send it again later with Key.
 type BudgetError struct {
-	// Key is the idempotency key of every attempt.
+	// Key is the idempotency key of every attempt, in the form of
+	// AttemptError.Key: a value to put back in the Idempotency-Key header.
 	Key string
 	// Attempts made, over every redirect hop.
 	Attempts int

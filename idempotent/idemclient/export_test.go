@@ -21,3 +21,6 @@ func (b *RetryBudget) Take(n int) bool { return b.take(n) }
 
 // Give exposes give.
 func (b *RetryBudget) Give(n int) { b.give(n) }
+
+// ResendableKey exposes resendable.
+var ResendableKey = resendable

@@ -19,11 +19,12 @@ const (
 )
 
 // KeyOf returns the idempotency key of the logical request a response
-// answers, unquoted: the key its request carried (the transport's generated
-// key, or the caller's) — or, for the GET that a 301, 302 or 303 made of a
-// guarded request, which carries no key, the key of that request. It is the
-// key to send the request again with: after a 303 whose GET failed, the
-// payment may have been made, and a resend under this key replays it
+// answers: the key its request carried (the transport's generated key, or
+// the caller's) — or, for the GET that a 301, 302 or 303 made of a guarded
+// request, which carries no key, the key of that request. It is the key to
+// send the request again with, a value for the Idempotency-Key header (in
+// the form AttemptError.Key describes): after a 303 whose GET failed,
+// the payment may have been made, and a resend under this key replays it
 // instead of paying again. "" when the request carried no key or an invalid
 // one.
 func KeyOf(resp *http.Response) string {
@@ -37,12 +38,39 @@ func KeyOf(resp *http.Response) string {
 	if err != nil {
 		return ""
 	}
-	return k
+	return resendable(k)
 }
 
-// key returns the key of req and the header values to set (nil when the
-// caller's header is kept): the caller's header if req has one, else the
-// previous hop's of a redirect (prev), else a new key.
+// resendable returns key (unquoted, as the server reads it) as a header
+// value that the server reads as key: the key itself when it is a valid
+// bare token that means itself (every generated key, and most keys), else
+// the RFC 8941 sf-string of it (a key with a space or a comma, one that
+// starts with a double quote, or one with surrounding spaces, which the
+// caller can only have sent quoted). The keys the transport reports
+// (AttemptError, BudgetError, AttemptInfo, KeyOf) are in this form, so that
+// a caller can put them back in the header to send the same logical
+// request again.
+func resendable(key string) string {
+	if k, err := httpidem.ParseKey([]string{key}); err == nil && k == key {
+		return key
+	}
+	var b strings.Builder
+	b.Grow(len(key) + 2)
+	b.WriteByte('"')
+	for i := 0; i < len(key); i++ {
+		if c := key[i]; c == '"' || c == '\\' {
+			b.WriteByte('\\')
+		}
+		b.WriteByte(key[i])
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// key returns the key of req, in its resendable form, and the header
+// values to set (nil when the caller's header is kept): the caller's header
+// if req has one, else the previous hop's of a redirect (prev), else a new
+// key.
 func (t *transport) key(req *http.Request, prev *logical) (key string, header []string, err error) {
 	if vs := keyValues(req.Header); len(vs) > 0 {
 		k, err := httpidem.ParseKey(vs)
@@ -53,7 +81,7 @@ func (t *transport) key(req *http.Request, prev *logical) (key string, header []
 			}
 			return "", nil, &InvalidKeyError{Reason: err.Error()}
 		}
-		return k, nil, nil
+		return resendable(k), nil, nil
 	}
 	if prev != nil {
 		return prev.key, prev.header, nil

@@ -21,7 +21,8 @@ const (
 	DefaultBackoffBase = 250 * time.Millisecond
 	// DefaultBackoffMax caps the exponential backoff.
 	DefaultBackoffMax = 8 * time.Second
-	// DefaultMaxRetryAfter caps a server's Retry-After.
+	// DefaultMaxRetryAfter is the longest Retry-After the client waits for
+	// (WithMaxRetryAfter).
 	DefaultMaxRetryAfter = 20 * time.Second
 	// DefaultRewindLimit is how much of a request body without GetBody is
 	// buffered so that it can be sent again (6 MB, the default buffering
@@ -128,7 +129,11 @@ func WithBackoff(base, max time.Duration) Option {
 }
 
 // WithMaxRetryAfter caps the wait a server asks for in Retry-After (default
-// DefaultMaxRetryAfter): a longer one is waited for max only.
+// DefaultMaxRetryAfter): a response that asks for longer is not retried but
+// returned as it is, its Retry-After telling the caller when to send the
+// request again (with KeyOf's key). A retry sooner than the server asks
+// cannot succeed: our server's 503 outcome-unknown holds the key until the
+// run's lease ends, and earlier retries get 409.
 func WithMaxRetryAfter(max time.Duration) Option {
 	return func(o *options) {
 		if max < 0 {

@@ -4,17 +4,22 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"math"
+	"mime"
 	"net"
 	"net/http"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/idemlambda/idemlambda/idempotent/internal/httpidem"
 )
 
 // retryable says whether an attempt's outcome calls for another attempt.
-func (t *transport) retryable(ctx context.Context, resp *http.Response, err error, replayed bool) bool {
+// problem is the problem type of a 500 response (problemType).
+func (t *transport) retryable(ctx context.Context, resp *http.Response, err error, replayed bool, problem string) bool {
 	if err != nil {
 		if ctx.Err() != nil {
 			return false // the caller's context ended the attempt
@@ -23,6 +28,9 @@ func (t *transport) retryable(ctx context.Context, resp *http.Response, err erro
 	}
 	if replayed {
 		return false // the stored answer of the first request: final
+	}
+	if permanentProblem(problem) {
+		return false // the server says another attempt cannot succeed
 	}
 	switch resp.StatusCode {
 	case http.StatusRequestTimeout, http.StatusConflict, http.StatusTooEarly, http.StatusTooManyRequests,
@@ -46,17 +54,60 @@ func permanent(err error) bool {
 	return errors.As(err, &cv) || errors.As(err, &ua) || errors.As(err, &he) || errors.As(err, &ci)
 }
 
+// problemLimit bounds what is read of a 500 response's body to learn its
+// problem type: our server's problems are a few hundred bytes.
+const problemLimit = 4 << 10
+
+// problemType returns the type of a 500 response that is an RFC 9457
+// problem (application/problem+json) whose body's first problemLimit bytes
+// are a JSON object with a type and, if any, the response's status; else
+// "". The bytes read stay in the body (peek): the caller gets all of it.
+func problemType(resp *http.Response) string {
+	if resp.StatusCode != http.StatusInternalServerError {
+		return ""
+	}
+	mt, _, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || mt != httpidem.ContentTypeProblem {
+		return ""
+	}
+	var p struct {
+		Type   string `json:"type"`
+		Status int    `json:"status"`
+	}
+	if json.Unmarshal(peek(resp, problemLimit), &p) != nil || p.Status != 0 && p.Status != resp.StatusCode {
+		return ""
+	}
+	return p.Type
+}
+
+// permanentProblem reports the problem types with which our server (the
+// idemhttp middleware and the apigw adapters) marks a 500 that another
+// attempt with the same key cannot cure (docs/http.md, Problem types): the
+// endpoint is misconfigured, the caller carries credentials the endpoint
+// cannot scope, or the record of this key does not decode. Every other 500
+// (internal-error, a handler's own) is retried as before.
+func permanentProblem(typ string) bool {
+	switch typ {
+	case httpidem.TypeConfig, httpidem.TypeUnidentifiedCaller, httpidem.TypeCorruptRecord:
+		return true
+	}
+	return false
+}
+
 func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.As(err, &ne) && ne.Timeout()
 }
 
-// wait returns the wait before attempt+1: the response's Retry-After,
-// capped, or the jittered backoff.
-func (t *transport) wait(resp *http.Response, attempt int) time.Duration {
+// wait returns the wait before attempt+1: the response's Retry-After, or
+// the jittered backoff. over is true when the Retry-After is over the cap
+// (WithMaxRetryAfter): the server says a retry sooner cannot succeed (ours
+// says so after an outcome-unknown 503, whose key stays held until its
+// lease ends), so none is made.
+func (t *transport) wait(resp *http.Response, attempt int) (d time.Duration, over bool) {
 	if resp != nil {
 		if d, ok := parseRetryAfter(resp.Header.Get("Retry-After"), t.o.now()); ok {
-			return min(d, t.o.maxRetryAfter)
+			return d, d > t.o.maxRetryAfter
 		}
 	}
 	ceil := t.o.base
@@ -67,7 +118,7 @@ func (t *transport) wait(resp *http.Response, attempt int) time.Duration {
 			ceil *= 2
 		}
 	}
-	return time.Duration(t.o.jitter() * float64(ceil))
+	return time.Duration(t.o.jitter() * float64(ceil)), false
 }
 
 // parseRetryAfter reads a Retry-After value: delta-seconds or an HTTP date

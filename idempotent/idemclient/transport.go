@@ -16,7 +16,8 @@ import (
 type AttemptInfo struct {
 	// Method and URL of the request.
 	Method, URL string
-	// Key is the idempotency key, as sent on every attempt (unquoted).
+	// Key is the idempotency key of every attempt, in the form of
+	// AttemptError.Key (a header value that resends the request).
 	Key string
 	// Attempt counts from 1 over the logical request, every redirect hop
 	// included.
@@ -25,6 +26,13 @@ type AttemptInfo struct {
 	Status int
 	// Replayed is true when the response carried Idempotent-Replayed: true.
 	Replayed bool
+	// Problem is the problem type (RFC 9457) of a 500 response with
+	// Content-Type application/problem+json, read from the first 4 KB of
+	// its body (which the caller still gets whole); "" for other outcomes.
+	// A type with which our server marks the failure permanent
+	// (configuration-error, unidentified-caller, corrupt-record) ends the
+	// request with that response: another attempt cannot succeed.
+	Problem string
 	// Err is the transport error of the attempt, nil when a response came.
 	Err error
 	// Retry is true when another attempt follows, after Wait.
@@ -57,18 +65,25 @@ func NewClient(opts ...Option) *http.Client {
 //     made of it (any other is a new logical request, with a new key);
 //   - an attempt is retried after a transport error (the request may or may
 //     not have reached the server) or a 408, 409, 425, 429, 500, 502, 503 or
-//     504 response; any other response, and any response with
-//     Idempotent-Replayed: true, is final;
-//   - the wait is Retry-After (seconds or HTTP date, capped) or else capped
-//     exponential backoff with full jitter; no wait that would end at or
-//     after the request context's deadline is started, no attempt after the
-//     context is done, no more than the attempts bound, and no retry the
-//     shared budget refuses (*BudgetError);
+//     504 response; any other response, any response with
+//     Idempotent-Replayed: true, and a 500 that our server marks permanent
+//     (problem types configuration-error, unidentified-caller and
+//     corrupt-record, read from the first 4 KB of the body, which the
+//     caller still gets whole; AttemptInfo.Problem) is final;
+//   - the wait is Retry-After (seconds or HTTP date; over the cap,
+//     WithMaxRetryAfter, no retry) or else capped exponential backoff with
+//     full jitter; no wait that would end at or after the request context's
+//     deadline is started, no attempt after the context is done, no more
+//     than the attempts bound, and no retry the shared budget refuses
+//     (*BudgetError);
 //   - the body is sent again from GetBody or from a buffer (WithRewindLimit);
 //     a discarded response's body is drained (up to 16 KB) and closed.
 //
-// When it gives up on a retryable response, that last response is returned
-// as it is (except for the budget); on a transport error, an *AttemptError.
+// A final response, and the last retryable one when the transport gives up
+// (except for the budget), is returned as it is; on a transport error, an
+// *AttemptError. Every key the transport reports (KeyOf, the errors'
+// Key, AttemptInfo.Key) is a header value that sends the same logical
+// request again.
 // Requests with other methods go to base untouched. KeyOf and AttemptsOf
 // read the key and the attempt count from the response.
 //
@@ -111,7 +126,7 @@ type transport struct {
 // logical is one logical request as its latest hop sent it.
 type logical struct {
 	method   string   // upper case
-	key      string   // unquoted
+	key      string   // resendable (AttemptError.Key)
 	header   []string // the Idempotency-Key values sent
 	attempts int      // attempts so far, over every hop
 }
@@ -273,8 +288,11 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if resp != nil {
 			info.Status = resp.StatusCode
 			info.Replayed = resp.Header.Get(HeaderReplayed) == "true"
+			if !info.Replayed {
+				info.Problem = problemType(resp)
+			}
 		}
-		retryable := t.retryable(ctx, resp, lastErr, info.Replayed)
+		retryable := t.retryable(ctx, resp, lastErr, info.Replayed, info.Problem)
 		if !retryable {
 			if resp != nil && t.o.budget != nil {
 				if attempt == first {
@@ -284,14 +302,19 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				}
 			}
 			t.report(info)
+			if permanentProblem(info.Problem) {
+				t.log(ctx, slog.LevelWarn, "idemclient: not retried: the server marks the failure permanent", info, 0)
+			}
 			return t.finish(r, resp, lastErr, key, attempt)
 		}
 		// Retryable: decide whether another attempt can be made.
-		wait := t.wait(resp, attempt)
+		wait, over := t.wait(resp, attempt)
 		stop := ""
 		switch {
 		case attempt >= t.o.maxAttempts:
 			stop = "attempts bound reached"
+		case over:
+			stop = "the server's Retry-After is over the WithMaxRetryAfter cap"
 		case !body.rewindable():
 			stop = "body over the rewind limit"
 		case ctx.Err() != nil:
@@ -387,6 +410,9 @@ func (t *transport) log(ctx context.Context, level slog.Level, msg string, info 
 		attrs = append(attrs, slog.String("error", info.Err.Error()))
 	} else {
 		attrs = append(attrs, slog.Int("status", info.Status))
+	}
+	if info.Problem != "" {
+		attrs = append(attrs, slog.String("problem", info.Problem))
 	}
 	t.o.logger.LogAttrs(ctx, level, msg, attrs...)
 }

@@ -334,14 +334,18 @@ func TestTransportRetryAfter(t *testing.T) {
 		value string // "" : no header
 		opts  []idemclient.Option
 		want  time.Duration
+		over  bool // over the cap: no retry, the 409 as it is
 	}{
 		{name: "seconds", value: "3", want: 3 * time.Second},
 		{name: "zero", value: "0", want: 0},
 		{name: "HTTP date", value: c0.Now().Add(7 * time.Second).UTC().Format(http.TimeFormat), want: 7 * time.Second},
 		{name: "HTTP date in the past", value: c0.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), want: 0},
-		{name: "capped by default", value: "3600", want: idemclient.DefaultMaxRetryAfter},
-		{name: "capped", value: "3600", opts: []idemclient.Option{idemclient.WithMaxRetryAfter(5 * time.Second)}, want: 5 * time.Second},
-		{name: "huge", value: "99999999999999999999999", want: idemclient.DefaultMaxRetryAfter},
+		{name: "at the default cap", value: "20", want: idemclient.DefaultMaxRetryAfter},
+		{name: "over the default cap", value: "21", over: true},
+		{name: "at a cap", value: "5", opts: []idemclient.Option{idemclient.WithMaxRetryAfter(5 * time.Second)}, want: 5 * time.Second},
+		{name: "over a cap", value: "3600", opts: []idemclient.Option{idemclient.WithMaxRetryAfter(5 * time.Second)}, over: true},
+		{name: "HTTP date over the cap", value: c0.Now().Add(time.Hour).UTC().Format(http.TimeFormat), over: true},
+		{name: "huge", value: "99999999999999999999999", over: true},
 		{name: "invalid: backoff", value: "soon", want: idemclient.DefaultBackoffBase},
 		{name: "negative: backoff", value: "-5", want: idemclient.DefaultBackoffBase},
 		{name: "absent: backoff", want: idemclient.DefaultBackoffBase},
@@ -365,6 +369,13 @@ func TestTransportRetryAfter(t *testing.T) {
 				t.Fatal(err)
 			}
 			readBody(t, resp)
+			if tt.over {
+				// A retry sooner than the server asks cannot succeed.
+				if got := c.Sleeps(); len(got) != 0 || len(srv.Hits()) != 1 || resp.StatusCode != http.StatusConflict || resp.Header.Get("Retry-After") != tt.value {
+					t.Fatalf("waits %v, %d attempts, %d; want no retry and the 409 with its Retry-After", got, len(srv.Hits()), resp.StatusCode)
+				}
+				return
+			}
 			if got := c.Sleeps(); len(got) != 1 || got[0] != tt.want {
 				t.Fatalf("waits %v, want [%v]", got, tt.want)
 			}
@@ -866,7 +877,10 @@ func TestTransportKeys(t *testing.T) {
 	})
 	for _, tt := range []struct{ name, header, key string }{
 		{"caller token kept", "order-42", "order-42"},
-		{"caller sf-string kept", `"order 42"`, "order 42"},
+		// KeyOf is a header value that resends the request: the quotes
+		// stay where the key needs them, and go where it does not.
+		{"caller sf-string kept", `"order 42"`, `"order 42"`},
+		{"caller sf-string of a token kept", `"order-42"`, "order-42"},
 		{"caller key of 255", strings.Repeat("k", 255), strings.Repeat("k", 255)},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
