@@ -14,6 +14,12 @@ import (
 const (
 	// HeaderKey is the request header that carries the idempotency key.
 	HeaderKey = "Idempotency-Key"
+	// HeaderAttempt is set on every resend of a request to the same URL: the
+	// number of the attempt there (2, 3, ...). Our server reads the record
+	// first for such a request, so that the replay a retry most likely gets
+	// costs a read instead of a failed conditional write; a caller's own
+	// value is kept. It changes no outcome.
+	HeaderAttempt = "Idempotency-Attempt"
 	// HeaderReplayed is "true" on a response that replays a stored one.
 	HeaderReplayed = "Idempotent-Replayed"
 )

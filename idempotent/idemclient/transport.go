@@ -7,6 +7,7 @@ import (
 	mrand "math/rand/v2"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -272,6 +273,10 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		r := req.Clone(ctx)
 		if header != nil {
 			r.Header[HeaderKey] = slices.Clone(header)
+		}
+		if attempt > first && len(req.Header.Values(HeaderAttempt)) == 0 {
+			// A resend to this URL: the server may read first.
+			r.Header.Set(HeaderAttempt, strconv.Itoa(attempt-first+1))
 		}
 		r.Body, r.GetBody, r.ContentLength = next, body.getBody, body.length
 		resp, lastErr = t.base.RoundTrip(r)

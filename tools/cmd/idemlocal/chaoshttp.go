@@ -152,7 +152,7 @@ func runChaosHTTP(ctx context.Context, tpl *samtemplate.Template, o options, c c
 		idemclient.WithRetryBudget(idemclient.NewRetryBudget(c.budget)),
 		idemclient.WithMaxAttempts(c.attempts),
 		idemclient.WithBackoff(50*time.Millisecond, 2*time.Second),
-		idemclient.WithMaxRetryAfter(3*time.Second),
+		idemclient.WithMaxRetryAfter(15*time.Second), // over the function timeout (10 s): an outcome-unknown 503 is waited out, not returned
 		idemclient.WithLogger(slog.New(slog.DiscardHandler)),
 		idemclient.WithOnAttempt(func(idemclient.AttemptInfo) { attempts.Add(1) }),
 	)}
