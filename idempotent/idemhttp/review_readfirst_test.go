@@ -1,6 +1,7 @@
 package idemhttp_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -61,6 +62,9 @@ type reviewEnv struct {
 	block    chan struct{} // the first run waits on it when not nil
 	started  chan struct{}
 	first    atomic.Bool
+	status   int // the handler's status (0: 201)
+	pad      int // bytes of padding in the handler's body
+	mw       []idemhttp.Option
 }
 
 func (e *reviewEnv) handler() http.Handler {
@@ -72,8 +76,8 @@ func (e *reviewEnv) handler() http.Handler {
 			<-e.block
 		}
 		w.Header().Set("Content-Type", "application/json")
-		w.WriteHeader(http.StatusCreated)
-		_, _ = fmt.Fprintf(w, `{"id":"p-%d"}`, n)
+		w.WriteHeader(cmp.Or(e.status, http.StatusCreated))
+		_, _ = fmt.Fprintf(w, `{"id":"p-%d","pad":%q}`, n, strings.Repeat("x", e.pad))
 	})
 }
 
@@ -81,7 +85,7 @@ func (e *reviewEnv) handler() http.Handler {
 func (e *reviewEnv) api(opts ...idempotent.Option) http.Handler {
 	opts = append([]idempotent.Option{idempotent.WithClock(e.clk.Now), idempotent.WithTTL(time.Hour),
 		idempotent.WithLogger(slog.New(slog.DiscardHandler))}, opts...)
-	return idemhttp.Middleware(idempotent.New(e.instance(), opts...))(e.handler())
+	return idemhttp.Middleware(idempotent.New(e.instance(), opts...), e.mw...)(e.handler())
 }
 
 // send sends POST /payments with body over real HTTP to h (through wrap,
@@ -133,22 +137,24 @@ func TestReviewAttemptHintChangesNoOutcome(t *testing.T) {
 	const body = `{"amount":1250}`
 	scenarios := []struct {
 		name string
+		want int   // the unmarked duplicate's status (0: not checked)
+		runs int64 // handler runs in the scenario (0: not checked)
 		play func(e *reviewEnv, marked bool) reviewOutcome
 	}{
-		{"completed: replay", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"completed: replay", 201, 1, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.send(e.api(), body, false)
 			return e.send(e.api(), body, marked)
 		}},
-		{"completed, another payload: 422", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"completed, another payload: 422", 422, 1, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.send(e.api(), body, false)
 			return e.send(e.api(), `{"amount":9999}`, marked)
 		}},
-		{"completed and expired: runs again", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"completed and expired: runs again", 201, 2, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.send(e.api(), body, false)
 			e.clk.Add(time.Hour + time.Second)
 			return e.send(e.api(), body, marked)
 		}},
-		{"in progress on another instance: 409", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"in progress on another instance: 409", 409, 1, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.block, e.started = make(chan struct{}), make(chan struct{})
 			a := e.api()
 			done := make(chan struct{})
@@ -163,7 +169,7 @@ func TestReviewAttemptHintChangesNoOutcome(t *testing.T) {
 			defer func() { close(e.block); <-done }()
 			return e.send(e.api(), body, marked)
 		}},
-		{"in progress, lease ended: taken over", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"in progress, lease ended: taken over", 201, 2, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.block, e.started = make(chan struct{}), make(chan struct{})
 			a := e.api(idempotent.WithLease(10 * time.Second))
 			done := make(chan struct{})
@@ -179,7 +185,17 @@ func TestReviewAttemptHintChangesNoOutcome(t *testing.T) {
 			e.clk.Add(11 * time.Second)
 			return e.send(e.api(idempotent.WithLease(10*time.Second)), body, marked)
 		}},
-		{"completed, duplicate whose client is gone", func(e *reviewEnv, marked bool) reviewOutcome {
+		{"handler answered 503 (not stored): runs again", 503, 2, func(e *reviewEnv, marked bool) reviewOutcome {
+			e.status = http.StatusServiceUnavailable
+			e.send(e.api(), body, false)
+			return e.send(e.api(), body, marked)
+		}},
+		{"streamed, not stored: 410", 410, 1, func(e *reviewEnv, marked bool) reviewOutcome {
+			e.pad, e.mw = 4096, []idemhttp.Option{idemhttp.WithMaxBody(1024)}
+			e.send(e.api(), body, false)
+			return e.send(e.api(), body, marked)
+		}},
+		{"completed, duplicate whose client is gone", 0, 1, func(e *reviewEnv, marked bool) reviewOutcome {
 			e.send(e.api(), body, false)
 			return e.send(cancelled(e.api()), body, marked)
 		}},
@@ -214,6 +230,9 @@ func TestReviewAttemptHintChangesNoOutcome(t *testing.T) {
 				for i, marked := range []bool{false, true} {
 					e := &reviewEnv{t: t, clk: &reviewClock{now: time.Unix(1_800_000_000, 0)}, instance: st.backing(t)}
 					got[i] = sc.play(e, marked)
+				}
+				if sc.want != 0 && got[0].Status != sc.want || sc.runs != 0 && got[0].Runs != sc.runs {
+					t.Errorf("unmarked duplicate %+v; want status %d after %d runs", got[0], sc.want, sc.runs)
 				}
 				if got[0] != got[1] {
 					t.Errorf("the same duplicate got\n  unmarked:                 %+v\n  Idempotency-Attempt: 2:   %+v\nwant one outcome (the header is a cost hint only)", got[0], got[1])
