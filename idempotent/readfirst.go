@@ -77,6 +77,11 @@ func readFirst[T any](k *call) (decision[T], bool) {
 	if !c.readFirst && !hinted {
 		return decision[T]{}, false
 	}
+	if k.ctx.Err() != nil {
+		// The caller is gone: the conditional write refuses a done context,
+		// and so does read-first (the hint must change no outcome).
+		return decision[T]{}, false
+	}
 	rec, known := ahead[k.id]
 	if !known {
 		r, ok := k.store.(ReplayReader)

@@ -115,6 +115,17 @@ func keyValues(h http.Header) []string {
 }
 
 // hasKey says whether h has the Idempotency-Key header under any spelling.
+// hasHeader reports whether h holds name under any spelling of it (a
+// caller may set a map key that is not canonical).
+func hasHeader(h http.Header, name string) bool {
+	for n := range h {
+		if strings.EqualFold(n, name) {
+			return true
+		}
+	}
+	return false
+}
+
 func hasKey(h http.Header) bool {
 	for name := range h {
 		if strings.EqualFold(name, HeaderKey) {

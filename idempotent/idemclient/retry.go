@@ -1,11 +1,14 @@
 package idemclient
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/json"
 	"errors"
+	"io"
 	"math"
 	"mime"
 	"net"
@@ -74,7 +77,24 @@ func problemType(resp *http.Response) string {
 		Type   string `json:"type"`
 		Status int    `json:"status"`
 	}
-	if json.Unmarshal(peek(resp, problemLimit), &p) != nil || p.Status != 0 && p.Status != resp.StatusCode {
+	b := peek(resp, problemLimit)
+	switch ce := strings.ToLower(strings.TrimSpace(resp.Header.Get("Content-Encoding"))); ce {
+	case "", "identity":
+	case "gzip", "x-gzip":
+		// Still compressed: the caller asked for gzip itself, so net/http
+		// left the body as it came (a compressing proxy or gateway in front
+		// of our server). A problem is a few hundred bytes, whole in b.
+		zr, err := gzip.NewReader(bytes.NewReader(b))
+		if err != nil {
+			return ""
+		}
+		if b, err = io.ReadAll(io.LimitReader(zr, problemLimit)); err != nil {
+			return ""
+		}
+	default:
+		return ""
+	}
+	if json.Unmarshal(b, &p) != nil || p.Status != 0 && p.Status != resp.StatusCode {
 		return ""
 	}
 	return p.Type

@@ -274,7 +274,7 @@ func (t *transport) RoundTrip(req *http.Request) (*http.Response, error) {
 		if header != nil {
 			r.Header[HeaderKey] = slices.Clone(header)
 		}
-		if attempt > first && len(req.Header.Values(HeaderAttempt)) == 0 {
+		if attempt > first && !hasHeader(req.Header, HeaderAttempt) {
 			// A resend to this URL: the server may read first.
 			r.Header.Set(HeaderAttempt, strconv.Itoa(attempt-first+1))
 		}
