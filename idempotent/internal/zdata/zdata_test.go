@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
+	"github.com/idemlambda/idemlambda/internal/benchdata"
 )
 
 func TestEncodeDecode(t *testing.T) {
@@ -43,4 +44,47 @@ func TestDecodeBadInput(t *testing.T) {
 	if _, err := zdata.Decode([]byte("not a frame"), zdata.Zstd); !errors.Is(err, zdata.ErrUndecodable) {
 		t.Fatalf("bad frame: %v, want ErrUndecodable", err)
 	}
+}
+
+// BenchmarkCodec measures Encode and Decode of a 20 KB JSON result (make
+// bench's large result), the stores' share of a guarded call's CPU.
+func BenchmarkCodec(b *testing.B) {
+	data := benchdata.JSON(20<<10, 1)
+	z, f, err := zdata.Encode(data, 512)
+	if err != nil || f != zdata.Zstd {
+		b.Fatal(f, err)
+	}
+	b.Run("encode/20KB", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, _, err := zdata.Encode(data, 512); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("decode/20KB", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		for b.Loop() {
+			if _, err := zdata.Decode(z, zdata.Zstd); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("parallel/20KB", func(b *testing.B) {
+		b.ReportAllocs()
+		b.SetBytes(int64(len(data)))
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				z, f, err := zdata.Encode(data, 512)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := zdata.Decode(z, f); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	})
 }
