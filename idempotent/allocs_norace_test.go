@@ -32,11 +32,11 @@ func TestWrapAllocations(t *testing.T) {
 		max  float64
 		call func(w func(context.Context, benchEvent) (json.RawMessage, error), i int) error
 	}{
-		{"new key", 19, func(w func(context.Context, benchEvent) (json.RawMessage, error), i int) error {
+		{"new key", 18, func(w func(context.Context, benchEvent) (json.RawMessage, error), i int) error {
 			_, err := w(ctx, benchEvent{ID: keys[i]})
 			return err
 		}},
-		{"replay", 14, func(w func(context.Context, benchEvent) (json.RawMessage, error), _ int) error {
+		{"replay", 13, func(w func(context.Context, benchEvent) (json.RawMessage, error), _ int) error {
 			_, err := w(ctx, benchEvent{ID: keys[0]})
 			return err
 		}},

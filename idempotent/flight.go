@@ -1,6 +1,7 @@
 package idempotent
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"sync"
@@ -189,7 +190,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 				return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 			}
 			k.c.remember(&f.seen)
-			out, err := decode[T](k.id, f.seen.Data)
+			out, err := decode[T](k.id, f.seen.Data, false)
 			return nil, decision[T]{outcome: OutcomeCoalesced, out: out, err: err, replay: true}, true
 		case landShared:
 			if k.fp == f.fp {
@@ -287,6 +288,12 @@ func (f *flight) land(ctx context.Context, t *tracker) {
 	}
 	waited := f.done != nil
 	if waited {
+		if f.result == landRecord {
+			// The leader's caller may get seen's bytes as its own
+			// (call.owned) and change them once the leader returns:
+			// the waiters replay from a copy.
+			f.seen.Data = bytes.Clone(f.seen.Data)
+		}
 		close(f.done)
 	}
 	flights.mu.Unlock()
