@@ -59,6 +59,7 @@ type flight struct {
 	inner Store
 	key   flightKey
 	fp    string       // the leader's fingerprint hash ("" when not validated)
+	owned bool         // the leader's caller owns seen's bytes (call.owned)
 	lease atomic.Int64 // the leader's lease end, Unix ms, once acquired
 
 	// Guarded by flights.mu.
@@ -144,7 +145,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 				flights.m[key] = f
 			}
 			f.vacant = false
-			f.inner, f.key, f.fp = k.store, key, k.fp
+			f.inner, f.key, f.fp, f.owned = k.store, key, k.fp, k.owned
 			flights.mu.Unlock()
 			return f, d, false
 		}
@@ -288,7 +289,7 @@ func (f *flight) land(ctx context.Context, t *tracker) {
 	}
 	waited := f.done != nil
 	if waited {
-		if f.result == landRecord {
+		if f.result == landRecord && f.owned {
 			// The leader's caller may get seen's bytes as its own
 			// (call.owned) and change them once the leader returns:
 			// the waiters replay from a copy.
