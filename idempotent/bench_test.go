@@ -2,11 +2,14 @@ package idempotent_test
 
 import (
 	"context"
+	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/internal/benchdata"
 )
 
 // result1KB is a handler result of about 1 KB of JSON.
@@ -104,4 +107,53 @@ func BenchmarkDo(b *testing.B) {
 			}
 		}
 	})
+}
+
+// benchEvent is the event of tools/bench (make bench).
+type benchEvent struct {
+	ID string `json:"id"`
+}
+
+// BenchmarkWrapRawMessage is the shape of make bench's Redis side over the
+// memory store: Wrap of a handler returning a json.RawMessage of 200 B or
+// 20 KB, keyed by WithKeyPath("id"); a new key each call, and a replay from
+// the store. It measures the core's own CPU per invocation (the store's
+// round trips cost nothing here; compression is the stores', see
+// internal/zdata's benchmarks).
+func BenchmarkWrapRawMessage(b *testing.B) {
+	ctx := context.Background()
+	for _, size := range []int{200, 20 << 10} {
+		result := json.RawMessage(benchdata.JSON(size, 1))
+		h := func(context.Context, benchEvent) (json.RawMessage, error) { return result, nil }
+		name := strconv.Itoa(size) + "B"
+		b.Run("new/"+name, func(b *testing.B) {
+			// The clock moves past the TTL every 512 calls, so the store
+			// sweeps its records as it grows instead of holding every
+			// result of the run (which would measure page faults).
+			now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+			clock := func() time.Time { return now }
+			w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench"), idempotent.WithClock(clock)), h, idempotent.WithKeyPath("id"))
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				if i%512 == 0 {
+					now = now.Add(2 * time.Hour)
+				}
+				if out, err := w(ctx, benchEvent{ID: strconv.Itoa(i)}); err != nil || len(out) != size {
+					b.Fatal(len(out), err)
+				}
+			}
+		})
+		b.Run("replay/"+name, func(b *testing.B) {
+			w := idempotent.Wrap(idempotent.New(idempotent.NewMemoryStore(), idempotent.WithName("bench")), h, idempotent.WithKeyPath("id"))
+			if _, err := w(ctx, benchEvent{ID: "k-1"}); err != nil {
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				if out, err := w(ctx, benchEvent{ID: "k-1"}); err != nil || len(out) != size {
+					b.Fatal(len(out), err)
+				}
+			}
+		})
+	}
 }

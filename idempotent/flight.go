@@ -1,6 +1,7 @@
 package idempotent
 
 import (
+	"bytes"
 	"context"
 	"reflect"
 	"sync"
@@ -58,6 +59,7 @@ type flight struct {
 	inner Store
 	key   flightKey
 	fp    string       // the leader's fingerprint hash ("" when not validated)
+	owned bool         // the leader's caller owns seen's bytes (call.owned)
 	lease atomic.Int64 // the leader's lease end, Unix ms, once acquired
 
 	// Guarded by flights.mu.
@@ -143,7 +145,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 				flights.m[key] = f
 			}
 			f.vacant = false
-			f.inner, f.key, f.fp = k.store, key, k.fp
+			f.inner, f.key, f.fp, f.owned = k.store, key, k.fp, k.owned
 			flights.mu.Unlock()
 			return f, d, false
 		}
@@ -189,7 +191,7 @@ func coalesce[T any](k *call) (fl *flight, d decision[T], done bool) {
 				return nil, failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 			}
 			k.c.remember(&f.seen)
-			out, err := decode[T](k.id, f.seen.Data)
+			out, err := decode[T](k.id, f.seen.Data, false)
 			return nil, decision[T]{outcome: OutcomeCoalesced, out: out, err: err, replay: true}, true
 		case landShared:
 			if k.fp == f.fp {
@@ -287,6 +289,12 @@ func (f *flight) land(ctx context.Context, t *tracker) {
 	}
 	waited := f.done != nil
 	if waited {
+		if f.result == landRecord && f.owned {
+			// The leader's caller may get seen's bytes as its own
+			// (call.owned) and change them once the leader returns:
+			// the waiters replay from a copy.
+			f.seen.Data = bytes.Clone(f.seen.Data)
+		}
 		close(f.done)
 	}
 	flights.mu.Unlock()

@@ -107,11 +107,13 @@ func WithJMESPathFunction(name string, fn func(args []any) (any, error)) Option 
 			if s, ok := v.(string); ok {
 				return s, nil // kept byte for byte
 			}
-			b, err := marshalKeyJSON(v)
+			kj, err := encodeKeyJSON(v)
 			if err != nil {
 				return nil, fmt.Errorf("%s(): result does not encode as JSON: %w", name, err)
 			}
-			if v, err = decodeJSON(b); err != nil {
+			v, err = decodeJSON(kj.bytes())
+			kj.free()
+			if err != nil {
 				return nil, fmt.Errorf("%s(): %w", name, err)
 			}
 			return v, nil

@@ -49,6 +49,22 @@ type runInfo struct {
 	leaseEnd time.Time
 }
 
+// runContext is a guarded run's context: the call's, with its runInfo
+// under ctxKey. It is context.WithValue(ctx, ctxKey{}, &info) in one
+// allocation instead of two.
+type runContext struct {
+	context.Context
+	info runInfo
+}
+
+// Value implements context.Context.
+func (c *runContext) Value(key any) any {
+	if _, ok := key.(ctxKey); ok {
+		return &c.info
+	}
+	return c.Context.Value(key)
+}
+
 // Wrap returns a handler that runs h at most once per idempotency key within
 // the TTL and answers every duplicate with the stored result of the first
 // run. It goes straight into lambda.Start:
@@ -202,6 +218,10 @@ func execute[T any](ctx context.Context, c *config, store Store, key, fingerprin
 	}
 	k := call{c: c, store: store, id: recordID(c.name, key)}
 	k.t.hook = hook
+	// The call's result bytes are its own (no copy needed) when the store
+	// copies at its boundary and neither a local cache nor a replay hook
+	// gets them; waiters in memory get copies (flight.land).
+	k.owned = c.cache == nil && hook == nil && copiesData(store)
 	k.ctx = k.t.start(ctx, c, k.id)
 	if validate {
 		k.fp = hashHex(fingerprint)
@@ -237,6 +257,7 @@ type call struct {
 	t         tracker
 	id, owner string
 	fp        string        // the fingerprint hash, or ""
+	owned     bool          // result bytes need no copy of the core's (execute)
 	waited    time.Duration // WithWait: time spent waiting so far
 	polls     int
 	backoff   time.Duration // the next poll's delay
@@ -290,7 +311,7 @@ func cached[T any](k *call) (decision[T], bool) {
 	if mismatch(k.fp, e.fingerprint) {
 		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 	}
-	out, err := decode[T](k.id, e.data)
+	out, err := decode[T](k.id, e.data, false)
 	return decision[T]{outcome: OutcomeCacheReplayed, out: out, err: err, replay: true}, true
 }
 
@@ -425,7 +446,7 @@ func decide[T any](k *call, existing *Record, attempt int) (decision[T], bool) {
 	switch existing.Status {
 	case StatusCompleted:
 		c.remember(existing)
-		out, err := decode[T](k.id, existing.Data)
+		out, err := decode[T](k.id, existing.Data, k.owned)
 		o := OutcomeReplayed
 		if k.waited > 0 {
 			o = OutcomeWaitReplayed
@@ -470,7 +491,7 @@ func released[T any](k *call, runErr error) decision[T] {
 // complete is phase 6: store out as the key's result.
 func complete[T any](k *call, out T) decision[T] {
 	c, t := k.c, &k.t
-	data, err := encode(out)
+	data, err := encode(out, k.owned)
 	if err != nil {
 		return released[T](k, fmt.Errorf("idempotent: encode result of record %s: %w", k.id, err))
 	}
@@ -566,7 +587,7 @@ func runGuarded[T any](ctx context.Context, c *config, store Store, id, owner st
 			t.end(ctx, OutcomePanicked, release(ctx, c, store, id, owner, t))
 		}
 	}()
-	out, err = fn(context.WithValue(rctx, ctxKey{}, &runInfo{id: id, leaseEnd: t.ev.LeaseEnd}))
+	out, err = fn(&runContext{Context: rctx, info: runInfo{id: id, leaseEnd: t.ev.LeaseEnd}})
 	finished = true
 	t.handlerSince(start)
 	endRun(err)
@@ -629,34 +650,43 @@ func mismatch(mine, stored string) bool {
 
 // encode turns a result into the stored bytes: JSON, except that []byte and
 // json.RawMessage results are stored as they are (no base64, no re-encoding).
-// Those are copied: the caller may reuse its buffer, and the local cache must
-// keep what was stored.
-func encode[T any](v T) ([]byte, error) {
+// Those are copied unless owned (the store copies what it keeps and no local
+// cache keeps them, see DataCopier): the caller may reuse its buffer, and
+// the local cache must keep what was stored.
+func encode[T any](v T, owned bool) ([]byte, error) {
 	switch x := any(v).(type) {
 	case []byte:
-		return bytes.Clone(x), nil
+		return cloneUnless(owned, x), nil
 	case json.RawMessage:
-		return bytes.Clone(x), nil
+		return cloneUnless(owned, x), nil
 	}
 	return json.Marshal(v)
 }
 
-// decode is the inverse of encode. The bytes are copied: data may be shared
-// with the local cache, and every replay gets memory of its own.
-func decode[T any](id string, data []byte) (T, error) {
+// decode is the inverse of encode. The bytes are copied unless owned (data
+// is the store's copy for this call alone, see DataCopier): data may be
+// shared with the local cache, and every replay gets memory of its own.
+func decode[T any](id string, data []byte, owned bool) (T, error) {
 	var out T
 	switch p := any(&out).(type) {
 	case *[]byte:
-		*p = bytes.Clone(data)
+		*p = cloneUnless(owned, data)
 		return out, nil
 	case *json.RawMessage:
-		*p = bytes.Clone(data)
+		*p = cloneUnless(owned, data)
 		return out, nil
 	}
 	if err := json.Unmarshal(data, &out); err != nil {
 		return out, &CorruptRecordError{RecordID: id, Err: fmt.Errorf("stored result does not decode: %w", err)}
 	}
 	return out, nil
+}
+
+func cloneUnless(owned bool, b []byte) []byte {
+	if owned {
+		return b
+	}
+	return bytes.Clone(b)
 }
 
 func storeErr(op, id string, err error) error {

@@ -44,10 +44,12 @@ func eventKeyFunc[In any](c *wrapConfig) (func(In) (key, fp string, err error), 
 		bytesJSON := isBytes && json.Valid(bytesEvent)
 		raw := bytesEvent
 		if !bytesJSON {
-			var err error
-			if raw, err = marshalKeyJSON(event); err != nil {
+			kj, err := encodeKeyJSON(event)
+			if err != nil {
 				return "", "", fmt.Errorf("%w: event does not encode as JSON: %w", ErrNoKey, err)
 			}
+			defer kj.free()
+			raw = kj.bytes()
 		}
 		doc, err := decodeJSON(raw)
 		if err != nil {
@@ -80,11 +82,9 @@ func eventKeyFunc[In any](c *wrapConfig) (func(In) (key, fp string, err error), 
 			if err != nil {
 				return "", "", fmt.Errorf("%w: payload path %q: %w", ErrNoKey, c.payloadPath, err)
 			}
-			b, err := canonicalJSON(v)
-			if err != nil {
+			if fp, err = canonicalString(v); err != nil {
 				return "", "", fmt.Errorf("%w: payload path %q: %w", ErrNoKey, c.payloadPath, err)
 			}
-			fp = string(b)
 		}
 		return key, fp, nil
 	}, nil

@@ -100,11 +100,7 @@ func keyMaterial(v any) (string, error) {
 	if missing(v) {
 		return "", nil
 	}
-	b, err := canonicalJSON(v)
-	if err != nil {
-		return "", err
-	}
-	return string(b), nil
+	return canonicalString(v)
 }
 
 // missing is the rule of contract §3.1: null, "", an empty list or object,
@@ -134,13 +130,19 @@ func missing(v any) bool {
 	return false
 }
 
-// canonicalJSON encodes a decoded JSON value with object members sorted and
-// no insignificant whitespace, so documents that differ only in member order
-// or formatting give the same bytes.
-// Strings are written byte for byte: a byte that is not UTF-8 is \xHH, never
-// U+FFFD, so distinct values give distinct material (internal/keyjson).
-func canonicalJSON(v any) ([]byte, error) {
-	return keyjson.Append(nil, v)
+// canonicalString encodes a decoded JSON value with object members sorted
+// and no insignificant whitespace, so documents that differ only in member
+// order or formatting give the same string. Strings are written byte for
+// byte: a byte that is not UTF-8 is \xHH, never U+FFFD, so distinct values
+// give distinct material (internal/keyjson). The encoding goes into a buffer
+// on the stack first, so a short key costs one allocation, the string's.
+func canonicalString(v any) (string, error) {
+	var buf [128]byte
+	b, err := keyjson.Append(buf[:0], v)
+	if err != nil {
+		return "", err
+	}
+	return string(b), nil
 }
 
 // decodeJSON decodes exactly one JSON value. Numbers stay json.Number and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"reflect"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -13,19 +14,55 @@ import (
 // U+FFFD, so values differing only in those bytes would share a record.
 var errInvalidUTF8 = errors.New("holds a string that is not valid UTF-8, which its JSON form cannot keep (key it with WithKeyFunc)")
 
-// marshalKeyJSON is json.Marshal for key material: it fails rather than
-// lose bytes. json.Marshal writes the escape \ufffd only for a byte that is
-// not UTF-8 (a valid U+FFFD is written as it is), so only output holding
-// that escape needs the walk over v.
-func marshalKeyJSON(v any) ([]byte, error) {
-	b, err := json.Marshal(v)
-	if err != nil {
+// keyJSON is the JSON form of a Go value read for key material, in a
+// buffer that goes back to keyJSONPool (free) once the document is decoded:
+// events are marshalled on every call, and the decoded document copies what
+// it keeps.
+type keyJSON struct {
+	buf bytes.Buffer
+	enc *json.Encoder
+}
+
+var keyJSONPool = sync.Pool{New: func() any {
+	k := &keyJSON{}
+	k.enc = json.NewEncoder(&k.buf) // escapes HTML as json.Marshal does
+	return k
+}}
+
+// maxPooledKeyJSON bounds the buffers kept for reuse: an odd huge event
+// does not pin its memory.
+const maxPooledKeyJSON = 64 << 10
+
+// encodeKeyJSON is json.Marshal for key material: it fails rather than lose
+// bytes. json.Marshal writes the escape \ufffd only for a byte that is not
+// UTF-8 (a valid U+FFFD is written as it is), so only output holding that
+// escape needs the walk over v. The bytes (k.bytes) are what json.Marshal
+// returns; they are valid until k.free.
+func encodeKeyJSON(v any) (*keyJSON, error) {
+	k := keyJSONPool.Get().(*keyJSON)
+	k.buf.Reset()
+	if err := k.enc.Encode(v); err != nil { // json.Marshal's bytes and a newline
+		k.free()
 		return nil, err
 	}
-	if bytes.Contains(b, []byte(`\ufffd`)) && invalidString(reflect.ValueOf(v), 0) {
+	if bytes.Contains(k.bytes(), []byte(`\ufffd`)) && invalidString(reflect.ValueOf(v), 0) {
+		k.free()
 		return nil, errInvalidUTF8
 	}
-	return b, nil
+	return k, nil
+}
+
+// bytes is the JSON, without the newline Encode adds.
+func (k *keyJSON) bytes() []byte {
+	b := k.buf.Bytes()
+	return b[:len(b)-1]
+}
+
+// free gives the buffer back; the bytes must not be used after it.
+func (k *keyJSON) free() {
+	if k.buf.Cap() <= maxPooledKeyJSON {
+		keyJSONPool.Put(k)
+	}
 }
 
 // invalidString reports whether v holds, anywhere json.Marshal looks, a

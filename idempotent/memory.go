@@ -25,7 +25,14 @@ func NewMemoryStore() *MemoryStore {
 	return &MemoryStore{records: make(map[string]Record)}
 }
 
-var _ Store = (*MemoryStore)(nil)
+var (
+	_ Store      = (*MemoryStore)(nil)
+	_ DataCopier = (*MemoryStore)(nil)
+)
+
+// CopiesData implements DataCopier: the store keeps copies of what it is
+// given and returns copies of what it keeps.
+func (m *MemoryStore) CopiesData() bool { return true }
 
 // minSweep is the size under which the store never sweeps. Sweeps happen
 // when the map has doubled since the last one, so their cost is amortised

@@ -83,6 +83,7 @@ func readFirst[T any](k *call) (decision[T], bool) {
 		return decision[T]{}, false
 	}
 	rec, known := ahead[k.id]
+	owned := false // a record read ahead may be shared by calls
 	if !known {
 		r, ok := k.store.(ReplayReader)
 		if !ok {
@@ -96,6 +97,7 @@ func readFirst[T any](k *call) (decision[T], bool) {
 			c.logger.DebugContext(k.ctx, "read-first failed; going on to the conditional write", "record", k.id, "error", err)
 			return decision[T]{}, false
 		}
+		owned = k.owned
 	}
 	if rec == nil || rec.Status != StatusCompleted || rec.ID != k.id || rec.Expired(c.clock()) {
 		return decision[T]{}, false
@@ -104,6 +106,6 @@ func readFirst[T any](k *call) (decision[T], bool) {
 		return failed[T](OutcomePayloadMismatch, &PayloadMismatchError{RecordID: k.id}), true
 	}
 	c.remember(rec)
-	out, err := decode[T](k.id, rec.Data)
+	out, err := decode[T](k.id, rec.Data, owned)
 	return decision[T]{outcome: OutcomeReplayed, out: out, err: err, replay: true}, true
 }

@@ -114,3 +114,30 @@ type Store interface {
 	// retry can run. Otherwise it changes nothing and returns ErrLeaseLost.
 	Release(ctx context.Context, key, owner string) error
 }
+
+// DataCopier is an optional interface of a Store whose result bytes cross
+// its boundary by copy. CopiesData reports true when both hold:
+//
+//   - Complete keeps nothing of rec.Data (no slice of it) once it returns;
+//   - the Data of every record Acquire, Get and Peek return is memory of the
+//     caller's own, which no one else holds, reuses or changes.
+//
+// The core then skips its own copy of a []byte or json.RawMessage result:
+// on Complete it passes the handler's bytes to the store as they are, and a
+// replay hands the caller the Data the store returned. It still copies where
+// the memory would be shared: into the local cache (WithLocalCache), for
+// the duplicates waiting in memory on one call (their replays each get their
+// own), through a replay hook, and from records read ahead
+// (PrefetchedContext). A store that keeps or reuses buffers does not
+// implement it, and then the core copies as before. A wrapper that embeds a
+// DataCopier by its concrete type inherits the method: it overrides it when
+// it keeps or shares Data itself. MemoryStore implements it.
+type DataCopier interface {
+	CopiesData() bool
+}
+
+// copiesData reports whether store implements DataCopier and copies.
+func copiesData(store Store) bool {
+	d, ok := store.(DataCopier)
+	return ok && d.CopiesData()
+}
