@@ -42,6 +42,7 @@ build: ## build every function for Lambda into .build/<LogicalId>/bootstrap
 test: dynamo-install redis-install kms-install rie-install powertools-install ## run every test under -race against a local dynalite and local-kms, in a private network namespace (kms/ctl.sh); the Redis store's tests start private redis-servers; tools/bench's Powertools-side count tests run (BENCH_POWERTOOLS_REQUIRED: they fail, not skip)
 	@$(GO) list -deps -test $(PKGS) >/dev/null # fetch every module first: the namespace has no network
 	BENCH_POWERTOOLS_REQUIRED=1 $(KMS) run -- $(DYNAMO) run -- $(GO) test -race -count=1 -timeout 9m $(PKGS)
+	$(GO) test -count=1 -run 'Allocations$$' ./idempotent # allocation counts: without -race, whose sync.Pool drops items
 
 lint: ## gofmt, go vet, staticcheck, each module on its own, the library's lean dependency graph, and cfn-lint on template.yaml when installed
 	@out="$$(gofmt -l .)"; if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
