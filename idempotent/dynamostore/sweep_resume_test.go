@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -229,11 +230,28 @@ func TestSweepSegments(t *testing.T) {
 	const n = 300
 	live, dead := fillSweepTable(t, s, n)
 
-	var reports []dynamostore.SweepProgress
+	var (
+		reports  []dynamostore.SweepProgress
+		inCall   atomic.Int32
+		overlaps atomic.Int32
+	)
 	p, err := s.Sweep(t.Context(), dynamostore.SweepOptions{Now: sweepNow, PageSize: 7, Segments: 4, Parallel: 2,
-		Progress: func(p dynamostore.SweepProgress) { reports = append(reports, p) }})
+		Progress: func(p dynamostore.SweepProgress) {
+			if inCall.Add(1) > 1 {
+				overlaps.Add(1)
+			}
+			// Give another segment's report the chance to overlap this one.
+			for range 100 {
+				runtime.Gosched()
+			}
+			reports = append(reports, p)
+			inCall.Add(-1)
+		}})
 	if err != nil || p.Next != "" {
 		t.Fatalf("Sweep = %+v, %v", p, err)
+	}
+	if n := overlaps.Load(); n > 0 {
+		t.Errorf("%d Progress calls overlapped another; they must be serialized", n)
 	}
 	if p.Scanned != n || p.Deleted != len(dead) || p.Changed != 0 || p.Capacity <= 0 {
 		t.Errorf("Sweep = %+v; want %d scanned, %d deleted, capacity reported", p, n, len(dead))
