@@ -398,3 +398,50 @@ func TestSweepOptionErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestSweepKeepsCursorItem: the item docs/global-tables.md's sweeper
+// function keeps its cursor in (id "sweeper-cursor", a string attribute
+// "cursor", no expiration, no status; on a composite-key table in a
+// partition of its own) is never deleted by Sweep, even when everything
+// else is long dead, and List does not show it, not even as Foreign.
+func TestSweepKeepsCursorItem(t *testing.T) {
+	for _, tt := range []struct {
+		name   string
+		optFns []func(*dynamostore.Options)
+		key    map[string]types.AttributeValue
+	}{
+		{"simple key", nil, map[string]types.AttributeValue{
+			dynamostore.DefaultKeyAttr: &types.AttributeValueMemberS{Value: "sweeper-cursor"}}},
+		{"composite key", []func(*dynamostore.Options){dynamostore.WithCompositeKey("")}, map[string]types.AttributeValue{
+			dynamostore.DefaultPartitionKeyAttr: &types.AttributeValueMemberS{Value: "sweeper"},
+			dynamostore.DefaultSortKeyAttr:      &types.AttributeValueMemberS{Value: "cursor"}}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client := testdynamo.Client(t)
+			table := testdynamo.NewTable(t, client, tt.optFns...)
+			s := dynamostore.New(client, table, tt.optFns...)
+			fillSweepTable(t, s, 6)
+			item := map[string]types.AttributeValue{"cursor": &types.AttributeValueMemberS{Value: "sweep1.x"}}
+			for k, v := range tt.key {
+				item[k] = v
+			}
+			if _, err := client.PutItem(t.Context(), &dynamodb.PutItemInput{TableName: aws.String(table), Item: item}); err != nil {
+				t.Fatal(err)
+			}
+			p, err := s.Sweep(t.Context(), dynamostore.SweepOptions{Now: sweepNow.Add(1000 * time.Hour), Segments: 2})
+			if err != nil || p.Deleted != 6 {
+				t.Fatalf("Sweep = %+v, %v; want the 6 records deleted", p, err)
+			}
+			out, err := client.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: aws.String(table), Key: tt.key, ConsistentRead: aws.Bool(true)})
+			if err != nil || out.Item == nil {
+				t.Fatalf("cursor item after Sweep: %v, %v; want it kept", out, err)
+			}
+			for _, name := range []string{"fn", "sweeper", "sweeper-cursor"} {
+				page, err := s.List(t.Context(), idempotent.ListQuery{Name: name})
+				if err != nil || len(page.Records) != 0 || page.Foreign != 0 {
+					t.Errorf("List(%s) = %+v, %v; want nothing, no foreign item", name, page, err)
+				}
+			}
+		})
+	}
+}
