@@ -93,6 +93,10 @@ type sweepClient struct {
 	*dynamodb.Client
 	cutDelete     func(scans, pageDeletes int)
 	finishStarted bool
+	// failScan, if set, may fail or hold a Scan of a segment before it
+	// goes out (a failure the local server cannot be made to produce on
+	// cue).
+	failScan func(ctx context.Context, segment int32, segmentScans int) error
 
 	mu          sync.Mutex
 	scans       int
@@ -114,7 +118,16 @@ func (c *sweepClient) Scan(ctx context.Context, in *dynamodb.ScanInput, optFns .
 	c.totals[aws.ToInt32(in.TotalSegments)] = true
 	c.inFlight++
 	c.maxInFlight = max(c.maxInFlight, c.inFlight)
+	segmentScans := c.segments[aws.ToInt32(in.Segment)]
 	c.mu.Unlock()
+	if c.failScan != nil {
+		if err := c.failScan(ctx, aws.ToInt32(in.Segment), segmentScans); err != nil {
+			c.mu.Lock()
+			c.inFlight--
+			c.mu.Unlock()
+			return nil, err
+		}
+	}
 	defer func() {
 		c.mu.Lock()
 		c.inFlight--
@@ -444,4 +457,57 @@ func TestSweepKeepsCursorItem(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestSweepSegmentFailure: when one segment's Scan fails, every segment
+// stops (the others' second Scans wait for their context to be cancelled),
+// Sweep returns that failure as a StoreError (not the cancellation it
+// caused in the others) with a cursor, and resuming from the cursor deletes
+// the rest, each dead record counted once.
+func TestSweepSegmentFailure(t *testing.T) {
+	client := testdynamo.Client(t)
+	table := testdynamo.NewTable(t, client)
+	cc := &sweepClient{Client: client, finishStarted: true}
+	s := dynamostore.New(cc, table)
+	live, dead := fillSweepTable(t, s, 120)
+
+	boom := errors.New("injected Scan failure")
+	var stuck atomic.Int32
+	cc.failScan = func(ctx context.Context, segment int32, segmentScans int) error {
+		switch {
+		case segmentScans == 1:
+			return nil
+		case segment == 2:
+			return boom
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(20 * time.Second): // only reached when the bug is there
+			stuck.Add(1)
+			return errors.New("segment not stopped after another one failed")
+		}
+	}
+	opts := dynamostore.SweepOptions{Now: sweepNow, PageSize: 5, Segments: 4}
+	p1, err := s.Sweep(t.Context(), opts)
+	var se *idempotent.StoreError
+	if !errors.As(err, &se) || se.Op != "sweep" || !errors.Is(err, boom) || p1.Next == "" {
+		t.Fatalf("Sweep = %+v, %v; want the injected failure as a StoreError and a cursor", p1, err)
+	}
+	if n := stuck.Load(); n > 0 {
+		t.Errorf("%d segments went on after another one failed", n)
+	}
+	if p1.Pages != 4 {
+		t.Errorf("Sweep = %+v; want the first page of each segment and no other", p1)
+	}
+	cc.failScan = nil
+	opts.Start = p1.Next
+	p2, err := s.Sweep(t.Context(), opts)
+	if err != nil || p2.Next != "" {
+		t.Fatalf("resumed Sweep = %+v, %v", p2, err)
+	}
+	if p1.Deleted+p2.Deleted != len(dead) {
+		t.Errorf("Deleted %d + %d across the runs; want %d", p1.Deleted, p2.Deleted, len(dead))
+	}
+	checkSwept(t, client, table, live, dead)
 }
