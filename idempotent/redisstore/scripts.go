@@ -54,7 +54,13 @@ end
 `
 
 // acquireScript writes the record if the key is free at now, in one atomic
-// step (§3.3), and otherwise returns the record holding it.
+// step (§3.3), and otherwise returns the record holding it. Acquire sends
+// its SET NX GET itself and judges the record it finds with this table in
+// Go (judge, held equal to it by TestJudgeMatchesScript); it runs the script
+// only over a record it found free, or a key that answered WRONGTYPE (the
+// legacy layout). The script decides again: the record may have changed in
+// between, and only a decision made in the same atomic step as the write
+// may write.
 //
 //	KEYS[1]  the record key
 //	ARGV[1]  now, epoch seconds        ARGV[2]  now, epoch milliseconds
