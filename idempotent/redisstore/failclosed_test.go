@@ -29,6 +29,10 @@ func (f fakeScripter) SetArgs(context.Context, string, any, redis.SetArgs) *redi
 	return redis.NewStatusResult("", f.plainErr())
 }
 
+func (f fakeScripter) Get(context.Context, string) *redis.StringCmd {
+	return redis.NewStringResult("", f.plainErr())
+}
+
 func (f fakeScripter) plainErr() error {
 	if f.err != nil {
 		return f.err

@@ -19,7 +19,7 @@ import (
 // 1 (SET NX GET), a key held by another run 1, local-cache replay 0, a failed
 // run 2 (SET, the release script), a takeover of an ended lease 3 (SET NX GET
 // and the acquire script, then the complete script) — once the server knows
-// the scripts.
+// the scripts; and Get 1 (GET).
 func TestRoundTrips(t *testing.T) {
 	store, calls := newStore(t)
 	clk := &clock{t: now}
@@ -105,6 +105,15 @@ func TestRoundTrips(t *testing.T) {
 			t.Fatalf("Do = %v after %d runs; want ErrInProgress, no run", err, runs)
 		}
 		if got, want := calls.String(), "SET=1"; got != want {
+			t.Fatalf("round trips: %s; want %s", got, want)
+		}
+	})
+	t.Run("Get", func(t *testing.T) {
+		calls.Reset()
+		if rec, err := store.Get(t.Context(), id); err != nil || rec == nil || rec.Owner != "another-run" {
+			t.Fatalf("Get = %+v, %v", rec, err)
+		}
+		if got, want := calls.String(), "GET=1"; got != want {
 			t.Fatalf("round trips: %s; want %s", got, want)
 		}
 	})

@@ -196,9 +196,8 @@ return 1
 `)
 
 // getScript reads the record: the record (a string, or a legacy array), nil
-// (no key), or {0, type} for a foreign key. It is a script rather than GET so
-// that Get needs the same narrow client interface and reads the legacy layout
-// in the same round trip.
+// (no key), or {0, type} for a foreign key. Get sends a plain GET and runs
+// it only when that answered WRONGTYPE.
 var getScript = redis.NewScript(legacy + `
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'table' then

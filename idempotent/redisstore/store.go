@@ -13,8 +13,8 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent"
 )
 
-// Client is the part of a go-redis client the Store calls: SET (an
-// acquire is one plain SET NX GET) and the scripting
+// Client is the part of a go-redis client the Store calls: SET and GET (an
+// acquire is one plain SET NX GET, a read one GET) and the scripting
 // commands (EVALSHA, with EVAL when the server does not know a script yet)
 // for the writes that need a compare-and-set. *redis.Client,
 // *redis.ClusterClient, *redis.Ring and every redis.UniversalClient satisfy
@@ -23,9 +23,10 @@ import (
 // Until v0.6 Client was redis.Scripter alone. The module is before 1.0, and
 // this is an incompatible change for a caller passing a type of its own
 // that has only the scripting methods: embed Client in it instead (or add
-// SetArgs).
+// Get and SetArgs).
 type Client interface {
 	redis.Scripter
+	Get(ctx context.Context, key string) *redis.StringCmd
 	SetArgs(ctx context.Context, key string, value any, a redis.SetArgs) *redis.StatusCmd
 }
 
@@ -172,9 +173,19 @@ func replaced(key string, reply any) *idempotent.Record {
 	return r
 }
 
-// Get implements idempotent.Store with one script run reading the record
-// from the primary (Redis has no other consistent read).
+// Get implements idempotent.Store with one GET of the record from the
+// primary (Redis has no other consistent read). A key of the legacy hash
+// layout, or of another type, answers WRONGTYPE; a script reads it then.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	v, err := s.client.Get(ctx, s.Key(key)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err == nil:
+		return decodeString(key, v)
+	case !wrongType(err):
+		return nil, &idempotent.StoreError{Op: opGet, RecordID: key, Err: err}
+	}
 	reply, err := getScript.Run(ctx, s.client, []string{s.Key(key)}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil
