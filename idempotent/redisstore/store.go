@@ -20,10 +20,10 @@ import (
 // *redis.ClusterClient, *redis.Ring and every redis.UniversalClient satisfy
 // it; tests can wrap one.
 //
-// Until v0.6 Client was redis.Scripter alone. The module is before 1.0, and
-// this is an incompatible change for a caller passing a type of its own
-// that has only the scripting methods: embed Client in it instead (or add
-// Get and SetArgs).
+// Client used to be redis.Scripter alone. The module is before 1.0, and
+// the two methods it gained are an incompatible change for a caller that
+// passes a type of its own with only the scripting methods: embed Client in
+// it instead (or add Get and SetArgs). The go-redis clients are unaffected.
 type Client interface {
 	redis.Scripter
 	Get(ctx context.Context, key string) *redis.StringCmd
