@@ -144,7 +144,12 @@ return 1
 // anchor = max(expiration, lease end) + grace on the caller's clock, and PTTL
 // says how long that still is, so the new expiration is
 // PTTL + (expiration - anchor) from now. A key without a time to live keeps
-// none.
+// none. (The PTTL call costs about 1.3 µs of the script's 7.8 µs of server
+// time. The client cannot pass the new time to live instead: Complete has no
+// now of the caller's, and the wall clock — which the caller's clock need not
+// be, in a test or a skewed deployment — could set a time to live that ends
+// a completed record before its expiration, and so run it again; nor could
+// it tell a key without a time to live.)
 var completeScript = redis.NewScript(legacy + `
 local k = KEYS[1]
 local v = redis.pcall('GET', k)
