@@ -225,8 +225,8 @@ func (m cpuMeter) report(b *testing.B, n int) {
 // BenchmarkFloor is the bare floor the store is measured against: the fewest
 // plain commands that claim a key and store a result, with no script, no
 // fencing, no encoding. New: SET NX GET (claim; returns the old value) and
-// SET (the result); replay: SET NX GET finding the result. Same sizes and
-// client as BenchmarkStoreOps.
+// SET (the result); replay: SET NX GET finding the result. Same sizes,
+// client and client-µs/op as BenchmarkStoreOps.
 func BenchmarkFloor(b *testing.B) {
 	client := testredis.Client(b)
 	for _, size := range []int{200, 20 << 10, 6 << 20} {
@@ -242,6 +242,7 @@ func BenchmarkFloor(b *testing.B) {
 		}
 		b.Run("new/"+name, func(b *testing.B) {
 			i := 0
+			cpu := startCPU()
 			for b.Loop() {
 				i++
 				key := prefix + "{" + strconv.Itoa(i) + "}"
@@ -252,13 +253,18 @@ func BenchmarkFloor(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, i)
 		})
 		b.Run("replay/"+name, func(b *testing.B) {
+			i := 0
+			cpu := startCPU()
 			for b.Loop() {
+				i++
 				if v, err := claim(replayed); err != nil || len(v) != size {
 					b.Fatal(err)
 				}
 			}
+			cpu.report(b, i)
 		})
 		client.FlushDB(b.Context())
 	}
