@@ -10,7 +10,7 @@ const DefaultKeyPrefix = "idempotency:"
 // bytes on the wire (BenchmarkCompression, BenchmarkZstd; docs/redis.md has
 // the table). Compression costs the client about 5 µs per completion and
 // 2.5 µs per replay at 512 B, 35–55 and 17–24 µs at 20 KB, 1.7–3.3 and about
-// 1 ms at 1 MB. It stores a JSON result in a quarter to a fifteenth of the
+// 1 ms at 1 MB. It stores a JSON result in a third to a fifteenth of the
 // memory from 2 KB on (20 KB: 1.7–6.3 KB), sends as much less over the
 // network both ways, and spares the server most of what a completion costs
 // it: every byte of a result passes through the complete script's arguments,
