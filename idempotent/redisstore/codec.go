@@ -56,9 +56,9 @@ const (
 	headerSlack = 64 // bytes beyond the variable fields a header takes
 )
 
-// encodeRecord returns rec's layout-1 string, with data stored as given in
+// encodeRecord returns rec's layout-1 bytes, with data stored as given in
 // format ("" plain, "zstd"); hasData false stores no data.
-func encodeRecord(rec idempotent.Record, hasData bool, data []byte, format string) string {
+func encodeRecord(rec idempotent.Record, hasData bool, data []byte, format string) []byte {
 	owner, fp := escape(rec.Owner), escape(rec.Fingerprint)
 	b := make([]byte, 0, headerSlack+len(owner)+len(fp)+len(format)+len(data))
 	b = append(b, layout1)
@@ -85,7 +85,7 @@ func encodeRecord(rec idempotent.Record, hasData bool, data []byte, format strin
 	}
 	b = append(b, '\n')
 	b = append(b, data...)
-	return string(b)
+	return b
 }
 
 // escape writes s so that it holds no space, newline or other byte outside

@@ -46,3 +46,13 @@ func TestContract(t *testing.T) {
 		})
 	}
 }
+
+// TestContractRing runs the contract suite through a *redis.Ring (one
+// shard): the last of the go-redis clients Client names.
+func TestContractRing(t *testing.T) {
+	ring := redis.NewRing(&redis.RingOptions{Addrs: map[string]string{"shard-1": testredis.Addr(t)}})
+	t.Cleanup(func() { _ = ring.Close() })
+	storetest.Run(t, func(t *testing.T) idempotent.Store {
+		return redisstore.New(ring, redisstore.WithKeyPrefix(testredis.Prefix(t)))
+	})
+}

@@ -12,9 +12,11 @@ import (
 )
 
 // fakeScripter answers every script with one fixed reply. Unit tests only:
-// it checks how the store reads replies a real server would not send.
+// it checks how the store reads replies a real server would not send. The
+// plain commands fail with the fixed error, or else answer WRONGTYPE, as for
+// a key of the legacy layout, which sends every operation to its script.
 type fakeScripter struct {
-	redis.Scripter
+	Client
 	val any
 	err error
 }
@@ -22,6 +24,28 @@ type fakeScripter struct {
 func (f fakeScripter) EvalSha(context.Context, string, []string, ...any) *redis.Cmd {
 	return redis.NewCmdResult(f.val, f.err)
 }
+
+func (f fakeScripter) SetArgs(context.Context, string, any, redis.SetArgs) *redis.StatusCmd {
+	return redis.NewStatusResult("", f.plainErr())
+}
+
+func (f fakeScripter) Get(context.Context, string) *redis.StringCmd {
+	return redis.NewStringResult("", f.plainErr())
+}
+
+func (f fakeScripter) plainErr() error {
+	if f.err != nil {
+		return f.err
+	}
+	return replyError("WRONGTYPE Operation against a key holding the wrong kind of value")
+}
+
+// replyError is an error reply of the server, as go-redis returns one.
+type replyError string
+
+func (e replyError) Error() string { return string(e) }
+
+func (replyError) RedisError() {}
 
 // TestUnexpectedReplies: no reply the store does not expect is taken for
 // success; failures of the client are *idempotent.StoreError.

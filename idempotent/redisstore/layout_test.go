@@ -9,6 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/idemlambda/idemlambda/idempotent"
+	"github.com/idemlambda/idemlambda/idempotent/internal/zdata"
 	"github.com/idemlambda/idemlambda/idempotent/redisstore"
 	"github.com/idemlambda/idemlambda/idempotent/redisstore/internal/testredis"
 )
@@ -195,7 +196,7 @@ func TestEscapedFields(t *testing.T) {
 // is still recognised.
 func TestCompleteKeepsFingerprint(t *testing.T) {
 	client := testredis.Client(t)
-	lossy := &resent{Scripter: client}
+	lossy := &resent{Client: client}
 	store := redisstore.New(lossy, redisstore.WithKeyPrefix(testredis.Prefix(t)))
 	if _, ok, err := store.Acquire(t.Context(), held("owner-1"), now); err != nil || !ok {
 		t.Fatalf("Acquire = %v, %v", ok, err)
@@ -250,4 +251,78 @@ func TestShortTTLTakeover(t *testing.T) {
 	if len(events) != 2 || !events[1].Takeover {
 		t.Fatalf("events = %+v; want the second run reported as a takeover", events)
 	}
+}
+
+// TestLayoutBytes pins the bytes of layout 1, whichever path writes them —
+// an acquire's own SET NX GET (a new key), the acquire script (over a free
+// record), Complete's script — so that records written by this version and
+// by the ones before and after it are the same bytes and every version reads
+// the others' (the golden strings are what the script-only version wrote).
+func TestLayoutBytes(t *testing.T) {
+	client := testredis.Client(t)
+	store := redisstore.New(client, redisstore.WithKeyPrefix(testredis.Prefix(t)))
+	big := jsonData(20 << 10)
+	zstd, format, err := zdata.Encode(big, redisstore.DefaultCompressThreshold)
+	if err != nil || format != "zstd" {
+		t.Fatalf("zdata.Encode = %q, %v", format, err)
+	}
+	escaped := held("own er\n%")
+	escaped.Fingerprint = "f p"
+	withData := held("owner-1")
+	withData.Status, withData.LeaseExpiration, withData.Data = idempotent.StatusCompleted, time.Time{}, []byte(`{"id":1}`)
+	check := func(t *testing.T, id, want string) {
+		t.Helper()
+		got, err := client.Get(t.Context(), store.Key(id)).Result()
+		if err != nil || got != want {
+			t.Fatalf("the key holds %q, %v; want %q", got, err, want)
+		}
+	}
+	for _, tt := range []struct {
+		name string
+		rec  idempotent.Record
+		want string
+	}{
+		{"in progress", held("owner-1"), "1I 1800003600 1800000030250 owner-1 fp -\n"},
+		{"escaped owner and fingerprint", escaped, "1I 1800003600 1800000030250 own%20er%0A%25 f%20p -\n"},
+		{"acquired completed, with data", withData, "1C 1800003600  owner-1 fp \n" + `{"id":1}`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			rec := tt.rec
+			rec.ID = "new"
+			if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
+				t.Fatalf("Acquire of a new key = %v, %v", ok, err)
+			}
+			check(t, rec.ID, tt.want)
+			// Over an expired record: the script writes.
+			rec.ID = "over"
+			old := done(held("someone"), []byte("old"), now.Add(-time.Hour))
+			old.ID = rec.ID
+			if _, ok, err := store.Acquire(t.Context(), old, now.Add(-2*time.Hour)); err != nil || !ok {
+				t.Fatalf("seed = %v, %v", ok, err)
+			}
+			if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
+				t.Fatalf("Acquire over an expired record = %v, %v", ok, err)
+			}
+			check(t, rec.ID, tt.want)
+			client.Del(t.Context(), store.Key("new"), store.Key("over"))
+		})
+	}
+	t.Run("completed, plain and zstd", func(t *testing.T) {
+		for _, c := range []struct {
+			data []byte
+			want string
+		}{
+			{[]byte(`{"id":1}`), "1C 1800003600  owner-1 fp \n" + `{"id":1}`},
+			{big, "1C 1800003600  owner-1 fp zstd\n" + string(zstd)},
+		} {
+			if _, ok, err := store.Acquire(t.Context(), held("owner-1"), now); err != nil || !ok {
+				t.Fatalf("Acquire = %v, %v", ok, err)
+			}
+			if err := store.Complete(t.Context(), done(held("owner-1"), c.data, now.Add(time.Hour))); err != nil {
+				t.Fatal(err)
+			}
+			check(t, testKey, c.want)
+			client.Del(t.Context(), store.Key(testKey))
+		}
+	})
 }

@@ -17,21 +17,30 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent/redisstore/internal/testredis"
 )
 
-// resent runs every EVALSHA twice against the real server and answers with
-// the second reply, as go-redis does when the first reply is lost after the
-// script ran (it resends on EOF by default).
+// resent runs every EVALSHA and SET twice against the real server and
+// answers with the second reply, as go-redis does when the first reply is
+// lost after the command ran (it resends on EOF by default).
 type resent struct {
-	redis.Scripter
+	redisstore.Client
 	on atomic.Bool
 }
 
 func (r *resent) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
 	if r.on.Load() {
-		if err := r.Scripter.EvalSha(ctx, sha1, keys, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
+		if err := r.Client.EvalSha(ctx, sha1, keys, args...).Err(); err != nil && !errors.Is(err, redis.Nil) {
 			return redis.NewCmdResult(nil, err)
 		}
 	}
-	return r.Scripter.EvalSha(ctx, sha1, keys, args...)
+	return r.Client.EvalSha(ctx, sha1, keys, args...)
+}
+
+func (r *resent) SetArgs(ctx context.Context, key string, value any, a redis.SetArgs) *redis.StatusCmd {
+	if r.on.Load() {
+		if err := r.Client.SetArgs(ctx, key, value, a).Err(); err != nil && !errors.Is(err, redis.Nil) {
+			return redis.NewStatusResult("", err)
+		}
+	}
+	return r.Client.SetArgs(ctx, key, value, a)
 }
 
 // TestAnswerLost: a write that landed but whose answer was lost, resent,
@@ -50,7 +59,7 @@ func TestAnswerLost(t *testing.T) {
 	_ = warm.Release(t.Context(), testKey, "w")
 	_, _ = warm.Get(t.Context(), testKey)
 
-	lossy := &resent{Scripter: client}
+	lossy := &resent{Client: client}
 	store := redisstore.New(lossy, redisstore.WithKeyPrefix(testredis.Prefix(t)))
 	lossy.on.Store(true)
 
@@ -182,15 +191,15 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 		}
 	})
 
-	// armingScripter arms the proxy before the n-th EVALSHA of the run:
-	// 1 = acquire, 2 = complete.
+	// armingScripter arms the proxy before the n-th command of the run:
+	// 1 = acquire (SET), 2 = complete (EVALSHA).
 	for _, tt := range []struct {
 		name string
 		drop int
 	}{{"acquire answer lost", 1}, {"complete answer lost", 2}} {
 		t.Run(tt.name, func(t *testing.T) {
 			runs := 0
-			lossy := &armingScripter{Scripter: client, proxy: proxy, at: tt.drop}
+			lossy := &armingScripter{Client: client, proxy: proxy, at: tt.drop}
 			s := redisstore.New(lossy, redisstore.WithKeyPrefix(testredis.Prefix(t)))
 			fn := func(context.Context) (string, error) { runs++; return "paid", nil }
 			out, err := idempotent.Do(t.Context(), idempotent.New(s, dopts...), "charge", "order-1", fn)
@@ -209,18 +218,28 @@ func TestAnswerLostOnTheWire(t *testing.T) {
 	}
 }
 
-// armingScripter arms the proxy just before its at-th EVALSHA.
+// armingScripter arms the proxy just before the at-th command the store
+// sends through it (EVALSHA or SET).
 type armingScripter struct {
-	redis.Scripter
+	redisstore.Client
 	proxy *dropProxy
 	at    int
 	n     int
 }
 
-func (a *armingScripter) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+func (a *armingScripter) arm() {
 	a.n++
 	if a.n == a.at {
 		a.proxy.armed.Store(true)
 	}
-	return a.Scripter.EvalSha(ctx, sha1, keys, args...)
+}
+
+func (a *armingScripter) EvalSha(ctx context.Context, sha1 string, keys []string, args ...any) *redis.Cmd {
+	a.arm()
+	return a.Client.EvalSha(ctx, sha1, keys, args...)
+}
+
+func (a *armingScripter) SetArgs(ctx context.Context, key string, value any, arg redis.SetArgs) *redis.StatusCmd {
+	a.arm()
+	return a.Client.SetArgs(ctx, key, value, arg)
 }

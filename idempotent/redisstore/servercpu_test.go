@@ -14,14 +14,15 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent/redisstore/internal/testredis"
 )
 
-// BenchmarkServerCPU reports what each script costs the server: the
-// microseconds of server CPU per EVALSHA (INFO commandstats, reset before
-// each case), for each operation of the store, next to the plain commands of
-// the floor (SET NX GET, SET, GET). The client's time is not in it.
+// BenchmarkServerCPU reports what each operation of the store costs the
+// server: the microseconds of server CPU of every command it sends (INFO
+// commandstats, reset before each case; plain commands and EVALSHA alike),
+// per operation, next to the plain commands of the floor (SET NX GET, SET,
+// GET); and the commands per operation. The client's time is not in it.
 //
 //	cd idempotent/redisstore && go test -run '^$' -bench ServerCPU -benchtime 5000x
 func BenchmarkServerCPU(b *testing.B) {
-	client := testredis.Client(b)
+	client, calls := testredis.CountingClient(b)
 	store := redisstore.New(client, redisstore.WithKeyPrefix(testredis.Prefix(b)))
 	ctx := b.Context()
 	data := jsonData(200)
@@ -63,18 +64,17 @@ func BenchmarkServerCPU(b *testing.B) {
 	// records its n operations need.
 	cases := []struct {
 		name  string
-		cmd   string // the command whose server time is reported
 		setup func(c string, n int)
 		op    func(c string, i int) error
 	}{
-		{name: "acquire-new", cmd: "evalsha", op: func(c string, i int) error {
+		{name: "acquire-new", op: func(c string, i int) error {
 			_, ok, err := store.Acquire(ctx, rec(key(c, i), "owner-1"), now)
 			if err == nil && !ok {
 				b.Fatal("not acquired")
 			}
 			return err
 		}},
-		{name: "complete", cmd: "evalsha",
+		{name: "complete",
 			setup: func(c string, n int) {
 				for i := range n {
 					must(acquire(key(c, i), "owner-1", now))
@@ -83,16 +83,16 @@ func BenchmarkServerCPU(b *testing.B) {
 			op: func(c string, i int) error {
 				return store.Complete(ctx, done(rec(key(c, i), "owner-1"), data, now.Add(time.Hour)))
 			}},
-		{name: "acquire-replay-200B", cmd: "evalsha", op: func(string, int) error {
+		{name: "acquire-replay-200B", op: func(string, int) error {
 			return acquire("replayed", "owner-2", now)
 		}},
-		{name: "acquire-replay-20KB", cmd: "evalsha", op: func(string, int) error {
+		{name: "acquire-replay-20KB", op: func(string, int) error {
 			return acquire("replayed-20k", "owner-2", now)
 		}},
-		{name: "acquire-in-progress", cmd: "evalsha", op: func(string, int) error {
+		{name: "acquire-in-progress", op: func(string, int) error {
 			return acquire("running", "owner-2", now)
 		}},
-		{name: "acquire-takeover", cmd: "evalsha",
+		{name: "acquire-takeover",
 			setup: func(c string, n int) {
 				for i := range n {
 					must(acquire(key(c, i), "owner-1", now))
@@ -102,7 +102,7 @@ func BenchmarkServerCPU(b *testing.B) {
 				// The lease of owner-1 has ended: a takeover.
 				return acquire(key(c, i), "owner-2", now.Add(time.Minute))
 			}},
-		{name: "release", cmd: "evalsha",
+		{name: "release",
 			setup: func(c string, n int) {
 				for i := range n {
 					must(acquire(key(c, i), "owner-1", now))
@@ -111,21 +111,21 @@ func BenchmarkServerCPU(b *testing.B) {
 			op: func(c string, i int) error {
 				return store.Release(ctx, key(c, i), "owner-1")
 			}},
-		{name: "get", cmd: "evalsha", op: func(string, int) error {
+		{name: "get", op: func(string, int) error {
 			_, err := store.Get(ctx, "replayed")
 			return err
 		}},
-		{name: "floor-set-nx-get", cmd: "set", op: func(c string, i int) error {
+		{name: "floor-set-nx-get", op: func(c string, i int) error {
 			err := client.SetArgs(ctx, "floor:{"+key(c, i)+"}", "INPROGRESS", redis.SetArgs{Mode: "NX", Get: true, TTL: time.Hour}).Err()
 			if err == redis.Nil {
 				err = nil
 			}
 			return err
 		}},
-		{name: "floor-set", cmd: "set", op: func(c string, i int) error {
+		{name: "floor-set", op: func(c string, i int) error {
 			return client.Set(ctx, "floor:{"+key(c, i)+"}", data, time.Hour).Err()
 		}},
-		{name: "floor-get", cmd: "get", op: func(string, int) error {
+		{name: "floor-get", op: func(string, int) error {
 			return client.Get(ctx, "floor:{floor-set-0}").Err()
 		}},
 	}
@@ -137,7 +137,7 @@ func BenchmarkServerCPU(b *testing.B) {
 			if c.setup != nil {
 				c.setup(tag, b.N)
 			}
-			must(client.ConfigResetStat(ctx).Err())
+			m := startServerMeter(b, client, calls)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				if err := c.op(tag, i); err != nil {
@@ -145,42 +145,112 @@ func BenchmarkServerCPU(b *testing.B) {
 				}
 			}
 			b.StopTimer()
-			calls, usec := commandStat(b, client, c.cmd)
-			if calls < int64(b.N) {
-				b.Fatalf("%s: server counted %d calls for %d operations", c.cmd, calls, b.N)
-			}
-			b.ReportMetric(usec/float64(calls), "server-µs/op")
+			m.report(b, b.N)
 		})
 	}
 	client.FlushDB(ctx)
 }
 
-// commandStat reads calls and usec of cmd from INFO commandstats.
-func commandStat(b *testing.B, client *redis.Client, cmd string) (int64, float64) {
+// serverMeter measures the server's time over a benchmark's loop, two ways:
+//
+//   - server-µs/op: the microseconds the server spent executing the
+//     commands the client sent, from INFO commandstats. A script's commands
+//     are in its EVALSHA's time and also counted under their own names, so
+//     a command name is counted only for the share of its calls the client
+//     sent itself (calls tells them); that share is exact where a command is
+//     sent only by the client or only by scripts, and a mean where it is
+//     both (a takeover's SET).
+//   - server-cpu-µs/op: the server process's CPU time (INFO cpu, user and
+//     system), which also holds reading, parsing and answering each command:
+//     what a round trip costs the server beyond the command.
+//
+// cmds/op is the commands the client sent per operation.
+type serverMeter struct {
+	client *redis.Client
+	calls  *testredis.Counter
+	cpu    float64
+}
+
+func startServerMeter(b *testing.B, client *redis.Client, calls *testredis.Counter) serverMeter {
+	b.Helper()
+	if err := client.ConfigResetStat(b.Context()).Err(); err != nil {
+		b.Fatal(err)
+	}
+	m := serverMeter{client: client, calls: calls, cpu: serverCPU(b, client)}
+	calls.Reset()
+	return m
+}
+
+func (m serverMeter) report(b *testing.B, n int) {
+	b.Helper()
+	cpu := serverCPU(b, m.client)
+	served, usec := commandStats(b, m.client)
+	var total float64
+	var cmds int
+	for name, u := range usec {
+		c := m.calls.Count(name)
+		if c == 0 || served[name] == 0 || name == "INFO" || strings.HasPrefix(name, "CONFIG") { // the meter's own
+			continue
+		}
+		cmds += c
+		total += u * min(1, float64(c)/float64(served[name]))
+	}
+	if cmds < n {
+		b.Fatalf("the client sent %d commands (%s) for %d operations", cmds, m.calls, n)
+	}
+	b.ReportMetric(total/float64(n), "server-µs/op")
+	b.ReportMetric((cpu-m.cpu)*1e6/float64(n), "server-cpu-µs/op")
+	b.ReportMetric(float64(cmds)/float64(n), "cmds/op")
+}
+
+// commandStats reads INFO commandstats: the calls and microseconds of each
+// command, by name (upper case, a subcommand's as "CONFIG|RESETSTAT").
+func commandStats(b *testing.B, client *redis.Client) (map[string]int64, map[string]float64) {
 	b.Helper()
 	info, err := client.Info(b.Context(), "commandstats").Result()
 	if err != nil {
 		b.Fatal(err)
 	}
+	calls, usec := map[string]int64{}, map[string]float64{}
 	sc := bufio.NewScanner(strings.NewReader(info))
 	for sc.Scan() {
-		line, ok := strings.CutPrefix(strings.TrimSpace(sc.Text()), "cmdstat_"+cmd+":")
+		name, line, ok := strings.Cut(strings.TrimPrefix(strings.TrimSpace(sc.Text()), "cmdstat_"), ":")
 		if !ok {
 			continue
 		}
-		var calls int64
-		var usec float64
+		name = strings.ToUpper(name)
 		for _, kv := range strings.Split(line, ",") {
 			k, v, _ := strings.Cut(kv, "=")
 			switch k {
 			case "calls":
-				calls, _ = strconv.ParseInt(v, 10, 64)
+				calls[name], _ = strconv.ParseInt(v, 10, 64)
 			case "usec":
-				usec, _ = strconv.ParseFloat(v, 64)
+				usec[name], _ = strconv.ParseFloat(v, 64)
 			}
 		}
-		return calls, usec
 	}
-	b.Fatalf("INFO commandstats has no %s", cmd)
-	return 0, 0
+	return calls, usec
+}
+
+// serverCPU reads the server's CPU time in seconds (INFO cpu: used_cpu_user
+// + used_cpu_sys).
+func serverCPU(b *testing.B, client *redis.Client) float64 {
+	b.Helper()
+	info, err := client.Info(b.Context(), "cpu").Result()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var sum float64
+	sc := bufio.NewScanner(strings.NewReader(info))
+	for sc.Scan() {
+		k, v, ok := strings.Cut(strings.TrimSpace(sc.Text()), ":")
+		if ok && (k == "used_cpu_user" || k == "used_cpu_sys") {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				b.Fatalf("INFO cpu: %s: %v", k, err)
+			}
+			sum += f
+		}
+	}
+	return sum
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -12,11 +13,29 @@ import (
 	"github.com/idemlambda/idemlambda/idempotent"
 )
 
-// Client is the part of a go-redis client the Store calls: the scripting
-// commands (EVALSHA, with EVAL when the server does not know the script yet).
-// *redis.Client, *redis.ClusterClient, *redis.Ring and every
-// redis.UniversalClient satisfy it; tests can wrap one.
-type Client = redis.Scripter
+// Client is the part of a go-redis client the Store calls: SET and GET (an
+// acquire is one plain SET NX GET, a read one GET) and the scripting
+// commands (EVALSHA, with EVAL when the server does not know a script yet)
+// for the writes that need a compare-and-set. *redis.Client,
+// *redis.ClusterClient, *redis.Ring and every redis.UniversalClient satisfy
+// it; tests can wrap one.
+//
+// Client used to be redis.Scripter alone. The module is before 1.0, and
+// the two methods it gained are an incompatible change for a caller that
+// passes a type of its own with only the scripting methods: embed Client in
+// it instead (or add Get and SetArgs). The go-redis clients are unaffected.
+type Client interface {
+	redis.Scripter
+	Get(ctx context.Context, key string) *redis.StringCmd
+	SetArgs(ctx context.Context, key string, value any, a redis.SetArgs) *redis.StatusCmd
+}
+
+var (
+	_ Client = (*redis.Client)(nil)
+	_ Client = (*redis.ClusterClient)(nil)
+	_ Client = (*redis.Ring)(nil)
+	_ Client = redis.UniversalClient(nil)
+)
 
 // Store is an idempotent.Store backed by Redis (7 or later) or Valkey. It is
 // safe for concurrent use; it holds no state besides its configuration, so
@@ -48,11 +67,18 @@ func (s *Store) Key(id string) string {
 	return s.opts.KeyPrefix + "{" + id + "}"
 }
 
-// Acquire implements idempotent.Store with one script run (one round trip):
-// it writes rec when the key is free at now and otherwise returns the record
-// that holds it, read in the same atomic step. When the write replaced an
-// in-progress record (a lease takeover) it returns that record, without its
-// data, with acquired == true, so the core reports the takeover.
+// Acquire implements idempotent.Store. It sends SET key rec NX GET PX ttl
+// itself, no script: a new key is written by it (one round trip), and a key
+// that holds a record answers with that record, which Acquire judges by the
+// decision table of the acquire script (judge), at the same now: a held
+// record is returned as found (one round trip); the caller's own in-progress
+// record (this acquire's write, resent by the client after its answer was
+// lost) is acquired without a write; and only a free one — expired, or in
+// progress with an ended lease — goes to the acquire script, which decides
+// again atomically, writes, and reports what it replaced: an in-progress
+// record, without its data, with acquired == true, so the core reports the
+// takeover (two round trips). A key of the legacy hash layout answers
+// WRONGTYPE and goes to the script as well.
 //
 // The key's time to live is max(rec.Expiration, rec.LeaseExpiration) - now,
 // set relative to the caller's now, so the key never disappears before the
@@ -77,6 +103,7 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		// key lives a millisecond, like an item whose TTL has passed.
 		ttl = 1
 	}
+	ttl = min(ttl, maxTTLMS)
 	var data []byte
 	format := ""
 	if rec.Data != nil {
@@ -85,8 +112,27 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 			return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 		}
 	}
-	reply, err := acquireScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
-		now.Unix(), nowMS, ttl, encodeRecord(rec, rec.Data != nil, data, format), escape(rec.Owner)).Result()
+	key, value, owner := s.Key(rec.ID), encodeRecord(rec, rec.Data != nil, data, format), escape(rec.Owner)
+	v, err := s.client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(ttl) * time.Millisecond}).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, true, nil // written: the key was free
+	case err == nil:
+		switch judge(v, now.Unix(), nowMS, owner) {
+		case held:
+			existing, err := decodeString(rec.ID, v)
+			if err != nil {
+				return nil, false, err
+			}
+			return existing, false, nil
+		case mine:
+			return nil, true, nil
+		}
+		// free: the script decides again and writes.
+	case !wrongType(err):
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
+	}
+	reply, err := acquireScript.Run(ctx, s.client, []string{key}, now.Unix(), nowMS, ttl, value, owner).Result()
 	if err != nil {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
 	}
@@ -109,6 +155,11 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	return existing, false, nil
 }
 
+// maxTTLMS is the longest time to live Acquire gives a key, in
+// milliseconds: the longest time.Duration (292 years), which go-redis takes
+// it as.
+const maxTTLMS = int64(math.MaxInt64 / time.Millisecond)
+
 // replaced decodes the in-progress record an acquire replaced (a lease
 // takeover), for Acquire to report; nil when it is not an in-progress record.
 // The acquire has succeeded whatever this finds, so an undecodable record is
@@ -122,9 +173,19 @@ func replaced(key string, reply any) *idempotent.Record {
 	return r
 }
 
-// Get implements idempotent.Store with one script run reading the record
-// from the primary (Redis has no other consistent read).
+// Get implements idempotent.Store with one GET of the record from the
+// primary (Redis has no other consistent read). A key of the legacy hash
+// layout, or of another type, answers WRONGTYPE; a script reads it then.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
+	v, err := s.client.Get(ctx, s.Key(key)).Result()
+	switch {
+	case errors.Is(err, redis.Nil):
+		return nil, nil
+	case err == nil:
+		return decodeString(key, v)
+	case !wrongType(err):
+		return nil, &idempotent.StoreError{Op: opGet, RecordID: key, Err: err}
+	}
 	reply, err := getScript.Run(ctx, s.client, []string{s.Key(key)}).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil, nil

@@ -125,3 +125,21 @@ func TestKeyLayout(t *testing.T) {
 	}
 	check("1C 1800003600  owner-1 fp \n" + `{"id":1}`)
 }
+
+// TestKeyTTLBeyondADuration: a record whose expiration lies further away
+// than a time.Duration reaches (292 years; go-redis takes the time to live
+// as one) gets the longest time to live there is, not an overflowed one
+// (which would be no time to live at all, or a negative one).
+func TestKeyTTLBeyondADuration(t *testing.T) {
+	client := testredis.Client(t)
+	store := redisstore.New(client, redisstore.WithKeyPrefix(testredis.Prefix(t)))
+	rec := held("owner-1")
+	rec.Expiration = now.AddDate(400, 0, 0).Truncate(time.Second)
+	if _, ok, err := store.Acquire(t.Context(), rec, now); err != nil || !ok {
+		t.Fatalf("Acquire = %v, %v", ok, err)
+	}
+	got := client.PTTL(t.Context(), store.Key(testKey)).Val()
+	if max := time.Duration(1<<63 - 1).Truncate(time.Millisecond); got > max || got < max-time.Minute {
+		t.Fatalf("PTTL = %v, want about %v", got, max)
+	}
+}
