@@ -26,7 +26,9 @@
 //   - Complete is a script fenced by status = in progress and owner = me;
 //     Release, a script, deletes the record under the same fence. A fencing
 //     failure is idempotent.ErrLeaseLost and changes nothing.
-//   - Get is one plain GET from the primary.
+//   - Get is one plain GET from the primary (the get script when a cluster
+//     client may send a GET to a replica: ReadOnly, RouteByLatency,
+//     RouteRandomly).
 //
 // No script reads a clock, builds a table or decodes JSON: each reads the
 // record's header with one anchored pattern and writes with one SET.

@@ -43,6 +43,8 @@ var (
 type Store struct {
 	client Client
 	opts   Options
+	// replicaReads: the client may send a GET to a replica (readsReplicas).
+	replicaReads bool
 }
 
 var _ idempotent.Store = (*Store)(nil)
@@ -59,7 +61,20 @@ const (
 // to. Options start from the defaults (see Options) and optFns are applied
 // in order.
 func New(client Client, optFns ...func(*Options)) *Store {
-	return &Store{client: client, opts: resolveOptions(optFns)}
+	return &Store{client: client, opts: resolveOptions(optFns), replicaReads: readsReplicas(client)}
+}
+
+// readsReplicas reports whether client may send a read-only command (GET)
+// to a replica: a cluster client with ReadOnly, RouteByLatency or
+// RouteRandomly. Get then reads through its script, which go-redis sends to
+// the primary, as every other operation.
+func readsReplicas(client Client) bool {
+	c, ok := client.(*redis.ClusterClient)
+	if !ok {
+		return false
+	}
+	o := c.Options()
+	return o.ReadOnly || o.RouteByLatency || o.RouteRandomly
 }
 
 // Key returns the Redis key that holds record id: KeyPrefix + "{" + id + "}".
@@ -92,18 +107,11 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	if rec.Status != idempotent.StatusInProgress && rec.Status != idempotent.StatusCompleted {
 		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: fmt.Errorf("unknown status %q", rec.Status)}
 	}
+	ttl, err := keyTTL(rec, now)
+	if err != nil {
+		return nil, false, &idempotent.StoreError{Op: opAcquire, RecordID: rec.ID, Err: err}
+	}
 	nowMS := now.UnixMilli()
-	expMS := rec.Expiration.Unix() * 1000
-	ttl := max(expMS, rec.LeaseExpiration.UnixMilli()) - nowMS
-	if rec.Status == idempotent.StatusInProgress {
-		ttl += graceMS
-	}
-	if ttl < 1 {
-		// Already dead at now (a caller bug, or a clock far behind): the
-		// key lives a millisecond, like an item whose TTL has passed.
-		ttl = 1
-	}
-	ttl = min(ttl, maxTTLMS)
 	var data []byte
 	format := ""
 	if rec.Data != nil {
@@ -113,8 +121,16 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 		}
 	}
 	key, value, owner := s.Key(rec.ID), encodeRecord(rec, rec.Data != nil, data, format), escape(rec.Owner)
-	v, err := s.client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(ttl) * time.Millisecond}).Result()
+	v, err := "", errLongTTL
+	if ttl <= maxDurationMS {
+		// go-redis takes the time to live as a time.Duration; a longer one
+		// goes to the script as the number it is (clamping it would leave
+		// the key short of the anchor the complete script counts from).
+		v, err = s.client.SetArgs(ctx, key, value, redis.SetArgs{Mode: "NX", Get: true, TTL: time.Duration(ttl) * time.Millisecond}).Result()
+	}
 	switch {
+	case errors.Is(err, errLongTTL):
+		// straight to the script
 	case errors.Is(err, redis.Nil):
 		return nil, true, nil // written: the key was free
 	case err == nil:
@@ -155,10 +171,46 @@ func (s *Store) Acquire(ctx context.Context, rec idempotent.Record, now time.Tim
 	return existing, false, nil
 }
 
-// maxTTLMS is the longest time to live Acquire gives a key, in
+// maxDurationMS is the longest time to live the plain SET can give a key, in
 // milliseconds: the longest time.Duration (292 years), which go-redis takes
-// it as.
-const maxTTLMS = int64(math.MaxInt64 / time.Millisecond)
+// it as. Longer ones go through the acquire script.
+const maxDurationMS = int64(math.MaxInt64 / time.Millisecond)
+
+// maxKeyMS bounds a key's time to live and the instants it is computed
+// from, in milliseconds (about 146 million years): Redis refuses a PX whose
+// end overflows its clock, and no sum below overflows an int64.
+const maxKeyMS = int64(math.MaxInt64 / 2)
+
+// errReplicaReads routes a Get of a client that may read replicas to the
+// get script.
+var errReplicaReads = errors.New("client may read replicas")
+
+// errLongTTL routes an acquire whose time to live exceeds maxDurationMS to
+// the script.
+var errLongTTL = errors.New("time to live beyond a time.Duration")
+
+// keyTTL returns the time to live of rec's key acquired at now, in
+// milliseconds: max(expiration, lease end) - now, plus graceMS for an
+// in-progress record, at least 1 (a record already dead at now, a caller
+// bug or a clock far behind, lives a millisecond, like an item whose TTL has
+// passed). Instants beyond ±maxKeyMS are an error, not a wrapped product:
+// a key that vanished at once would let a duplicate run again.
+func keyTTL(rec idempotent.Record, now time.Time) (int64, error) {
+	const bound = maxKeyMS / 1000
+	for _, t := range []time.Time{now, rec.Expiration, rec.LeaseExpiration} {
+		if u := t.Unix(); u > bound || u < -bound {
+			return 0, fmt.Errorf("time %d s out of the range a Redis key's time to live can be computed from (±%d s)", u, bound)
+		}
+	}
+	ttl := max(rec.Expiration.Unix()*1000, rec.LeaseExpiration.UnixMilli()) - now.UnixMilli()
+	if ttl <= maxKeyMS && rec.Status == idempotent.StatusInProgress {
+		ttl += graceMS
+	}
+	if ttl > maxKeyMS {
+		return 0, fmt.Errorf("time to live %d ms beyond the longest a Redis key can be given here (%d ms)", ttl, maxKeyMS)
+	}
+	return max(ttl, 1), nil
+}
 
 // replaced decodes the in-progress record an acquire replaced (a lease
 // takeover), for Acquire to report; nil when it is not an in-progress record.
@@ -177,8 +229,13 @@ func replaced(key string, reply any) *idempotent.Record {
 // primary (Redis has no other consistent read). A key of the legacy hash
 // layout, or of another type, answers WRONGTYPE; a script reads it then.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
-	v, err := s.client.Get(ctx, s.Key(key)).Result()
+	v, err := "", errReplicaReads
+	if !s.replicaReads {
+		v, err = s.client.Get(ctx, s.Key(key)).Result()
+	}
 	switch {
+	case errors.Is(err, errReplicaReads):
+		// the script, on the primary
 	case errors.Is(err, redis.Nil):
 		return nil, nil
 	case err == nil:
@@ -207,6 +264,9 @@ func (s *Store) Complete(ctx context.Context, rec idempotent.Record) error {
 	data, format, err := s.encodeData(rec.Data)
 	if err != nil {
 		return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: err}
+	}
+	if u := rec.Expiration.Unix(); u > maxKeyMS/1000 || u < -maxKeyMS/1000 {
+		return &idempotent.StoreError{Op: opComplete, RecordID: rec.ID, Err: fmt.Errorf("expiration %d s out of the range a Redis key's time to live can be computed from", u)}
 	}
 	rec.Status = idempotent.StatusCompleted
 	n, err := completeScript.Run(ctx, s.client, []string{s.Key(rec.ID)},
