@@ -13,8 +13,9 @@ import "strings"
 // several times over (issue 19): a PEG parser without memoisation that
 // backtracks through the alternatives of each OR and AND term, reading a bare
 // name again, letter by letter, in every one, where an alias is two
-// characters. There every name gets an alias (exprNames.all); it costs a few
-// bytes more and, on dynalite, less work (New says where).
+// characters. In the acquire's and the complete's expressions, sent on every
+// new key, every name gets an alias (exprNames.all): a few bytes more and,
+// on dynalite, less work (New has the figures).
 
 // exprNames assigns the names of one expression. The zero value is ready.
 type exprNames struct {

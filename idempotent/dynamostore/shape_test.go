@@ -52,8 +52,7 @@ func (r *recording) RoundTrip(req *http.Request) (*http.Response, error) {
 // parameter, as the local server gets (and accepts) them: what each one
 // costs the server to read was measured (docs/performance.md, "Where the
 // time goes"), so a change to a condition, a name or a parameter has to
-// show up here. The acquire names every attribute by an alias; the complete
-// names only the reserved words.
+// show up here. Both name every attribute by an alias.
 func TestNewKeyRequestShape(t *testing.T) {
 	tests := []struct {
 		name   string
@@ -108,11 +107,13 @@ func TestNewKeyRequestShape(t *testing.T) {
 				"Item":                                attrs(append(slices.Clone(keyAttrs), "status", "expiration", "in_progress_expiration", "owner", "validation")),
 			})
 			shape(t, "UpdateItem", updates[0], map[string]any{
-				"TableName":                table,
-				"Key":                      attrs(keyAttrs),
-				"UpdateExpression":         "SET #a = :c, expiration = :e, #c = :d REMOVE in_progress_expiration, data_format",
-				"ConditionExpression":      "#a = :i AND #b = :o",
-				"ExpressionAttributeNames": map[string]any{"#a": "status", "#b": "owner", "#c": "data"},
+				"TableName":           table,
+				"Key":                 attrs(keyAttrs),
+				"UpdateExpression":    "SET #a = :c, #c = :e, #d = :d REMOVE #e, #f",
+				"ConditionExpression": "#a = :i AND #b = :o",
+				"ExpressionAttributeNames": map[string]any{
+					"#a": "status", "#b": "owner", "#c": "expiration", "#d": "data", "#e": "in_progress_expiration", "#f": "data_format",
+				},
 				"ExpressionAttributeValues": map[string]any{
 					":c": av("S", "COMPLETED"),
 					":i": av("S", "INPROGRESS"),
