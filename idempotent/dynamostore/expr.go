@@ -8,15 +8,25 @@ import "strings"
 // name is an identifier (a letter, then letters, digits or underscores) and
 // not a reserved word; any other name (such as the default "status", "data"
 // and "owner", which are reserved) gets a "#a", "#b", ... alias.
+//
+// The exception is an expression that the local server's parser reads
+// several times over (issue 19): a PEG parser without memoisation that
+// backtracks through the alternatives of each OR and AND term, reading a bare
+// name again, letter by letter, in every one, where an alias is two
+// characters. In the acquire's and the complete's expressions, sent on every
+// new key, every name gets an alias (exprNames.all): a few bytes more and,
+// on dynalite, less work (New has the figures).
 
 // exprNames assigns the names of one expression. The zero value is ready.
 type exprNames struct {
 	m map[string]string // alias -> attribute name, nil while empty
+	// all gives every attribute an alias, bare names included.
+	all bool
 }
 
 // ref is how attr is written in the expression: itself, or its alias.
 func (n *exprNames) ref(attr string) string {
-	if bareName(attr) {
+	if !n.all && bareName(attr) {
 		return attr
 	}
 	for alias, a := range n.m {

@@ -82,6 +82,15 @@ func TestExprNames(t *testing.T) {
 	if want := map[string]string{"#a": "status", "#b": "owner"}; !maps.Equal(n.names(), want) {
 		t.Fatalf("names = %v, want %v", n.names(), want)
 	}
+
+	all := exprNames{all: true}
+	got = []string{all.ref("id"), all.ref("status"), all.ref("id"), all.ref("expiration")}
+	if want := []string{"#a", "#b", "#a", "#c"}; !slicesEqual(got, want) {
+		t.Fatalf("refs with all = %q, want %q", got, want)
+	}
+	if want := map[string]string{"#a": "id", "#b": "status", "#c": "expiration"}; !maps.Equal(all.names(), want) {
+		t.Fatalf("names with all = %v, want %v", all.names(), want)
+	}
 }
 
 // TestExpressionsNameEveryAttribute checks New's expressions for every

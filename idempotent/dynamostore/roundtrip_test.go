@@ -253,7 +253,7 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 			// The write is the contract's conditional put.
 			put := f.requests[0].body
 			wantPut := map[string]any{
-				"ConditionExpression":                 "#a = :i AND in_progress_expiration <= :m OR attribute_not_exists(id) OR expiration <= :s",
+				"ConditionExpression":                 "#a = :i AND #b <= :m OR attribute_not_exists(#c) OR #d <= :s",
 				"ReturnValuesOnConditionCheckFailure": "ALL_OLD",
 				"TableName":                           "idempotency",
 			}
@@ -262,7 +262,7 @@ func TestAcquireConflictWithOldItem(t *testing.T) {
 					t.Errorf("PutItem %s = %v, want %v", k, put[k], v)
 				}
 			}
-			if got, want := fmt.Sprint(put["ExpressionAttributeNames"]), "map[#a:status]"; got != want {
+			if got, want := fmt.Sprint(put["ExpressionAttributeNames"]), "map[#a:status #b:in_progress_expiration #c:id #d:expiration]"; got != want {
 				t.Errorf("PutItem ExpressionAttributeNames = %s, want %s", got, want)
 			}
 			if got, want := fmt.Sprint(put["ExpressionAttributeValues"]),

@@ -104,8 +104,13 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	// documented precedence, so the meaning is the same, and the local
 	// server's parser backtracks far less (it parsed the parenthesised form
 	// in ~2.6x the time of the floor's condition, this one in about the
-	// same; docs/performance.md, "Where the time goes").
-	var an exprNames
+	// same; docs/performance.md, "Where the time goes"). It names every
+	// attribute by an alias, bare names included: that parser reads each
+	// OR term up to four times and each name in it twice more, letter by
+	// letter, so a two-character alias instead of "in_progress_expiration"
+	// and "expiration" saves it more than the longer names map costs
+	// (issue 19: ~100 k fewer server instructions per new key, of ~1.9 M).
+	an := exprNames{all: true}
 	s.acquireCond = aws.String(an.ref(o.StatusAttr) + " = :i AND " + an.ref(o.LeaseAttr) + " <= :m OR attribute_not_exists(" +
 		an.ref(o.idAttr()) + ") OR " + an.ref(o.ExpirationAttr) + " <= :s")
 	s.acquireNames = an.names()
@@ -117,7 +122,9 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	// data. Never chunks. So each shape sets its attributes, removes the
 	// lease, and removes only the data attributes Acquire may have written
 	// that the shape does not set. DynamoDB rejects unused names, so each
-	// shape has its own.
+	// shape has its own. Every name is aliased here too: its update
+	// expression is read once through, so the gain is small (~10 k server
+	// instructions per new key, for 30 more bytes), but it is one.
 	shapes := [4]struct{ set, remove []string }{
 		shapePlain:             {[]string{o.DataAttr}, []string{o.DataFormatAttr}},
 		shapeCompressed:        {[]string{o.DataAttr, o.DataFormatAttr}, nil},
@@ -126,7 +133,7 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	}
 	placeholder := map[string]string{o.DataAttr: ":d", o.DataFormatAttr: ":f", o.ChunksAttr: ":k"}
 	for i, sh := range shapes {
-		var cn exprNames
+		cn := exprNames{all: true}
 		cond := cn.ref(o.StatusAttr) + " = :i AND " + cn.ref(o.OwnerAttr) + " = :o"
 		upd := "SET " + cn.ref(o.StatusAttr) + " = :c, " + cn.ref(o.ExpirationAttr) + " = :e"
 		for _, a := range sh.set {
