@@ -395,7 +395,7 @@ var (
 
 	wantDynamoDB = map[string]map[string][]string{
 		"PaymentsFunction": {"IdempotencyTable": idemActions, "PaymentsTable": {"dynamodb:GetItem", "dynamodb:PutItem"}},
-		"OrdersFunction":   {"IdempotencyTable": idemActions, "OrdersTable": {"dynamodb:PutItem"}},
+		"OrdersFunction":   {"IdempotencyTable": append([]string{"dynamodb:BatchGetItem"}, idemActions...), "OrdersTable": {"dynamodb:PutItem"}},
 	}
 	wantSQS = map[string]map[string][]string{
 		"PaymentsFunction": {},
