@@ -10,7 +10,7 @@ import "strings"
 // and "owner", which are reserved) gets a "#a", "#b", ... alias.
 //
 // The exception is an expression that the local server's parser reads
-// several times over (issue 19): a PEG parser without memoisation that
+// several times over: a PEG parser without memoisation that
 // backtracks through the alternatives of each OR and AND term, reading a bare
 // name again, letter by letter, in every one, where an alias is two
 // characters. In the acquire's and the complete's expressions, sent on every

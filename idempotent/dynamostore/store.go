@@ -109,7 +109,7 @@ func New(client API, table string, optFns ...func(*Options)) *Store {
 	// OR term up to four times and each name in it twice more, letter by
 	// letter, so a two-character alias instead of "in_progress_expiration"
 	// and "expiration" saves it more than the longer names map costs
-	// (issue 19: ~100 k fewer server instructions per new key, of ~1.9 M).
+	// (~100 k fewer server instructions per new key, of ~1.9 M).
 	an := exprNames{all: true}
 	s.acquireCond = aws.String(an.ref(o.StatusAttr) + " = :i AND " + an.ref(o.LeaseAttr) + " <= :m OR attribute_not_exists(" +
 		an.ref(o.idAttr()) + ") OR " + an.ref(o.ExpirationAttr) + " <= :s")

@@ -114,21 +114,11 @@ func keyValues(h http.Header) []string {
 	return out
 }
 
-// hasKey says whether h has the Idempotency-Key header under any spelling.
 // hasHeader reports whether h holds name under any spelling of it (a
 // caller may set a map key that is not canonical).
 func hasHeader(h http.Header, name string) bool {
 	for n := range h {
 		if strings.EqualFold(n, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func hasKey(h http.Header) bool {
-	for name := range h {
-		if strings.EqualFold(name, HeaderKey) {
 			return true
 		}
 	}

@@ -220,7 +220,7 @@ func (t *transport) guarded(m string) bool {
 // the key is removed from a copy) and is sent once, as other methods are.
 func (t *transport) keyless(req *http.Request, prev *logical) (*http.Response, error) {
 	r := req
-	if hasKey(req.Header) {
+	if hasHeader(req.Header, HeaderKey) {
 		r = req.Clone(req.Context())
 		delKey(r.Header)
 	}

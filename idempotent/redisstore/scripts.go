@@ -202,7 +202,8 @@ return 1
 
 // getScript reads the record: the record (a string, or a legacy array), nil
 // (no key), or {0, type} for a foreign key. Get sends a plain GET and runs
-// it only when that answered WRONGTYPE.
+// it only when that answered WRONGTYPE, or in its place for a cluster client
+// that may send a GET to a replica (the script goes to the primary).
 var getScript = redis.NewScript(legacy + `
 local v = redis.pcall('GET', KEYS[1])
 if type(v) == 'table' then

@@ -227,7 +227,9 @@ func replaced(key string, reply any) *idempotent.Record {
 
 // Get implements idempotent.Store with one GET of the record from the
 // primary (Redis has no other consistent read). A key of the legacy hash
-// layout, or of another type, answers WRONGTYPE; a script reads it then.
+// layout, or of another type, answers WRONGTYPE; a script reads it then. A
+// cluster client that may send a GET to a replica (readsReplicas) reads
+// through that script from the start.
 func (s *Store) Get(ctx context.Context, key string) (*idempotent.Record, error) {
 	v, err := "", errReplicaReads
 	if !s.replicaReads {

@@ -17,7 +17,7 @@ import (
 )
 
 // BenchmarkServerInstructions counts the instructions the local server
-// spends per new-key invocation of the floor and of idemlambda (issue 19):
+// spends per new-key invocation of the floor and of idemlambda:
 // the requests both sides send for 200 B results, replayed into dynalite's
 // HTTP handler under valgrind's callgrind by tools/bench/servercost.cjs
 // (the socket left out; the JIT warmed up; the garbage collector kept out
